@@ -1,0 +1,37 @@
+"""Error types of echo_core.
+
+Every error a user can cause is a ``ValueError`` subclass, so callers (the UI, batch jobs) can
+catch ``EchoError`` and show ``str(e)``: the message says what was wrong and what is accepted.
+"""
+
+
+class EchoError(ValueError):
+    """Base class of every user-facing error raised by echo_core."""
+
+
+class AudioError(EchoError):
+    """Audio that cannot be read or is not acceptable (empty, corrupt, too long, non-finite)."""
+
+
+class PitchSettingsError(EchoError):
+    """Praat pitch settings out of their valid range."""
+
+
+class RotaryError(EchoError):
+    """Bad arguments to the rotary / similarity math (sizes, theta, head dim)."""
+
+
+class ConfigError(EchoError):
+    """A model configuration field that is unknown or has a bad value."""
+
+
+class CheckpointError(EchoError):
+    """A file or folder that is not a loadable checkpoint, or weights that do not fit the config."""
+
+
+class CaptureError(EchoError):
+    """A hook cache that lacks what a statistic needs (e.g. no gradients were recorded)."""
+
+
+class TranscriptError(EchoError):
+    """Text that cannot be tokenised with the checkpoint's tokenizer."""
