@@ -1,0 +1,152 @@
+"""Which model the model benchmarks run: shipped checkpoints, else a fresh model of similar size.
+
+Shared by bench_hooks and bench_model. Everything that needs a not-yet-written module is
+imported inside a function, and ``missing()`` says in words what is absent, so a benchmark can
+report "skipped: <reason>" instead of crashing while the other helpers are still at work.
+
+The fallback is a seeded, freshly initialised Echo saved as a real checkpoint folder (config,
+weights, tokenizer) in the temp directory, so every path (load_checkpoint, the app's
+run_model, transcribe) runs exactly as for a shipped one; its label says "random weights".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks import _signals as S
+
+CHECKPOINTS_DIR = S.REPO / "assets" / "checkpoints"
+FRESH = "fresh-init"  # name of the fallback model (random weights, NOT a trained checkpoint)
+# Similar in size to the project's digit models (runs/*/config.json at the time of writing).
+FRESH_DIMS = dict(vocab=29, text_ctx=64, text_dims=160, text_head=4, text_idx=2, mels=80,
+                  aud_ctx=640, aud_dims=160, aud_head=4, aud_idx=3, f0_rotary=True,
+                  decoder_mask="causal")
+QUICK_DIMS = dict(FRESH_DIMS, text_ctx=8, text_dims=32, aud_dims=32, text_head=2, aud_head=2,
+                  text_idx=1, aud_idx=1, mels=32)
+TOKENS = 20  # decoder prefix length used for forward passes
+NEEDS = {"echo_core.model": ("Echo", "EchoDims"), "echo_core.hooks": ("capture",),
+         "echo_core.checkpoint": ("load_checkpoint", "save_checkpoint"),
+         "echo_core.decode": ("transcribe", "audio_features"),
+         "echo_core.tokenizer": ("CharTokenizer",)}
+
+
+@lru_cache(maxsize=1)
+def torch_default_threads() -> int:
+    """torch's own intra-op thread count, read before anything here changes it."""
+    import torch
+
+    return torch.get_num_threads()
+
+
+def app_threads(quick: bool) -> str:
+    """Use the torch thread count the app uses for model runs; returns a note saying which.
+
+    workbench.analysis.MODEL_THREADS (1 at the time of writing): on two cores shared with
+    training, a second intra-op thread mostly waits for a core, and a forward pass ran up to
+    14x slower with 2 threads than with 1 here. --quick always uses 1 thread.
+    """
+    import torch
+
+    default = torch_default_threads()
+    threads = 1 if quick else default
+    source = "--quick" if quick else "torch default"
+    if not quick:
+        try:
+            from workbench.analysis import MODEL_THREADS
+
+            threads, source = int(MODEL_THREADS), "workbench.analysis.MODEL_THREADS, as the app"
+        except Exception:  # noqa: BLE001 (no workbench yet: torch's default)
+            pass
+    torch.set_num_threads(threads)
+    return f"torch intra-op threads: {threads} ({source}; torch's default here is {default})"
+
+
+def missing(*modules: str) -> str | None:
+    """None when every module imports and has what we call, else the reason for skipping."""
+    for name in modules:
+        try:
+            module = importlib.import_module(name)
+        except Exception as e:  # noqa: BLE001 (a half-written module may raise anything)
+            return f"{name} not importable yet ({type(e).__name__}: {e})"
+        absent = [a for a in NEEDS.get(name, ()) if not hasattr(module, a)]
+        if absent:
+            return f"{name} lacks {', '.join(absent)}"
+    return None
+
+
+def shipped() -> list[str]:
+    """Names of the checkpoint folders in assets/checkpoints (config.json + weights)."""
+    if not CHECKPOINTS_DIR.is_dir():
+        return []
+    return sorted(p.name for p in CHECKPOINTS_DIR.iterdir()
+                  if p.is_dir() and (p / "config.json").is_file()
+                  and any(p.glob("*.safetensors")))
+
+
+def names(quick: bool, every: bool) -> list[str]:
+    """The models to run: all (or the first) shipped checkpoints, else the fresh fallback."""
+    if quick:
+        return [FRESH + "-quick"]
+    found = shipped()
+    return (found if every else found[:1]) or [FRESH]
+
+
+def path(name: str) -> Path:
+    """The checkpoint folder of a model name (creating the fresh fallback on first use)."""
+    if not name.startswith(FRESH):
+        return CHECKPOINTS_DIR / name
+    dims = QUICK_DIMS if name.endswith("quick") else FRESH_DIMS
+    tag = hashlib.sha1(json.dumps(dims, sort_keys=True).encode()).hexdigest()[:10]
+    folder = Path(tempfile.gettempdir()) / f"echo-bench-{name}-{tag}"
+    if not (folder / "config.json").is_file():
+        import torch
+
+        from echo_core.checkpoint import save_checkpoint
+        from echo_core.model import Echo, EchoDims
+        from echo_core.tokenizer import CharTokenizer
+
+        torch.manual_seed(0)
+        model = Echo(EchoDims(**dims))
+        meta = {"features": {"n_mels": dims["mels"], "fmin": 0.0, "fmax": 8000.0},
+                "tokenizer": "tokenizer.json", "note": "random weights (benchmark fallback)"}
+        staging = folder.with_name(folder.name + ".tmp")
+        save_checkpoint(model, staging, meta=meta)
+        CharTokenizer().save(staging)
+        staging.replace(folder) if not folder.exists() else None
+    return folder
+
+
+@lru_cache(maxsize=4)
+def load(name: str):
+    """Echo in eval mode (via load_checkpoint, for shipped and fallback models alike)."""
+    from echo_core.checkpoint import load_checkpoint
+
+    return load_checkpoint(path(name))
+
+
+def label(name: str) -> str:
+    return f"{name} (random weights: no shipped checkpoint yet)" if name.startswith(FRESH) else name
+
+
+@lru_cache(maxsize=8)
+def inputs(name: str, seconds: float) -> dict:
+    """Echo.forward keyword arguments for ``seconds`` of looped example speech."""
+    import torch
+
+    from echo_core.decode import audio_features
+
+    model = load(name)
+    mel, f0 = audio_features(model, S.real_speech(float(seconds)), S.SR)
+    generator = torch.Generator().manual_seed(0)
+    length = min(TOKENS, model.dims.text_ctx)
+    ids = torch.randint(3, model.dims.vocab, (1, length), generator=generator)
+    ids[0, 0] = 1  # bos
+    return {"input_ids": ids, "spectrogram": torch.from_numpy(mel)[None],
+            "f0": None if f0 is None else torch.from_numpy(np.asarray(f0, np.float32))[None]}

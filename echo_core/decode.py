@@ -1,0 +1,158 @@
+"""Greedy transcription with an Echo checkpoint, and WER/CER evaluation.
+
+The audio is encoded once; the decoder then runs step by step on the growing prefix (the
+project's models use a causal decoder mask, so a prefix sees what it saw in training). Feature
+settings (n_mels, fmin, fmax) and the tokenizer file come from the checkpoint's ``meta``, so a
+checkpoint folder is all that is needed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from echo_core.errors import CheckpointError
+from echo_core.tokenizer import BOS, EOS, TOKENIZER_FILE, CharTokenizer
+
+DEFAULT_FEATURES = {"n_mels": 128, "fmin": 0.0, "fmax": None}  # the audio module's defaults
+
+
+def model_uses_f0(model) -> bool:
+    """True when the model reads an F0 contour (f0 rotary or pitch bias)."""
+    dims = model.dims
+    return bool(getattr(dims, "f0_rotary", False) or getattr(dims, "pitch_bias", False))
+
+
+def feature_settings(model) -> dict:
+    """The log-mel settings the model was trained with (meta["features"]), n_mels checked."""
+    features = {**DEFAULT_FEATURES, **(getattr(model, "meta", None) or {}).get("features", {})}
+    if int(features["n_mels"]) != int(model.dims.mels):
+        raise CheckpointError(f"meta says n_mels={features['n_mels']} but the model expects "
+                              f"mels={model.dims.mels}")
+    return features
+
+
+def load_tokenizer(model) -> CharTokenizer:
+    """The tokenizer named in model.meta, looked up beside the checkpoint it was loaded from."""
+    meta = getattr(model, "meta", None) or {}
+    folder = meta.get("path") or meta.get("checkpoint_dir") or getattr(model, "checkpoint_dir", None)
+    name = meta.get("tokenizer", TOKENIZER_FILE)
+    if folder is None or not (Path(folder) / name).is_file():
+        raise CheckpointError(f"cannot find the tokenizer {name!r} for this model (folder "
+                              f"{folder!r}); pass tokenizer=CharTokenizer.load(path)")
+    return CharTokenizer.load(Path(folder) / name)
+
+
+def audio_features(model, samples: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """(log-mel (n_mels, T), F0 for the model (T,) with 0 unvoiced, or None) for raw audio."""
+    from echo_core.audio import SAMPLE_RATE, audio_from_array, log_mel
+
+    audio = audio_from_array(samples, sr)
+    settings = feature_settings(model)
+    mel = log_mel(audio.samples, SAMPLE_RATE, n_mels=int(settings["n_mels"]),
+                  fmin=float(settings["fmin"]), fmax=settings["fmax"])
+    if not model_uses_f0(model):
+        return mel, None
+    from echo_core.pitch import align_to_frames, extract_f0, f0_for_model
+
+    f0 = f0_for_model(align_to_frames(extract_f0(audio.samples, SAMPLE_RATE), mel.shape[1]))
+    return mel, f0
+
+
+# ---------------------------------------------------------------------------------------------
+# Encoder once, decoder per step
+
+def encode(model, spectrogram: torch.Tensor, f0: torch.Tensor | None):
+    """Encoder output for (B, n_mels, T) log-mel (and (B, T) F0 when the model uses it)."""
+    return model.encode(spectrogram=spectrogram, f0=f0 if model_uses_f0(model) else None)
+
+
+def next_logits(model, ids: torch.Tensor, encoded, f0: torch.Tensor | None) -> torch.Tensor:
+    """Logits (B, vocab) of the next token after prefix ``ids`` (B, L)."""
+    logits = model.decoder(ids, encoded, f0=f0 if model_uses_f0(model) else None)
+    return logits[:, -1]
+
+
+@torch.no_grad()
+def greedy_ids(model, spectrogram: torch.Tensor, f0: torch.Tensor | None,
+               max_tokens: int | None = None) -> list[list[int]]:
+    """Greedy token ids per batch item (without bos/eos), stopping at eos or the length limit.
+
+    The limit is text_ctx - 1 generated tokens (the prefix with bos must fit text_ctx).
+    """
+    limit = model.dims.text_ctx - 1 if max_tokens is None else min(max_tokens,
+                                                                    model.dims.text_ctx - 1)
+    encoded = encode(model, spectrogram, f0)
+    batch = spectrogram.shape[0]
+    ids = torch.full((batch, 1), BOS, dtype=torch.long)
+    done = torch.zeros(batch, dtype=torch.bool)
+    for _ in range(limit):
+        nxt = next_logits(model, ids, encoded, f0).argmax(-1)
+        nxt = torch.where(done, torch.full_like(nxt, EOS), nxt)
+        ids = torch.cat([ids, nxt[:, None]], dim=1)
+        done |= nxt == EOS
+        if bool(done.all()):
+            break
+    out = []
+    for row in ids[:, 1:].tolist():
+        out.append(row[:row.index(EOS)] if EOS in row else row)
+    return out
+
+
+def batch_greedy(model, mels: list[np.ndarray], f0s: list[np.ndarray] | None,
+                 tokenizer: CharTokenizer) -> list[str]:
+    """Greedy transcripts of a batch of (n_mels, T) mels (+ (T,) model F0, 0 = unvoiced).
+
+    Padding as in training: mel with each clip's floor, F0 with 0.
+    """
+    T = max(m.shape[1] for m in mels)
+    spec = np.zeros((len(mels), mels[0].shape[0], T), np.float32)
+    f0 = np.zeros((len(mels), T), np.float32)
+    for b, m in enumerate(mels):
+        spec[b] = m.min()
+        spec[b, :, :m.shape[1]] = m
+        if f0s is not None:
+            f0[b, :len(f0s[b])] = f0s[b]
+    f0_t = torch.from_numpy(f0) if (f0s is not None and model_uses_f0(model)) else None
+    return [tokenizer.decode(ids) for ids in greedy_ids(model, torch.from_numpy(spec), f0_t)]
+
+
+def transcribe(model, samples: np.ndarray, sr: int, tokenizer: CharTokenizer | None = None,
+               max_tokens: int | None = None) -> str:
+    """Greedy transcript of raw audio (any rate; resampled to 16 kHz, features as trained)."""
+    tokenizer = tokenizer or load_tokenizer(model)
+    model.eval()
+    mel, f0 = audio_features(model, samples, sr)
+    f0_t = None if f0 is None else torch.from_numpy(np.asarray(f0, np.float32))[None]
+    ids = greedy_ids(model, torch.from_numpy(mel)[None], f0_t, max_tokens=max_tokens)[0]
+    return tokenizer.decode(ids)
+
+
+# ---------------------------------------------------------------------------------------------
+# Scores
+
+def wer_cer(references: list[str], hypotheses: list[str]) -> tuple[float, float]:
+    """(WER, CER) over a set of transcripts with jiwer (empty hypotheses count as deletions)."""
+    import jiwer
+
+    if not references:
+        return float("nan"), float("nan")
+    return (float(jiwer.wer(references, hypotheses)), float(jiwer.cer(references, hypotheses)))
+
+
+def evaluate(model, clips, tokenizer: CharTokenizer | None = None) -> tuple[float, float]:
+    """(WER, CER) of greedy transcripts for ``clips``: (wav path or (samples, sr), text) pairs."""
+    import soundfile as sf
+
+    tokenizer = tokenizer or load_tokenizer(model)
+    refs, hyps = [], []
+    for audio, text in clips:
+        if isinstance(audio, (str, Path)):
+            samples, sr = sf.read(str(audio), dtype="float32")
+        else:
+            samples, sr = audio
+        refs.append(tokenizer.normalize(text))
+        hyps.append(transcribe(model, samples, sr, tokenizer))
+    return wer_cer(refs, hyps)

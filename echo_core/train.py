@@ -1,0 +1,485 @@
+"""Train an Echo model on the synthetic digit corpus, on the CPU, reproducibly and resumably.
+
+    python -m echo_core.train --data data/digits --config mean_f0_theta --out runs/mean_f0_theta
+
+Why these choices: the three shipped checkpoints must differ *only* in their vRoPE settings, so
+data order, SpecAugment masks and initial weights are all drawn from the seed (model init from
+``torch.manual_seed(seed)``; batch order from ``(seed, epoch)``; masks from ``(seed, step)``),
+which also makes a resumed run continue exactly where it stopped. Batches group clips of similar
+length: padding would otherwise dilute the utterance-mean F0 that ``mean_f0`` theta uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from echo_core.checkpoint import load_checkpoint, save_checkpoint
+from echo_core.corpus import load_features
+from echo_core.decode import batch_greedy, evaluate, model_uses_f0, wer_cer
+from echo_core.errors import ConfigError
+from echo_core.model import Echo, EchoDims
+from echo_core.pitch import f0_for_model
+from echo_core.tokenizer import PAD, TOKENIZER_FILE, CharTokenizer
+
+# Shared by every preset: the shipped models differ only in the vRoPE switches below.
+# f0_mean "voiced": theta from each utterance's own voiced-frame mean F0 (rotary.theta_from_f0,
+# what the workbench draws) rather than the reference's whole-batch mean with zeros, so an
+# utterance's theta does not depend on what it was batched or padded with.
+BASE_DIMS = dict(text_ctx=64, text_dims=128, text_head=4, text_idx=2, mels=80, aud_ctx=640,
+                 aud_dims=128, aud_head=4, aud_idx=2, act="gelu", features=["spectrogram"],
+                 cross_attn=True, decoder_mask="causal", f0_mean="voiced")
+PRESETS = {
+    "static_theta": dict(f0_rotary=False),
+    "mean_f0_theta": dict(f0_rotary=True, theta_mode="mean_f0"),
+    "f0_theta_bias": dict(f0_rotary=True, theta_mode="mean_f0", pitch_bias=True),
+    "per_frame_theta": dict(f0_rotary=True, theta_mode="per_frame"),
+    # A few-second model for tests and smoke runs.
+    "tiny": dict(text_dims=32, text_head=2, text_idx=1, aud_dims=32, aud_head=2, aud_idx=1,
+                 f0_rotary=True),
+}
+FEATURES = dict(n_mels=80, fmin=0.0, fmax=8000.0)  # log-mel settings, stored in the model meta
+LAST = "last"  # sub-folder with the resumable state
+STATE_FILE = "train_state.pt"
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and bookkeeping settings (all on the command line)."""
+
+    data: str
+    out: str
+    config: str = "mean_f0_theta"
+    steps: int = 2000
+    batch_frames: int = 5000  # mel frames per batch (batch size adapts to clip length)
+    max_batch: int = 48
+    lr: float = 1.5e-3
+    min_lr_ratio: float = 0.02  # cosine decays to lr * this: the end of training is stable
+    warmup: int = 200
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    seed: int = 0
+    eval_every: int = 250
+    eval_clips: int = 96  # validation clips decoded greedily at each evaluation
+    save_every: int = 250
+    log_every: int = 25
+    threads: int = 1
+    freq_masks: int = 2
+    freq_width: int = 10
+    time_masks: int = 2
+    time_ratio: float = 0.08  # max time-mask width as a fraction of the clip
+    n_mels: int = FEATURES["n_mels"]
+    fmin: float = FEATURES["fmin"]
+    fmax: float | None = FEATURES["fmax"]
+    test_eval: bool = True  # decode the whole test split from raw audio at the end
+    curriculum: bool = True  # first epoch from short to long clips (helps attention lock in)
+    stop_at: int = 0  # if > 0, save and stop at this step (as if interrupted; resume later)
+    progress: bool = True
+    overrides: dict = field(default_factory=dict)  # extra EchoDims fields
+
+
+def make_dims(config: str, vocab: int, n_mels: int, overrides: dict | None = None) -> EchoDims:
+    """EchoDims for a preset name (mels = n_mels of the features); ConfigError lists presets."""
+    if config not in PRESETS:
+        raise ConfigError(f"unknown training preset {config!r}; choose one of {sorted(PRESETS)}")
+    fields = {**BASE_DIMS, **PRESETS[config], "mels": n_mels, **(overrides or {}), "vocab": vocab}
+    return EchoDims.from_dict(fields)
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+
+def length_batches(lengths: np.ndarray, batch_frames: int, max_batch: int,
+                   rng: np.random.Generator) -> list[np.ndarray]:
+    """Index batches of similar length (sorted with a random tie-break), in random order."""
+    order = np.lexsort((rng.random(len(lengths)), lengths))
+    batches, start = [], 0
+    while start < len(order):
+        size = max(1, min(max_batch, batch_frames // max(1, int(lengths[order[start]]))))
+        # the longest clip of the batch sets its padded size
+        while size > 1 and int(lengths[order[min(start + size, len(order)) - 1]]) * size > batch_frames:
+            size -= 1
+        batches.append(order[start:start + size])
+        start += size
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def spec_augment(mel: np.ndarray, rng: np.random.Generator, cfg: TrainConfig) -> np.ndarray:
+    """SpecAugment: frequency and time masks filled with the clip's mean (a copy)."""
+    mel = mel.copy()
+    fill = float(mel.mean())
+    n_mels, n_frames = mel.shape
+    for _ in range(cfg.freq_masks):
+        w = int(rng.integers(0, cfg.freq_width + 1))
+        f = int(rng.integers(0, max(1, n_mels - w)))
+        mel[f:f + w] = fill
+    for _ in range(cfg.time_masks):
+        w = int(rng.integers(0, int(cfg.time_ratio * n_frames) + 1))
+        t = int(rng.integers(0, max(1, n_frames - w)))
+        mel[:, t:t + w] = fill
+    return mel
+
+
+def collate(indices, mels, f0s, token_ids, augment=None):
+    """Pad one batch: mel with each clip's floor (silence), F0 with 0 (unvoiced), text with pad.
+
+    Returns (spectrogram (B, n_mels, T), f0 (B, T) Hz 0=unvoiced, decoder input (B, L), labels
+    (B, L)); decoder input is bos + text, labels are text + eos (pad 0 is ignored by the loss).
+    """
+    T = max(mels[i].shape[1] for i in indices)
+    L = max(len(token_ids[i]) for i in indices) - 1
+    spec = np.zeros((len(indices), mels[indices[0]].shape[0], T), np.float32)
+    f0 = np.zeros((len(indices), T), np.float32)
+    inp = np.full((len(indices), L), PAD, np.int64)
+    lab = np.full((len(indices), L), PAD, np.int64)
+    for b, i in enumerate(indices):
+        mel = augment(mels[i]) if augment else mels[i]
+        spec[b] = mel.min()
+        spec[b, :, :mel.shape[1]] = mel
+        f0[b, :len(f0s[i])] = f0_for_model(f0s[i])
+        ids = token_ids[i]
+        inp[b, :len(ids) - 1] = ids[:-1]
+        lab[b, :len(ids) - 1] = ids[1:]
+    return (torch.from_numpy(spec), torch.from_numpy(f0), torch.from_numpy(inp),
+            torch.from_numpy(lab))
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up to cfg.lr, then cosine decay to cfg.lr * min_lr_ratio at cfg.steps."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    floor = cfg.lr * cfg.min_lr_ratio
+    return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def batch_loss(model: Echo, spec, f0, inp, lab) -> torch.Tensor:
+    """Token cross-entropy (pad ignored), computed here so label shifting is explicit."""
+    kwargs = {"f0": f0} if model_uses_f0(model) else {}
+    logits = model(inp, spectrogram=spec, **kwargs)["logits"]
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), lab.reshape(-1),
+                           ignore_index=PAD)
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints
+
+def model_meta(cfg: TrainConfig, extra: dict | None = None) -> dict:
+    return {"features": {"n_mels": cfg.n_mels, "fmin": cfg.fmin, "fmax": cfg.fmax},
+            "tokenizer": TOKENIZER_FILE, "preset": cfg.config, **(extra or {})}
+
+
+def save_state(model, optimizer, step: int, elapsed: float, out: Path, meta: dict,
+               tokenizer: CharTokenizer) -> None:
+    """Resumable state in out/last: the model checkpoint plus optimizer state (tensors/plain)."""
+    last = out / LAST
+    tmp = out / (LAST + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_checkpoint(model, tmp, meta=meta)
+    tokenizer.save(tmp / TOKENIZER_FILE)
+    torch.save({"optimizer": optimizer.state_dict(), "step": torch.tensor(step),
+                "elapsed": torch.tensor(elapsed, dtype=torch.float64)}, tmp / STATE_FILE)
+    shutil.rmtree(last, ignore_errors=True)
+    tmp.rename(last)
+
+
+def load_state(out: Path, model, optimizer) -> tuple[int, float]:
+    """Restore model + optimizer from out/last; returns (step, elapsed seconds)."""
+    last = out / LAST
+    saved = load_checkpoint(last)
+    model.load_state_dict(saved.state_dict())
+    state = torch.load(last / STATE_FILE, weights_only=True)
+    optimizer.load_state_dict(state["optimizer"])
+    return int(state["step"]), float(state["elapsed"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+
+def train(cfg: TrainConfig) -> Echo:
+    """Train (or resume) and write the final checkpoint + model card to cfg.out."""
+    torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = CharTokenizer()
+    specs, mels, f0s = load_features(cfg.data, cfg.n_mels, cfg.fmin, cfg.fmax)
+    token_ids = [tokenizer.encode(s.text, bos=True, eos=True) for s in specs]
+    split = np.array([s.split for s in specs])
+    train_idx = np.flatnonzero(split == "train")
+    val_idx = np.flatnonzero(split == "validation")
+    if len(train_idx) == 0:
+        raise ConfigError(f"{cfg.data} has no training clips")
+    lengths = np.array([m.shape[1] for m in mels])
+
+    dims = make_dims(cfg.config, tokenizer.vocab_size, cfg.n_mels, cfg.overrides)
+    if max(len(t) for t in token_ids) > dims.text_ctx:
+        raise ConfigError(f"text_ctx {dims.text_ctx} is shorter than the longest transcript")
+    torch.manual_seed(cfg.seed)
+    model = Echo(dims)
+    n_params = sum(p.numel() for p in model.parameters())
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}],
+                                  lr=cfg.lr, betas=(0.9, 0.98))
+    meta = model_meta(cfg, {"data": str(cfg.data), "seed": cfg.seed, "params": n_params,
+                            "train": _train_settings(cfg)})
+    step, elapsed = 0, 0.0
+    log_path = out / "log.jsonl"
+    if (out / LAST / STATE_FILE).is_file():
+        step, elapsed = load_state(out, model, optimizer)
+        _log(log_path, {"event": "resume", "step": step})
+    else:
+        log_path.write_text("")
+        _log(log_path, {"event": "start", "config": cfg.config, "params": n_params,
+                        "dims": _dims_dict(dims), "train_clips": int(len(train_idx))})
+
+    epoch_of = _epoch_iterator(lengths, train_idx, cfg)
+    bar = _bar(cfg, step)
+    t0 = time.time() - elapsed
+    running = []
+    model.train()
+    end = min(cfg.steps, cfg.stop_at) if cfg.stop_at > 0 else cfg.steps
+    while step < end:
+        batch = epoch_of(step)
+        aug_rng = np.random.default_rng([cfg.seed, 7, step])
+        spec, f0, inp, lab = collate(batch, mels, f0s, token_ids,
+                                     augment=lambda m: spec_augment(m, aug_rng, cfg))
+        for g in optimizer.param_groups:
+            g["lr"] = lr_at(step, cfg)
+        loss = batch_loss(model, spec, f0, inp, lab)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        step += 1
+        running.append(loss.item())
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        if step % cfg.log_every == 0:
+            _log(log_path, {"step": step, "loss": float(np.mean(running)),
+                            "lr": lr_at(step - 1, cfg), "seconds": time.time() - t0})
+            running = []
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            _log(log_path, {"step": step, **validate(model, val_idx, mels, f0s, token_ids,
+                                                        specs, cfg, tokenizer),
+                            "seconds": time.time() - t0})
+            model.train()
+        if step % cfg.save_every == 0 or step == end:
+            save_state(model, optimizer, step, time.time() - t0, out, meta, tokenizer)
+    if bar is not None:
+        bar.close()
+    if step < cfg.steps:
+        return model
+    wall = time.time() - t0
+    model.eval()
+    meta = {**meta, "steps": step, "wall_seconds": round(wall, 1)}
+    model.meta = meta  # transcribe() reads the feature settings from it
+    if cfg.test_eval:
+        test = [(Path(cfg.data) / s.path, s.text) for s in specs if s.split == "test"]
+        wer, cer = evaluate(model, test, tokenizer=tokenizer)
+        meta["test"] = {"wer": wer, "cer": cer, "clips": len(test)}
+        _log(log_path, {"event": "test", "wer": wer, "cer": cer, "clips": len(test)})
+    model.meta = meta
+    save_checkpoint(model, out, meta=meta)
+    tokenizer.save(out / TOKENIZER_FILE)
+    write_model_card(out, model, meta)
+    return model
+
+
+@torch.no_grad()
+def validate(model, val_idx, mels, f0s, token_ids, specs, cfg, tokenizer) -> dict:
+    """Validation loss on all validation clips; greedy WER/CER on the first cfg.eval_clips
+    (decoded one by one from the cached features, i.e. as transcribe() would)."""
+    model.eval()
+    if len(val_idx) == 0:
+        return {}
+    rng = np.random.default_rng([cfg.seed, 99])
+    lengths = np.array([mels[i].shape[1] for i in val_idx])
+    losses, counts = [], []
+    for b in length_batches(lengths, cfg.batch_frames, cfg.max_batch, rng):
+        spec, f0, inp, lab = collate(val_idx[b], mels, f0s, token_ids)
+        losses.append(batch_loss(model, spec, f0, inp, lab).item())
+        counts.append(int((lab != PAD).sum()))
+    # one clip at a time, as transcribe() runs: the models train on length-bucketed batches and
+    # never learned to ignore long padding, so padded greedy batches understate their accuracy
+    subset = val_idx[:cfg.eval_clips]
+    hyps = [batch_greedy(model, [mels[i]], [f0_for_model(f0s[i])], tokenizer)[0] for i in subset]
+    wer, cer = wer_cer([specs[i].text for i in subset], hyps)
+    return {"val_loss": float(np.average(losses, weights=counts)), "val_wer": wer,
+            "val_cer": cer}
+
+
+VROPE_TEXT = {
+    "static_theta": "f0_rotary off: rotary frequencies are the learned `inv_freq` parameter "
+                    "(initial base 19000); no pitch input.",
+    "mean_f0_theta": "f0_rotary on, theta_mode `mean_f0` (the reference vRoPE): theta_eff = "
+                     "theta + pf x 9200 with pf = ln(1 + mean F0/700) / ln(1 + 300/700), one "
+                     "theta per utterance. f0_mean `voiced`: the mean is over the utterance's "
+                     "voiced frames (the reference averages the whole batch tensor, unvoiced "
+                     "zeros and padding included).",
+    "f0_theta_bias": "f0_rotary on, theta_mode `mean_f0`, plus the pitch-similarity bias "
+                     "exp(-|z_i - z_j| x scale) added to the self-attention scores.",
+    "per_frame_theta": "f0_rotary on, theta_mode `per_frame`: rotation angles accumulated frame "
+                       "by frame from a per-frame theta.",
+}
+
+
+def write_model_card(out: Path, model, meta: dict) -> Path:
+    """README.md model card: data, budget, size, held-out-voice scores and the vRoPE settings."""
+    dims = _dims_dict(model.dims)
+    test = meta.get("test", {})
+    vrope = {k: dims.get(k) for k in ("f0_rotary", "theta_mode", "f0_mean", "pitch_bias",
+                                       "pitch_bias_scale", "variable_radius", "decoder_mask")}
+    lines = [
+        f"# Echo digit recogniser: `{meta.get('preset')}`",
+        "",
+        "A small Echo encoder-decoder trained by `echo_core.train` on the synthetic espeak-ng "
+        "spoken-digit corpus (`echo_core.corpus`). It exists to be inspected in the Echo "
+        "Workbench, not to recognise real speech: it knows only the words zero-nine and oh, "
+        "spoken by espeak-ng.",
+        "",
+        "| | |", "|---|---|",
+        f"| vRoPE | {VROPE_TEXT.get(meta.get('preset'), '')} |",
+        f"| vRoPE switches | `{json.dumps(vrope)}` |",
+        f"| parameters | {meta.get('params', 0):,} |",
+        f"| training steps | {meta.get('steps')} (seed {meta.get('seed')}) |",
+        f"| wall time | {meta.get('wall_seconds', 0) / 60:.1f} min, 1 thread on a shared 2-core CPU |",
+        f"| data | `{meta.get('data')}`: espeak-ng digit strings, split by voice variant |",
+        f"| test WER (unseen voices) | {100 * test.get('wer', float('nan')):.2f}% "
+        f"on {test.get('clips', 0)} clips |",
+        f"| test CER (unseen voices) | {100 * test.get('cer', float('nan')):.2f}% |",
+        f"| features | log-mel {json.dumps(meta.get('features'))}; Praat F0 (8 ms, ac) "
+        f"when the model uses F0 |",
+        f"| dims | `{json.dumps({k: v for k, v in dims.items() if k not in vrope})}` |",
+        f"| optimisation | AdamW, warm-up + cosine decay, SpecAugment, length-bucketed batches: "
+        f"`{json.dumps(meta.get('train', {}))}` |",
+        "",
+        "Reproduce: `python -m echo_core.corpus --out data/digits --n 6000 --seed 0` then "
+        f"`python -m echo_core.train --data data/digits --config {meta.get('preset')} "
+        f"--out runs/{meta.get('preset')} --steps {meta.get('steps')} --seed {meta.get('seed')}`.",
+        "Scores are greedy decoding from raw audio, one clip at a time "
+        "(`echo_core.decode.evaluate`). Decode one utterance at a time: the model was trained "
+        "on length-bucketed batches and loses accuracy when a batch pads short clips with long "
+        "stretches of silence.",
+        "",
+    ]
+    if meta.get("note"):
+        lines += [f"Note: {meta['note']}", ""]
+    path = Path(out) / "README.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def export_checkpoint(run: str | Path, dest: str | Path, **meta_updates) -> Path:
+    """Copy a finished run's checkpoint to ``dest`` (weights, config, tokenizer, model card),
+    adding ``meta_updates`` (e.g. note="...") to its meta and rewriting the card."""
+    model = load_checkpoint(run)
+    meta = {**model.meta, **meta_updates}
+    dest = Path(dest)
+    save_checkpoint(model, dest, meta=meta)
+    shutil.copyfile(Path(run) / meta.get("tokenizer", TOKENIZER_FILE), dest / TOKENIZER_FILE)
+    write_model_card(dest, model, meta)
+    return dest
+
+
+def results_table(folders) -> str:
+    """Markdown table (model, vRoPE, params, steps, wall time, test WER/CER) of checkpoint folders."""
+    rows = ["| model | vRoPE | parameters | steps | wall time | test WER | test CER |",
+            "|---|---|---:|---:|---:|---:|---:|"]
+    for folder in folders:
+        config = json.loads((Path(folder) / "config.json").read_text())
+        meta, dims = config["meta"], config["dims"]
+        vrope = ("learned inv_freq, no F0" if not dims["f0_rotary"] else
+                 f"F0 theta ({dims['theta_mode']})" + (" + pitch bias" if dims["pitch_bias"] else ""))
+        test = meta.get("test", {})
+        rows.append(f"| `{Path(folder).name}` | {vrope} | {meta['params']:,} | {meta['steps']} | "
+                    f"{meta['wall_seconds'] / 60:.1f} min | {100 * test.get('wer', float('nan')):.2f}% | "
+                    f"{100 * test.get('cer', float('nan')):.2f}% |")
+    return "\n".join(rows) + "\n"
+
+
+def _epoch_iterator(lengths, train_idx, cfg):
+    """step -> batch indices; epochs reshuffled from (seed, epoch) so resuming is exact.
+
+    With cfg.curriculum the first epoch runs from the shortest batches to the longest.
+    """
+    cache = {}
+
+    def batches(epoch):
+        if epoch not in cache:
+            cache.clear()
+            rng = np.random.default_rng([cfg.seed, epoch])
+            batches = [train_idx[b] for b in length_batches(
+                lengths[train_idx], cfg.batch_frames, cfg.max_batch, rng)]
+            if epoch == 0 and cfg.curriculum:  # SortaGrad: short clips first, for alignment
+                batches.sort(key=lambda b: int(lengths[b].max()))
+            cache[epoch] = batches
+        return cache[epoch]
+
+    per_epoch = len(batches(0))
+
+    def at(step):
+        return batches(step // per_epoch)[step % per_epoch]
+
+    return at
+
+
+def _train_settings(cfg: TrainConfig) -> dict:
+    """The optimisation settings worth recording in the checkpoint meta."""
+    keep = ("steps", "batch_frames", "max_batch", "lr", "min_lr_ratio", "warmup", "weight_decay",
+            "grad_clip", "freq_masks", "freq_width", "time_masks", "time_ratio", "curriculum")
+    return {k: getattr(cfg, k) for k in keep}
+
+
+def _dims_dict(dims) -> dict:
+    from dataclasses import asdict
+    return asdict(dims)
+
+
+def _log(path: Path, record: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def _bar(cfg: TrainConfig, step: int):
+    if not cfg.progress:
+        return None
+    from tqdm import tqdm
+    return tqdm(total=cfg.steps, initial=step, desc=cfg.config, mininterval=5)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--config", default="mean_f0_theta", choices=sorted(PRESETS))
+    for name, f in TrainConfig.__dataclass_fields__.items():
+        if name in ("data", "out", "config", "overrides"):
+            continue
+        kind = type(f.default)
+        if kind is bool:
+            parser.add_argument(f"--{name.replace('_', '-')}", action=argparse.BooleanOptionalAction,
+                                default=f.default)
+        elif f.default is None or name == "fmax":
+            parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=f.default)
+        else:
+            parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=f.default)
+    parser.add_argument("--dims", default="{}", help="JSON of extra EchoDims fields")
+    args = vars(parser.parse_args(argv))
+    overrides = json.loads(args.pop("dims"))
+    train(TrainConfig(**args, overrides=overrides))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""End to end in Debian's Chromium (Playwright): the app as a user sees it.
+
+Starts ``app.py`` on a free port in a subprocess, picks an example, runs every view, checks that
+the plots rendered with a real size and that no error toast appeared, and saves screenshots to
+test-artifacts/ (git-ignored). The Model and Compare parts need shipped checkpoints
+(assets/checkpoints/*) and are skipped while there are none.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = os.environ.get("BROWSER_PATH", "/usr/bin/chromium")
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() and not shutil.which("chromium"),
+                                reason="Debian's chromium is not installed")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _shipped() -> list[str]:
+    root = REPO / "assets" / "checkpoints"
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and (p / "model.safetensors").is_file()) \
+        if root.is_dir() else []
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = _free_port()
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",
+           "GRADIO_ANALYTICS_ENABLED": "False"}
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"app.py exited: {proc.stdout.read()[-2000:]}")
+            time.sleep(0.5)
+    else:
+        proc.terminate()
+        raise RuntimeError("app.py did not start within 60 s")
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(60000)
+        page.goto(server)
+        yield page
+        browser.close()
+
+
+def _rendered(page, selector: str, min_width: int = 300) -> None:
+    """The plot exists, has a real size (not drawn too small in a hidden tab) and has data."""
+    plot = page.locator(f"{selector} .js-plotly-plot").first
+    plot.wait_for(state="visible")
+    page.wait_for_function(
+        "s => { const el = document.querySelector(s + ' .js-plotly-plot');"
+        " return el && el.querySelector('.main-svg') && el.getBoundingClientRect().height > 150; }",
+        arg=selector)
+    box = plot.bounding_box()
+    assert box and box["width"] >= min_width and box["height"] > 150, (selector, box)
+
+
+def _no_error(page) -> None:
+    errors = page.locator(".toast-body.error")
+    assert errors.count() == 0, errors.first.inner_text()
+
+
+def _tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+
+
+def _shot(page, name: str) -> None:
+    time.sleep(0.5)  # let plotly finish its transitions
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_opens_with_an_example_and_switches_clip(page):
+    _rendered(page, "#pitch-plot")
+    assert "frames of 8 ms" in page.locator("#clip-info").inner_text()
+    second = page.locator("#examples label").nth(1)
+    name = second.inner_text().strip()
+    second.click()
+    page.wait_for_function("n => document.querySelector('#clip-info').innerText.includes(n)", arg=name)
+    _rendered(page, "#pitch-plot")
+    assert page.locator("#f0-stats").inner_text().count("Hz") >= 4
+    _no_error(page)
+    _shot(page, "1_audio_pitch")
+
+
+def test_rotary_view_and_theta_slider(page):
+    _tab(page, "Rotary patterns")
+    for plot in ("#sim-plot", "#variants-plot", "#curves-plot", "#sweep-plot"):
+        _rendered(page, plot)
+    number = page.locator("#theta input[type=number]")
+    number.fill("5")
+    number.press("Enter")
+    page.wait_for_function("() => document.querySelector('#theta-md').innerText.includes('100,000')")
+    _no_error(page)
+    _shot(page, "2_rotary")
+
+
+def test_pitch_bias_view(page):
+    _tab(page, "Pitch bias")
+    _rendered(page, "#bias-plot")
+    _rendered(page, "#prior-plot")
+    page.locator("#tab-bias button", has_text="Export this view").click()  # PNG + HTML each
+    page.wait_for_function("() => document.querySelectorAll('#downloads a').length >= 4")
+    _no_error(page)
+    _shot(page, "3_pitch_bias")
+
+
+def test_model_view(page):
+    if not _shipped():
+        pytest.skip("no shipped checkpoint in assets/checkpoints yet")
+    _tab(page, "Model")
+    page.locator("#ckpt label").first.click()
+    page.locator("#run-model").click()
+    page.wait_for_function("() => { const t = document.querySelector('#report textarea, #report .cm-content');"
+                           " return t && (t.value || t.innerText || '').includes('GATE vs MLP'); }",
+                           timeout=120000)
+    for plot in ("#gate-plot", "#attention-plot"):
+        _rendered(page, plot, min_width=250)
+    assert page.locator("#gates").inner_text().count("encoder.blocks") >= 1
+    _no_error(page)
+    _shot(page, "4_model")
+
+
+def test_compare_view(page):
+    if len(_shipped()) < 2:
+        pytest.skip("Compare needs two shipped checkpoints")
+    _tab(page, "Compare")
+    page.locator("#ckpt-a label").nth(0).click()
+    page.locator("#ckpt-b label").nth(1).click()
+    page.locator("#run-compare").click()
+    page.wait_for_function("() => document.querySelector('#transcript-b').innerText.includes('B ·')",
+                           timeout=120000)
+    _rendered(page, "#compare-gate-plot")
+    _rendered(page, "#compare-attention-plot")
+    _no_error(page)
+    _shot(page, "5_compare")
+
+
+def test_learn_view_renders_formulas(page):
+    _tab(page, "Learn")
+    page.locator("#tab-learn .katex").first.wait_for(state="visible")
+    _no_error(page)
+    _shot(page, "6_learn")

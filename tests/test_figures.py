@@ -1,0 +1,125 @@
+"""Figure builders: arrays in, plotly figures out; checked on fig.data and the layout."""
+
+import numpy as np
+import pytest
+
+from workbench import figures as F
+
+
+def _heatmaps(fig):
+    return [t for t in fig.data if t.type == "heatmap"]
+
+
+def test_hz_to_mel_matches_htk_formula():
+    # Reference values of the HTK mel scale: m = 2595 log10(1 + f/700); 700 Hz -> 2595 log10 2.
+    assert F.hz_to_mel(700.0) == pytest.approx(2595 * np.log10(2))
+    assert F.hz_to_mel(0.0) == 0.0
+    assert np.isnan(F.hz_to_mel(np.nan))
+
+
+def test_pitch_figure_keeps_unvoiced_gaps_and_time_axis():
+    mel = np.random.default_rng(0).random((8, 50)).astype(np.float32)
+    times = np.arange(50) * 0.008
+    hz = np.full(50, 150.0)
+    hz[10:20] = np.nan  # unvoiced run
+    fig = F.pitch_figure(mel, times, np.linspace(100, 4000, 8), times, hz)
+    heat, line = fig.data
+    assert heat.type == "heatmap" and line.type == "scatter"
+    assert line.connectgaps is False
+    y = np.asarray(line.y, dtype=float)
+    assert np.isnan(y[10:20]).all() and np.isfinite(y[:10]).all() and np.isfinite(y[20:]).all()
+    # the line is drawn on the mel axis, its hover data stay in Hz
+    assert y[0] == pytest.approx(2595 * np.log10(1 + 150 / 700))
+    assert np.asarray(line.customdata, dtype=float)[0] == 150.0
+    assert fig.layout.xaxis.title.text == "time (s)"
+    assert "Hz" in fig.layout.yaxis.title.text
+    np.testing.assert_allclose(np.asarray(heat.x), times)
+
+
+def test_pitch_figure_rejects_mismatched_shapes():
+    with pytest.raises(ValueError):
+        F.pitch_figure(np.zeros((8, 10)), np.arange(9), np.arange(8), np.arange(3), np.zeros(3))
+
+
+@pytest.mark.parametrize("unit, title, scale", [("positions", "position (frame)", 1.0),
+                                                ("seconds", "time (s)", 0.008)])
+def test_similarity_maps_fixed_colour_range_and_units(unit, title, scale):
+    positions = np.array([0, 10, 20, 30])
+    sim = np.eye(4, dtype=np.float32)
+    fig = F.similarity_maps([("a", sim), ("b", sim)], positions, unit=unit, hop_seconds=0.008)
+    heats = _heatmaps(fig)
+    assert len(heats) == 2
+    for h in heats:
+        assert (h.zmin, h.zmax) == (-1.0, 1.0)
+        np.testing.assert_allclose(np.asarray(h.x, dtype=float), positions * scale)
+    assert fig.layout.xaxis.title.text == title and fig.layout.yaxis.title.text == title
+    assert [h.showscale for h in heats] == [False, True]  # one shared colour bar
+
+
+def test_sweep_grid_has_one_map_per_cell_on_the_same_scale():
+    maps = np.zeros((2, 3, 5, 5), dtype=np.float32)
+    fig = F.sweep_grid(maps, ["θ=1e2", "θ=1e4"], ["none", "100 Hz", "300 Hz"])
+    heats = _heatmaps(fig)
+    assert len(heats) == 6
+    assert all((h.zmin, h.zmax) == (-1.0, 1.0) for h in heats)
+    with pytest.raises(ValueError):
+        F.sweep_grid(maps, ["only one row"], ["a", "b", "c"])
+
+
+def test_similarity_curves_one_trace_per_setting_in_seconds():
+    lags = np.arange(100)
+    fig = F.similarity_curves([("a", lags, np.cos(lags / 10)), ("b", lags, np.ones(100))],
+                              unit="seconds", hop_seconds=0.008)
+    lines = [t for t in fig.data if t.type == "scatter"]
+    assert [t.name for t in lines] == ["a", "b"]
+    assert np.asarray(lines[0].x, dtype=float)[-1] == pytest.approx(99 * 0.008)
+    assert tuple(fig.layout.yaxis.range) == (-1.0, 1.0)
+    assert "distance" in fig.layout.xaxis.title.text
+
+
+def test_bias_figure_draws_tracks_with_gaps_beside_the_map():
+    positions = np.arange(6)
+    f0 = np.array([100.0, 110.0, np.nan, np.nan, 140.0, 150.0])
+    bias = np.ones((6, 6), dtype=np.float32)
+    fig = F.bias_figure(bias, positions, f0)
+    heats = _heatmaps(fig)
+    tracks = [t for t in fig.data if t.type == "scatter"]
+    assert len(heats) == 1 and len(tracks) == 2
+    assert (heats[0].zmin, heats[0].zmax) == (0.0, 1.0)
+    assert np.isnan(np.asarray(tracks[0].y, dtype=float)[2:4]).all()  # top track, F0 on y
+    assert np.isnan(np.asarray(tracks[1].x, dtype=float)[2:4]).all()  # side track, F0 on x
+    assert all(t.connectgaps is False for t in tracks)
+
+
+def test_gate_ratio_bars_colour_by_status_and_show_init_baseline():
+    fig = F.gate_ratio_bars(["a.", "b."], np.array([1.5, 2.6]), ["🟢", "🟡"], expected=2.2)
+    bar = fig.data[0]
+    assert list(bar.marker.color) == [F.STATUS_COLORS["🟢"], F.STATUS_COLORS["🟡"]]
+    assert any(abs(s.y0 - 2.2) < 1e-12 for s in fig.layout.shapes)  # the dashed expectation line
+
+
+def test_grouped_ratio_bars_one_series_per_checkpoint():
+    fig = F.grouped_ratio_bars({"A": (["x.", "y."], np.array([1.0, 2.0])),
+                                "B": (["x.", "y."], np.array([1.5, 2.5]))}, expected=2.0)
+    assert [t.name for t in fig.data] == ["A", "B"] and fig.layout.barmode == "group"
+
+
+def test_attention_maps_share_a_colour_range_and_keep_blocked_cells_blank():
+    a = np.array([[1.0, np.nan], [0.0, 2.0]])
+    b = np.array([[-1.0, np.nan], [0.5, 0.5]])
+    fig = F.attention_maps([("A", a, np.array(["0:x", "1:y"]), None), ("B", b)])
+    heats = _heatmaps(fig)
+    assert len(heats) == 2
+    assert all((h.zmin, h.zmax) == (-1.0, 2.0) for h in heats)  # min/max over both, NaN ignored
+    assert list(heats[0].x) == ["0:x", "1:y"]
+    assert np.isnan(np.asarray(heats[0].z, dtype=float)[0, 1])
+
+
+def test_empty_figure_carries_its_message():
+    fig = F.empty_figure("nothing yet")
+    assert fig.layout.annotations[0].text == "nothing yet" and not fig.data
+
+
+def test_builders_send_numpy_arrays_not_lists():
+    fig = F.similarity_maps([("a", np.eye(3))], np.arange(3))
+    assert isinstance(fig.data[0].z, np.ndarray) and fig.data[0].z.dtype == np.float32

@@ -1,0 +1,119 @@
+"""Training on a tiny espeak corpus: the loss falls, checkpoints round-trip, resuming is exact."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from echo_core import corpus, train
+from echo_core.train import TrainConfig, length_batches, lr_at, spec_augment
+
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
+                                  reason="espeak-ng is not installed (apt-get install espeak-ng)")
+FEATURES = dict(n_mels=32, fmin=0.0, fmax=8000.0)
+
+
+def _cfg(data, out, **kw):
+    base = dict(data=str(data), out=str(out), config="tiny", steps=30, batch_frames=3000,
+                max_batch=8, lr=3e-3, warmup=5, eval_every=1000, save_every=10, log_every=5,
+                eval_clips=4, test_eval=False, progress=False, **FEATURES)
+    return TrainConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory):
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
+    root = tmp_path_factory.mktemp("digits")
+    corpus.write_corpus(root, 20, seed=0, workers=1, progress=False)
+    corpus.build_features(root, workers=1, progress=False, **FEATURES)
+    return root
+
+
+# --- pure pieces ----------------------------------------------------------------------------
+
+def test_lr_schedule_warms_up_and_decays_to_floor():
+    cfg = TrainConfig(data="x", out="y", steps=1000, warmup=100, lr=1e-3, min_lr_ratio=0.01)
+    assert lr_at(0, cfg) == pytest.approx(1e-5)
+    assert lr_at(99, cfg) == pytest.approx(1e-3)
+    assert lr_at(100, cfg) == pytest.approx(1e-3)
+    assert lr_at(1000, cfg) == pytest.approx(1e-5)
+    lrs = [lr_at(s, cfg) for s in range(100, 1001)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+
+
+def test_length_batches_cover_every_clip_once_within_budget():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(50, 500, 300)
+    batches = length_batches(lengths, batch_frames=2000, max_batch=16, rng=rng)
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(300))
+    for b in batches:
+        assert len(b) <= 16 and (len(b) == 1 or lengths[b].max() * len(b) <= 2000)
+    # similar lengths: each batch spans a small part of the length range
+    assert np.median([np.ptp(lengths[b]) for b in batches]) < 60
+
+
+def test_spec_augment_only_fills_masks_with_the_mean():
+    mel = np.random.default_rng(1).normal(size=(32, 100)).astype(np.float32)
+    cfg = TrainConfig(data="x", out="y", freq_masks=2, freq_width=6, time_masks=2, time_ratio=0.1)
+    out = spec_augment(mel, np.random.default_rng(2), cfg)
+    changed = out != mel
+    assert np.allclose(out[changed], mel.mean())
+    assert changed.any() and changed.mean() < 0.5
+    assert not np.shares_memory(out, mel)
+
+
+def test_unknown_preset_is_a_config_error():
+    from echo_core.errors import ConfigError
+    with pytest.raises(ConfigError, match="static_theta"):
+        train.make_dims("nope", 31, 80)
+
+
+# --- a real (tiny) run ----------------------------------------------------------------------
+
+def _losses(out):
+    return [r["loss"] for r in map(json.loads, (out / "log.jsonl").read_text().splitlines())
+            if "loss" in r]
+
+
+@needs_espeak
+def test_training_lowers_loss_and_round_trips(tiny_corpus, tmp_path):
+    from echo_core.checkpoint import load_checkpoint
+
+    out = tmp_path / "run"
+    model = train.train(_cfg(tiny_corpus, out))
+    losses = _losses(out)
+    assert len(losses) == 6 and losses[-1] < 0.85 * losses[0]
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "README.md"):
+        assert (out / name).is_file()
+    loaded = load_checkpoint(out)
+    assert loaded.meta["features"] == FEATURES and loaded.meta["steps"] == 30
+    spec = torch.randn(1, 32, 60)
+    f0 = torch.full((1, 60), 120.0)
+    ids = torch.tensor([[1, 5, 6, 7]])
+    with torch.no_grad():
+        a = model.eval()(ids, spectrogram=spec, f0=f0)["logits"]
+        b = loaded(ids, spectrogram=spec, f0=f0)["logits"]
+    assert torch.equal(a, b)
+
+
+@needs_espeak
+def test_resume_continues_exactly(tiny_corpus, tmp_path):
+    from echo_core.checkpoint import load_checkpoint
+
+    straight = tmp_path / "straight"
+    train.train(_cfg(tiny_corpus, straight, steps=20))
+    resumed = tmp_path / "resumed"
+    train.train(_cfg(tiny_corpus, resumed, steps=20, stop_at=10))
+    assert not (resumed / "model.safetensors").exists()  # interrupted: only the resumable state
+    # the second call finds resumed/last (step 10) and continues to step 20
+    train.train(_cfg(tiny_corpus, resumed, steps=20))
+    a = load_checkpoint(straight).state_dict()
+    b = load_checkpoint(resumed).state_dict()
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
+    assert _losses(straight) == pytest.approx(_losses(resumed), rel=1e-5)

@@ -1,0 +1,224 @@
+"""The callbacks as plain functions, and the named API endpoints through gradio_client against
+an app launched on a free port (in a thread of this process)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import time
+import zipfile
+
+import gradio as gr
+import numpy as np
+import pytest
+
+from echo_core.errors import PitchSettingsError
+from workbench import analysis as A
+from workbench import ui
+
+PRAAT = ["ac", 75.0, 600.0, 0.45, 0.03, 0.01, 0.35, 0.14, 15, False]
+
+
+def path_of(value) -> str:
+    """A file output as the client returns it: a path, or a dict / list holding one."""
+    if isinstance(value, list):
+        value = value[0]
+    if isinstance(value, dict):
+        value = value.get("value", value)
+        return path_of(value) if not isinstance(value, str) else value
+    return value
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory):
+    """A 30 s synthetic glide (3751 frames), the size the slider budget is about."""
+    import soundfile as sf
+
+    samples, _ = A.synthetic_samples(30.0)
+    path = tmp_path_factory.mktemp("clips") / "glide30.wav"
+    sf.write(path, samples, 16000, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """Two checkpoint ids: the shipped ones when present, else two tiny random ones."""
+    shipped = [cid for _, cid in A.checkpoint_choices() if cid.startswith("shipped/")]
+    if len(shipped) >= 2:
+        return shipped[:2]
+    import torch
+
+    from echo_core.checkpoint import save_checkpoint
+    from echo_core.model import Echo, EchoDims
+    from echo_core.tokenizer import CharTokenizer
+
+    tok, ids = CharTokenizer(), []
+    for name, extra in [("api_causal", dict(decoder_mask="causal", f0_rotary=True)),
+                        ("api_reference", dict())]:
+        torch.manual_seed(1)
+        folder = tmp_path_factory.mktemp(name)
+        dims = EchoDims(vocab=tok.vocab_size, text_ctx=24, text_dims=32, text_head=2, text_idx=1,
+                        mels=32, aud_ctx=640, aud_dims=32, aud_head=2, aud_idx=1, **extra)
+        save_checkpoint(Echo(dims), folder, meta={"features": {"n_mels": 32, "fmax": 8000.0}})
+        tok.save(folder)
+        ids.append(A.register_checkpoint(folder, name))
+    return ids
+
+
+# ----------------------------------------------------------------------------- callbacks as functions
+
+def test_library_errors_become_page_messages():
+    @ui.guarded
+    def bad():
+        raise PitchSettingsError("pitch_floor=-1 is not valid; accepted: a positive frequency")
+
+    with pytest.raises(gr.Error, match="pitch_floor=-1 is not valid"):
+        bad()
+
+
+def test_extract_then_rotary_callbacks(long_clip):
+    key, praat, info, fig, stats, csv = ui.cb_extract_f0(str(long_clip), *PRAAT)
+    assert "30.00 s" in info and praat["pitch_floor"] == 75.0
+    trace = fig.data[1]
+    assert trace.connectgaps is False and np.isnan(np.asarray(trace.y, dtype=float)).any()
+    assert stats.shape[0] == 8 and csv.endswith("_f0.csv")
+    text, sim, variants, curves = ui.cb_rotary(key, praat, 4.0, 64, "seconds", 0.0)
+    assert "θ = 10,000" in text
+    for fig in (sim, variants):
+        for h in fig.data:
+            assert (h.zmin, h.zmax) == (-1.0, 1.0) and h.z.shape[0] <= 512
+    assert sim.layout.xaxis.title.text == "time (s)"
+    with pytest.raises(gr.Error, match="theta must be between"):
+        ui.cb_rotary(key, praat, 7.5, 64, "positions", 0.0)
+    assert all(out == gr.skip() for out in ui.cb_extract_f0(None, *PRAAT))  # player cleared
+    with pytest.raises(gr.Error, match="pitch_ceiling"):
+        ui.cb_extract_f0(str(long_clip), "ac", 300.0, 200.0, *PRAAT[3:])
+
+
+def test_theta_slider_server_time_on_a_30_second_clip(long_clip):
+    """Callback + the Plot postprocessing (figure -> JSON) must stay within 300 ms."""
+    key, praat, *_ = ui.cb_extract_f0(str(long_clip), *PRAAT)
+    plot = gr.Plot()
+    times = []
+    for i in range(6):
+        start = time.perf_counter()
+        out = ui.cb_rotary(key, praat, 2.2 + 0.6 * i, 64, "positions", 0.0)
+        for fig in out[1:]:
+            plot.postprocess(fig)
+        times.append(time.perf_counter() - start)
+    median = statistics.median(times[1:])
+    print(f"theta slider, 30 s clip: median {median * 1000:.0f} ms, max {max(times[1:]) * 1000:.0f} ms")
+    assert median < 0.3
+
+
+def test_bias_and_sweep_callbacks(long_clip):
+    key, praat, *_ = ui.cb_extract_f0(str(long_clip), *PRAAT)
+    bias, prior = ui.cb_bias(key, praat, 2.0, 4.0, 64, "positions")
+    heat = [t for t in bias.data if t.type == "heatmap"][0]
+    assert (heat.zmin, heat.zmax) == (0.0, 1.0) and float(np.nanmax(heat.z)) <= 1.0
+    assert len(ui.cb_sweep(32).data) == len(ui.SWEEP_THETAS) * len(ui.SWEEP_PITCHES)
+
+
+def test_export_view_writes_png_html_and_csv(long_clip):
+    key, praat, *_ = ui.cb_extract_f0(str(long_clip), *PRAAT)
+    attention = ["encoder self-attention", 0, 0, "scores"]
+    files = ui.cb_export_view("pitch", key, praat, 4.0, 64, "positions", 0.0, 1.0, None,
+                              *attention, None, *attention)
+    by_suffix = {os.path.splitext(f)[1]: f for f in files}
+    assert set(by_suffix) == {".png", ".html", ".csv"}
+    with open(by_suffix[".png"], "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert "plotly" in open(by_suffix[".html"], encoding="utf-8").read(200000).lower()
+    with pytest.raises(gr.Error, match="Nothing to export"):
+        ui.cb_export_view("model", key, praat, 4.0, 64, "positions", 0.0, 1.0, None,
+                          *attention, None, *attention)
+
+
+# ----------------------------------------------------------------------------- the launched app
+
+@pytest.fixture(scope="module")
+def client(checkpoints):
+    from gradio_client import Client
+
+    demo = ui.build_demo()
+    port = free_port()
+    demo.launch(**ui.launch_kwargs(server_port=port, prevent_thread_lock=True, quiet=True))
+    try:
+        yield Client(f"http://127.0.0.1:{port}/", verbose=False)
+    finally:
+        demo.close()
+
+
+def test_named_endpoints_exist(client):
+    names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert {"/extract_f0", "/similarity_map", "/analyze_model", "/compare_models"} <= names
+
+
+def test_api_extract_and_similarity(client, long_clip):
+    from gradio_client import handle_file
+
+    info, fig, stats, csv = client.predict(handle_file(str(long_clip)), *PRAAT, api_name="/extract_f0")
+    assert "glide30.wav" in info and fig["type"] == "plotly"
+    assert open(path_of(csv)).readline().strip() == "time_s,f0_hz"
+    track = A.f0_track(A.clip_from_path(long_clip))
+    rows = dict((r[0], r[1]) for r in stats["data"])
+    assert float(rows["median"]) == pytest.approx(np.nanmedian(track.hz), abs=0.05)
+    times = []
+    for log_theta in (3.0, 3.5, 4.5, 5.0):
+        start = time.perf_counter()
+        text, sim, variants, curves = client.predict(log_theta, 64, "positions", 0.0,
+                                                     api_name="/similarity_map")
+        times.append(time.perf_counter() - start)
+        assert f"{10 ** log_theta:,.0f}" in text and '"zmin":-1' in sim["plot"].replace(" ", "")
+    print(f"similarity_map round trip via gradio_client: median {statistics.median(times) * 1000:.0f} ms")
+
+
+def test_api_errors_are_messages(client, tmp_path):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    not_audio = tmp_path / "notes.wav"
+    not_audio.write_text("this is not audio")
+    with pytest.raises(AppError, match="could not be decoded as audio"):
+        client.predict(handle_file(str(not_audio)), *PRAAT, api_name="/extract_f0")
+
+
+def test_api_model_and_compare(client, checkpoints):
+    from gradio_client import handle_file
+
+    clip = next(p for p in A.example_clips().values() if p)
+    client.predict(handle_file(clip), *PRAAT, api_name="/extract_f0")
+    start = time.perf_counter()
+    out = client.predict(checkpoints[0], "from config", "from config", "from config", "",
+                         "encoder self-attention", "scores", api_name="/analyze_model")
+    print(f"analyze_model via API: {time.perf_counter() - start:.1f} s")
+    warning, transcript, info, acts, grads, gates, gate_plot, report = out[:8]
+    assert "GATE vs MLP" in report and "COMPONENT STATISTICS" in report
+    assert [r[0] for r in grads["data"]][:2] == ["GATE", "MLP"]
+    assert gate_plot["type"] == "plotly" and "teacher-forced" in info
+    out = client.predict(checkpoints[0], checkpoints[1], "decoder cross-attention", "weights",
+                         api_name="/compare_models")
+    trans_a, trans_b, bars, layer, head, attention, diff, scalars = out
+    assert trans_a.startswith("**A") and trans_b.startswith("**B")
+    assert '"barmode":"group"' in bars["plot"].replace(" ", "")
+    assert diff["headers"][:2] == ["kind", "name"] and len(scalars["data"]) > 0
+
+
+def test_api_report_bundle(client):
+    attention = ["encoder self-attention", 0, 0, "scores"]
+    files = client.predict(4.0, 64, "positions", 0.0, 1.0, *attention, *attention,
+                           api_name="/report")
+    with zipfile.ZipFile(path_of(files)) as zf:
+        names = zf.namelist()
+    assert any(n.endswith("settings.json") for n in names)
+    assert any(n.endswith("figures/pitch.png") for n in names)
+    assert any(n.endswith("figures/similarity.html") for n in names)
+    assert any(n.endswith("tables/f0_track.csv") for n in names)
+    assert any(n.endswith("model_report.txt") for n in names)

@@ -1,0 +1,136 @@
+"""Export figures (PNG via kaleido, standalone HTML), tables (CSV) and a zip report bundle.
+
+Files go to a private temporary folder per export (under the system temp dir, which the app
+serves for downloads); folders older than an hour are removed on the next export, so exports
+never accumulate. PNG rendering uses kaleido with Debian's Chromium (``BROWSER_PATH``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+import zipfile
+from pathlib import Path
+from typing import Mapping
+
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.io as pio
+
+EXPORT_ROOT = Path(tempfile.gettempdir()) / "echo-workbench-exports"
+MAX_AGE_SECONDS = 3600
+PNG_SIZE = dict(width=1200, scale=1)  # height: each figure's own
+_KALEIDO_LOCK = threading.Lock()  # one Chromium at a time: the machine has two cores
+
+if os.path.exists("/usr/bin/chromium"):  # Debian's Chromium: kaleido cannot download one here
+    os.environ.setdefault("BROWSER_PATH", "/usr/bin/chromium")
+log = logging.getLogger(__name__)
+
+
+def slug(name: str) -> str:
+    """A safe file stem from a display name ("Pitch bias (scale 1)" -> "pitch_bias_scale_1")."""
+    stem = re.sub(r"[^a-zA-Z0-9]+", "_", name.strip().lower()).strip("_")
+    return stem or "item"
+
+
+def new_folder(prefix: str = "export") -> Path:
+    """A fresh folder for one export, after removing expired ones."""
+    EXPORT_ROOT.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for old in EXPORT_ROOT.iterdir():
+        try:
+            if now - old.stat().st_mtime > MAX_AGE_SECONDS:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
+    return Path(tempfile.mkdtemp(prefix=f"{slug(prefix)}-", dir=EXPORT_ROOT))
+
+
+def write_html(fig: go.Figure, path: Path, include_plotlyjs: bool | str = True) -> Path:
+    """An HTML file that opens offline: plotly.js inlined (True), or "directory": one shared
+    plotly.min.js beside the files (the report bundle, so the zip holds it once)."""
+    pio.write_html(fig, str(path), include_plotlyjs=include_plotlyjs, full_html=True)
+    return path
+
+
+def write_pngs(figures: Mapping[str, go.Figure], folder: Path) -> list[Path]:
+    """Render several figures to PNG in one kaleido session (one browser start for all).
+
+    If no browser can render them, the exports go on without PNGs and a note file says why.
+    """
+    if not figures:
+        return []
+    paths = [folder / f"{slug(name)}.png" for name in figures]
+    heights = [int(fig.layout.height or 500) for fig in figures.values()]
+    try:
+        with _KALEIDO_LOCK:
+            pio.write_images(list(figures.values()), [str(p) for p in paths], format="png",
+                             width=PNG_SIZE["width"], height=heights, scale=PNG_SIZE["scale"])
+    except Exception as e:  # kaleido / Chromium missing or crashed: keep HTML and CSV
+        log.exception("PNG export failed")
+        note = folder / "PNG_EXPORT_FAILED.txt"
+        browser = os.environ.get("BROWSER_PATH")
+        note.write_text(f"PNG rendering needs Chromium (BROWSER_PATH={browser}) and failed: "
+                        f"{type(e).__name__}: {e}\nThe HTML files hold the same figures, "
+                        "interactive.\n", encoding="utf-8")
+        return [note]
+    return paths
+
+
+def write_csv(table: pd.DataFrame, path: Path) -> Path:
+    table.to_csv(path, index=False)
+    return path
+
+
+def export_view(name: str, figures: Mapping[str, go.Figure], tables: Mapping[str, pd.DataFrame],
+                png: bool = True) -> list[str]:
+    """Every figure of a view as PNG and HTML and every table as CSV; returns the file paths."""
+    folder = new_folder(name)
+    files: list[Path] = []
+    for title, fig in figures.items():
+        files.append(write_html(fig, folder / f"{slug(title)}.html"))
+    if png:
+        files.extend(write_pngs(figures, folder))
+    for title, table in tables.items():
+        files.append(write_csv(table, folder / f"{slug(title)}.csv"))
+    return [str(p) for p in sorted(files)]
+
+
+def report_bundle(figures: Mapping[str, go.Figure], tables: Mapping[str, pd.DataFrame],
+                  texts: Mapping[str, str], settings: Mapping, name: str = "echo_report",
+                  png: bool = True) -> str:
+    """One zip with figures/ (PNG + HTML), tables/ (CSV), the text report(s) and settings.json."""
+    folder = new_folder(name)
+    staging = folder / name
+    for sub in ("figures", "tables"):
+        (staging / sub).mkdir(parents=True)
+    for title, fig in figures.items():
+        write_html(fig, staging / "figures" / f"{slug(title)}.html", include_plotlyjs="directory")
+    if png:
+        write_pngs(figures, staging / "figures")
+    for title, table in tables.items():
+        write_csv(table, staging / "tables" / f"{slug(title)}.csv")
+    for title, text in texts.items():
+        (staging / f"{slug(title)}.txt").write_text(text, encoding="utf-8")
+    (staging / "settings.json").write_text(json.dumps(settings, indent=2, default=str) + "\n",
+                                           encoding="utf-8")
+    archive = folder / f"{name}.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(staging.rglob("*")):
+            if path.is_file():
+                zf.write(path, path.relative_to(folder))
+    shutil.rmtree(staging, ignore_errors=True)
+    return str(archive)
+
+
+def write_text(text: str, filename: str, prefix: str = "download") -> str:
+    """A single text file (e.g. the F0 CSV) in a fresh export folder."""
+    path = new_folder(prefix) / filename
+    path.write_text(text, encoding="utf-8")
+    return str(path)

@@ -1,0 +1,335 @@
+"""Plotly figure builders: arrays in, figures out.
+
+No gradio, no file I/O, no data loading: every builder takes numpy arrays (already reduced to
+display resolution by ``workbench.analysis``) and returns a ``go.Figure``, so the pictures can be
+tested without a browser (check ``fig.data``, axis titles, colour ranges, NaN gaps). Arrays go
+to plotly as numpy (float32 where large) and travel as compact typed arrays, never JSON lists.
+
+The maps redrawn while a slider moves (similarity, curves, bias, attention) are assembled from
+plain dicts without plotly's per-property validation, which costs more than the maths (about
+20 ms per figure); the tests check those figures like the others.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Mapping, Sequence
+
+import numpy as np
+import plotly.colors as pc
+import plotly.graph_objects as go
+import plotly.io as pio
+
+TEMPLATE = "plotly_white"
+SIMILARITY_COLORSCALE = "RdBu_r"  # diverging: -1 blue, 0 white, +1 red
+BIAS_COLORSCALE = "Viridis"
+ATTENTION_COLORSCALE = "Magma"
+F0_COLOR = "#00e5ff"  # cyan reads well over the dark mel colours
+TRACK_COLOR = "#d62728"
+STATUS_COLORS = {"🟢": "#2ca02c", "🟡": "#f2b400"}  # hooks' markers: ratio < 2, >= 2
+OTHER_COLOR = "#999999"
+SERIES_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")
+HZ_TICKS = (100, 200, 500, 1000, 2000, 4000, 8000)
+TOP_LEGEND = dict(orientation="h", x=1.0, xanchor="right", y=1.02, yanchor="bottom")
+
+
+# ============================================================================= helpers
+
+@functools.lru_cache(maxsize=1)
+def _template() -> dict:
+    return pio.templates[TEMPLATE].to_plotly_json()
+
+
+@functools.lru_cache(maxsize=8)
+def _scale(name: str) -> list:
+    """A named colour scale as explicit stops: unvalidated figures reach plotly.js as they are,
+    and plotly.js knows neither reversed ("_r") nor matplotlib-style names."""
+    return pc.get_colorscale(name)
+
+
+def _frame(title: str, height: int) -> dict:
+    return dict(template=_template(), height=height, margin=dict(l=60, r=20, t=55, b=50),
+                title=dict(text=title, x=0.01, xanchor="left", font=dict(size=15)))
+
+
+def _layout(fig: go.Figure, title: str, height: int = 420, **kwargs) -> go.Figure:
+    fig.update_layout(**_frame(title, height), **kwargs)
+    return fig
+
+
+def _fast(data: list[dict], layout: dict, title: str, height: int) -> go.Figure:
+    """A figure from plain trace / layout dicts, skipping plotly's property validation."""
+    return go.Figure({"data": data, "layout": {**_frame(title, height), **layout}},
+                     _validate=False)
+
+
+def _columns(n: int, spacing: float) -> list[list[float]]:
+    """x domains of ``n`` equal side-by-side panels."""
+    width = (1.0 - spacing * (n - 1)) / n
+    return [[i * (width + spacing), i * (width + spacing) + width] for i in range(n)]
+
+
+def _panel_title(text: str, domain: list[float]) -> dict:
+    return dict(text=text, x=sum(domain) / 2, y=1.0, xref="paper", yref="paper",
+                xanchor="center", yanchor="bottom", showarrow=False, font=dict(size=14))
+
+
+def _axis(i: int) -> str:
+    """Axis suffix of panel i (0 -> "", 1 -> "2", ...)."""
+    return "" if i == 0 else str(i + 1)
+
+
+def hz_to_mel(hz):
+    """HTK mel scale (the one the log-mel features use); NaN passes through."""
+    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
+
+
+def axis_values(positions: np.ndarray, unit: str, hop_seconds: float) -> tuple[np.ndarray, str]:
+    """Coordinates and axis title for frame positions shown in frames or in seconds."""
+    positions = np.asarray(positions)
+    if unit == "seconds":
+        return (positions * hop_seconds).astype(np.float64), "time (s)"
+    return positions.astype(np.int64), "position (frame)"
+
+
+def empty_figure(message: str, height: int = 300) -> go.Figure:
+    """A placeholder that says what to do instead of showing a blank frame."""
+    fig = go.Figure()
+    fig.add_annotation(text=message, showarrow=False, font=dict(size=14, color="#666"),
+                       xref="paper", yref="paper", x=0.5, y=0.5)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return _layout(fig, "", height=height)
+
+
+# ============================================================================= audio & pitch
+
+def pitch_figure(mel: np.ndarray, mel_times: np.ndarray, mel_hz: np.ndarray,
+                 f0_times: np.ndarray, f0_hz: np.ndarray,
+                 title: str = "Log-mel spectrogram and F0") -> go.Figure:
+    """Mel spectrogram with the F0 contour drawn over it on the same (mel-scaled) frequency axis.
+
+    The y axis is in mel units (the picture looks like the features the model sees) with tick
+    labels in Hz; the F0 line is mapped with the same formula, so it sits on the harmonic it
+    tracks. Unvoiced frames are NaN and break the line (``connectgaps=False``).
+    """
+    mel = np.asarray(mel, dtype=np.float32)
+    if mel.ndim != 2 or mel.shape != (len(mel_hz), len(mel_times)):
+        raise ValueError(f"mel {mel.shape} does not match {len(mel_hz)} bands x "
+                         f"{len(mel_times)} frames")
+    f0_hz = np.asarray(f0_hz, dtype=np.float64)
+    mel_y = hz_to_mel(mel_hz)
+    top = float(mel_y.max()) if len(mel_y) else 1.0
+    ticks = np.array([h for h in HZ_TICKS if hz_to_mel(h) <= top * 1.02], dtype=np.float64)
+    data = [dict(type="heatmap", z=mel, x=np.asarray(mel_times, dtype=np.float64), y=mel_y,
+                 colorscale=_scale("Inferno"), name="log-mel",
+                 colorbar=dict(title=dict(text="log-mel"), len=0.9),
+                 hovertemplate="t=%{x:.3f} s<br>mel=%{y:.0f}<br>%{z:.2f}<extra></extra>"),
+            dict(type="scatter", x=np.asarray(f0_times, dtype=np.float64), y=hz_to_mel(f0_hz),
+                 customdata=f0_hz, mode="lines", line=dict(color=F0_COLOR, width=2.5),
+                 connectgaps=False, name="F0 (Praat)",
+                 hovertemplate="t=%{x:.3f} s<br>F0=%{customdata:.1f} Hz<extra></extra>")]
+    layout = dict(xaxis=dict(title=dict(text="time (s)")),
+                  yaxis=dict(title=dict(text="frequency (Hz, mel scale)"),
+                             tickvals=hz_to_mel(ticks),
+                             ticktext=[f"{h / 1000:g}k" if h >= 1000 else f"{h:g}"
+                                       for h in ticks]),
+                  legend=TOP_LEGEND)
+    return _fast(data, layout, title, height=400)
+
+
+# ============================================================================= rotary
+
+def _sim_trace(sim, coords, name: str, axis: str, showscale: bool) -> dict:
+    return dict(type="heatmap", z=np.asarray(sim, dtype=np.float32), x=coords, y=coords,
+                zmin=-1.0, zmax=1.0, zmid=0.0, colorscale=_scale(SIMILARITY_COLORSCALE), name=name,
+                showscale=showscale, colorbar=dict(title=dict(text="cos sim"), len=0.9),
+                xaxis=f"x{axis}", yaxis=f"y{axis}",
+                hovertemplate="i=%{y}<br>j=%{x}<br>sim=%{z:.3f}<extra>" + name + "</extra>")
+
+
+def similarity_maps(maps: Sequence[tuple[str, np.ndarray]], positions: np.ndarray,
+                    unit: str = "positions", hop_seconds: float = 0.008,
+                    title: str = "Position similarity") -> go.Figure:
+    """Position-similarity heatmaps side by side on one fixed colour scale [-1, 1].
+
+    ``maps`` is a list of (label, (R, R) array) all sampled at the same ``positions``; y grows
+    downwards like a matrix, so the bright diagonal runs from top left to bottom right.
+    """
+    if not maps:
+        raise ValueError("similarity_maps needs at least one map")
+    coords, axis_title = axis_values(positions, unit, hop_seconds)
+    domains = _columns(len(maps), 0.06)
+    data, layout = [], {"annotations": []}
+    for i, (label, sim) in enumerate(maps):
+        a = _axis(i)
+        data.append(_sim_trace(sim, coords, label, a, showscale=i == len(maps) - 1))
+        layout[f"xaxis{a}"] = dict(domain=domains[i], anchor=f"y{a}", title=dict(text=axis_title))
+        layout[f"yaxis{a}"] = dict(domain=[0.0, 1.0], anchor=f"x{a}", autorange="reversed",
+                                   title=dict(text=axis_title if i == 0 else ""))
+        layout["annotations"].append(_panel_title(label, domains[i]))
+    return _fast(data, layout, title, height=460)
+
+
+def sweep_grid(maps: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str],
+               title: str = "Theta x pitch sweep") -> go.Figure:
+    """Grid of small similarity maps: rows = static theta, columns = mean F0 (or none).
+
+    ``maps`` has shape (rows, cols, R, R). A low effective theta gives narrow bands (fast
+    rotation), a high one wide bands; the diagonal is always 1.
+    """
+    maps = np.asarray(maps, dtype=np.float32)
+    if maps.ndim != 4 or maps.shape[:2] != (len(row_labels), len(col_labels)):
+        raise ValueError(f"maps shape {maps.shape} does not match {len(row_labels)} rows x "
+                         f"{len(col_labels)} columns")
+    rows, cols = maps.shape[:2]
+    x_domains = [[d[0] * 0.95, d[1] * 0.95] for d in _columns(cols, 0.015)]  # room for labels
+    y_domains = _columns(rows, 0.03)[::-1]  # row 0 on top
+    positions = np.arange(maps.shape[-1])
+    data, layout = [], {"annotations": []}
+    for r in range(rows):
+        for c in range(cols):
+            a = _axis(r * cols + c)
+            data.append(_sim_trace(maps[r, c], positions, f"{row_labels[r]}, {col_labels[c]}", a,
+                                   showscale=(r == 0 and c == 0)))
+            layout[f"xaxis{a}"] = dict(domain=x_domains[c], anchor=f"y{a}",
+                                       showticklabels=False)
+            layout[f"yaxis{a}"] = dict(domain=y_domains[r], anchor=f"x{a}", autorange="reversed",
+                                       showticklabels=False)
+    for c, label in enumerate(col_labels):
+        layout["annotations"].append({**_panel_title(label, x_domains[c]), "font": {"size": 11}})
+    for r, label in enumerate(row_labels):
+        layout["annotations"].append(dict(text=label, x=0.955, y=sum(y_domains[r]) / 2,
+                                          xref="paper", yref="paper", xanchor="left",
+                                          yanchor="middle", textangle=90, showarrow=False,
+                                          font=dict(size=11)))
+    data[0]["colorbar"] = dict(title=dict(text="cos sim"), len=0.9, x=1.02)
+    return _fast(data, layout, title, height=max(320, 120 * rows + 100))
+
+
+def similarity_curves(curves: Sequence[tuple[str, np.ndarray, np.ndarray]],
+                      unit: str = "positions", hop_seconds: float = 0.008,
+                      title: str = "Similarity vs distance") -> go.Figure:
+    """Several (label, lags, similarity) curves in one plot, distance in frames or seconds."""
+    data = []
+    for i, (label, lags, sim) in enumerate(curves):
+        x, _ = axis_values(lags, unit, hop_seconds)
+        line = dict(width=2, color=SERIES_COLORS[i % len(SERIES_COLORS)],
+                    dash=("solid", "solid", "dash", "dot", "dashdot")[i % 5])
+        data.append(dict(type="scatter", x=x, y=np.asarray(sim, dtype=np.float64), mode="lines",
+                         name=label, line=line))
+    layout = dict(xaxis=dict(title=dict(text="distance (s)" if unit == "seconds"
+                                        else "distance (frames)")),
+                  yaxis=dict(title=dict(text="cos similarity"), range=[-1.0, 1.0]),
+                  shapes=[dict(type="line", xref="paper", x0=0, x1=1, y0=0, y1=0,
+                               line=dict(color="#888", width=1, dash="dot"))])
+    return _fast(data, layout, title, height=380)
+
+
+# ============================================================================= pitch bias
+
+def bias_figure(bias: np.ndarray, positions: np.ndarray, f0_display: np.ndarray,
+                unit: str = "positions", hop_seconds: float = 0.008, title: str = "Pitch bias",
+                colorbar_title: str = "bias", zrange: tuple[float, float] | None = (0.0, 1.0),
+                colorscale: str = BIAS_COLORSCALE) -> go.Figure:
+    """A bias (or prior) map with the F0 track it came from drawn along both of its axes.
+
+    Traces: the map (bottom right), F0 over the map's x axis (top), F0 sideways along its y
+    axis (left). Unvoiced frames are NaN gaps in both tracks.
+    """
+    coords, axis_title = axis_values(positions, unit, hop_seconds)
+    f0 = np.asarray(f0_display, dtype=np.float64)
+    left, right = [0.0, 0.12], [0.14, 1.0]
+    bottom, top = [0.0, 0.8], [0.83, 1.0]
+    heat = dict(type="heatmap", z=np.asarray(bias, dtype=np.float32), x=coords, y=coords,
+                colorscale=_scale(colorscale), name=colorbar_title, xaxis="x", yaxis="y",
+                colorbar=dict(title=dict(text=colorbar_title), len=0.8, y=0.4),
+                hovertemplate="i=%{y}<br>j=%{x}<br>%{z:.3f}<extra></extra>")
+    if zrange:
+        heat.update(zmin=zrange[0], zmax=zrange[1])
+    track = dict(type="scatter", mode="lines", connectgaps=False, name="F0 (Hz)",
+                 line=dict(color=TRACK_COLOR, width=1.8), showlegend=False,
+                 hovertemplate="%{x}, %{y}<extra>F0</extra>")
+    data = [heat, {**track, "x": coords, "y": f0, "xaxis": "x2", "yaxis": "y2"},
+            {**track, "x": f0, "y": coords, "xaxis": "x3", "yaxis": "y3"}]
+    layout = dict(
+        xaxis=dict(domain=right, anchor="y", title=dict(text=axis_title)),
+        yaxis=dict(domain=bottom, anchor="x", autorange="reversed", showticklabels=False),
+        xaxis2=dict(domain=right, anchor="y2", matches="x", showticklabels=False),
+        yaxis2=dict(domain=top, anchor="x2", title=dict(text="F0 (Hz)")),
+        xaxis3=dict(domain=left, anchor="y3", title=dict(text="F0 (Hz)")),
+        yaxis3=dict(domain=bottom, anchor="x3", matches="y", autorange="reversed",
+                    title=dict(text=axis_title)))
+    return _fast(data, layout, title, height=560)
+
+
+# ============================================================================= model
+
+def _expected_line(fig: go.Figure, expected: float | None) -> None:
+    if expected is not None and np.isfinite(expected):
+        fig.add_hline(y=float(expected), line=dict(color="#444", dash="dash"),
+                      annotation_text=f"at initialisation ≈ {expected:.2f}",
+                      annotation_position="top left")
+
+
+def gate_ratio_bars(blocks: Sequence[str], ratios: np.ndarray, status: Sequence[str],
+                    expected: float | None = None,
+                    title: str = "Gate / MLP activation ratio per block") -> go.Figure:
+    """One bar per block, coloured by status, with the at-initialisation expectation as a line."""
+    colors = [STATUS_COLORS.get(s, OTHER_COLOR) for s in status]
+    fig = go.Figure(go.Bar(x=list(blocks), y=np.asarray(ratios, dtype=np.float64),
+                           marker_color=colors, name="measured",
+                           hovertemplate="%{x}<br>ratio=%{y:.3f}<extra></extra>"))
+    _expected_line(fig, expected)
+    fig.update_yaxes(title_text="mean|gate logit| / mean|MLP pre-act|", rangemode="tozero")
+    fig.update_xaxes(title_text="block", tickangle=-30)
+    return _layout(fig, title, height=400)
+
+
+def grouped_ratio_bars(series: Mapping[str, tuple[Sequence[str], np.ndarray]],
+                       expected: float | None = None,
+                       title: str = "Gate / MLP ratio per block") -> go.Figure:
+    """Grouped bars: one colour per checkpoint, blocks on x."""
+    fig = go.Figure()
+    for i, (label, (blocks, ratios)) in enumerate(series.items()):
+        fig.add_trace(go.Bar(x=list(blocks), y=np.asarray(ratios, dtype=np.float64), name=label,
+                             marker_color=SERIES_COLORS[i % len(SERIES_COLORS)]))
+    _expected_line(fig, expected)
+    fig.update_yaxes(title_text="gate / MLP ratio", rangemode="tozero")
+    fig.update_xaxes(title_text="block", tickangle=-30)
+    return _layout(fig, title, height=420, barmode="group", legend=TOP_LEGEND)
+
+
+def attention_maps(maps: Sequence[tuple], x_title: str = "key position",
+                   y_title: str = "query position", title: str = "Attention",
+                   colorbar_title: str = "score", zrange: tuple[float, float] | None = None
+                   ) -> go.Figure:
+    """One or more attention maps (queries x keys) side by side on a shared colour range.
+
+    Each item is (label, array) or (label, array, x values, y values); values may be token
+    labels (categorical axis) or frame numbers. NaN cells (blocked by a causal mask) are gaps.
+    """
+    if not maps:
+        raise ValueError("attention_maps needs at least one map")
+    items = [(m[0], np.asarray(m[1], dtype=np.float32), *(list(m[2:4]) + [None, None])[:2])
+             for m in maps]
+    if zrange is None:
+        finite = np.concatenate([a[np.isfinite(a)].ravel() for _, a, _, _ in items])
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        zrange = (lo, hi if hi > lo else lo + 1e-6)
+    domains = _columns(len(items), 0.07)
+    data, layout = [], {"annotations": []}
+    for i, (label, arr, x, y) in enumerate(items):
+        a = _axis(i)
+        data.append(dict(type="heatmap", z=arr,
+                         x=np.arange(arr.shape[1]) if x is None else x,
+                         y=np.arange(arr.shape[0]) if y is None else y,
+                         zmin=zrange[0], zmax=zrange[1], colorscale=_scale(ATTENTION_COLORSCALE),
+                         showscale=i == len(items) - 1, xaxis=f"x{a}", yaxis=f"y{a}",
+                         colorbar=dict(title=dict(text=colorbar_title), len=0.9),
+                         hovertemplate="q=%{y}<br>k=%{x}<br>%{z:.3f}<extra></extra>"))
+        layout[f"xaxis{a}"] = dict(domain=domains[i], anchor=f"y{a}", title=dict(text=x_title))
+        layout[f"yaxis{a}"] = dict(anchor=f"x{a}", autorange="reversed",
+                                   title=dict(text=y_title if i == 0 else ""))
+        layout["annotations"].append(_panel_title(label, domains[i]))
+    return _fast(data, layout, title, height=460)
