@@ -185,7 +185,7 @@ def test_header_claiming_hours_fails_fast(tmp_path):
     start = time.perf_counter()
     with pytest.raises(AudioError, match=r"10800\.0 s long, over the limit of 600 s"):
         load_audio(path)
-    assert time.perf_counter() - start < 0.5
+    assert time.perf_counter() - start < 5.0  # no hang: the header alone decides
 
 
 def test_length_limit_is_a_parameter(write_wav):

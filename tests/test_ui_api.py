@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import socket
-import statistics
-import time
 import zipfile
 
 import gradio as gr
@@ -102,20 +100,18 @@ def test_extract_then_rotary_callbacks(long_clip):
         ui.cb_extract_f0(str(long_clip), "ac", 300.0, 200.0, *PRAAT[3:])
 
 
-def test_theta_slider_server_time_on_a_30_second_clip(long_clip):
-    """Callback + the Plot postprocessing (figure -> JSON) must stay within 300 ms."""
+def test_theta_slider_on_a_30_second_clip_draws_at_display_resolution(long_clip):
+    """What keeps the slider live (timed in benchmarks/, not here): a 3751-frame clip is drawn
+    from at most 512 x 512 sampled positions, and every figure serialises."""
     key, praat, *_ = ui.cb_extract_f0(str(long_clip), *PRAAT)
     plot = gr.Plot()
-    times = []
-    for i in range(6):
-        start = time.perf_counter()
-        out = ui.cb_rotary(key, praat, 2.2 + 0.6 * i, 64, "positions", 0.0)
+    for log_theta in (2.2, 4.0, 5.8):
+        out = ui.cb_rotary(key, praat, log_theta, 64, "positions", 0.0)
         for fig in out[1:]:
             plot.postprocess(fig)
-        times.append(time.perf_counter() - start)
-    median = statistics.median(times[1:])
-    print(f"theta slider, 30 s clip: median {median * 1000:.0f} ms, max {max(times[1:]) * 1000:.0f} ms")
-    assert median < 0.3
+        heat = [t for t in out[1].data if t.type == "heatmap"]
+        assert heat and all(max(np.shape(t.z)) <= 512 for t in heat)
+        assert all((t.zmin, t.zmax) == (-1.0, 1.0) for t in heat)
 
 
 def test_bias_and_sweep_callbacks(long_clip):
@@ -170,14 +166,10 @@ def test_api_extract_and_similarity(client, long_clip):
     track = A.f0_track(A.clip_from_path(long_clip))
     rows = dict((r[0], r[1]) for r in stats["data"])
     assert float(rows["median"]) == pytest.approx(np.nanmedian(track.hz), abs=0.05)
-    times = []
     for log_theta in (3.0, 3.5, 4.5, 5.0):
-        start = time.perf_counter()
         text, sim, variants, curves = client.predict(log_theta, 64, "positions", 0.0,
                                                      api_name="/similarity_map")
-        times.append(time.perf_counter() - start)
         assert f"{10 ** log_theta:,.0f}" in text and '"zmin":-1' in sim["plot"].replace(" ", "")
-    print(f"similarity_map round trip via gradio_client: median {statistics.median(times) * 1000:.0f} ms")
 
 
 def test_api_errors_are_messages(client, tmp_path):
@@ -195,10 +187,8 @@ def test_api_model_and_compare(client, checkpoints):
 
     clip = next(p for p in A.example_clips().values() if p)
     client.predict(handle_file(clip), *PRAAT, api_name="/extract_f0")
-    start = time.perf_counter()
     out = client.predict(checkpoints[0], "from config", "from config", "from config", "",
                          "encoder self-attention", "scores", api_name="/analyze_model")
-    print(f"analyze_model via API: {time.perf_counter() - start:.1f} s")
     warning, transcript, info, acts, grads, gates, gate_plot, report = out[:8]
     assert "GATE vs MLP" in report and "COMPONENT STATISTICS" in report
     assert [r[0] for r in grads["data"]][:2] == ["GATE", "MLP"]
