@@ -928,3 +928,54 @@ def compare_tables(a: ModelResult, b: ModelResult) -> tuple[pd.DataFrame, pd.Dat
                 df[df["kind"] == "scalar"].reset_index(drop=True))
 
     return FEATURES.get_or_compute(key, compute)
+
+
+# ========================================================================= head scores (issue #8)
+# Per-head pitch / rotary / distance alignment, attention distance and entropy; definitions in
+# echo_core/head_scores.py (the Learn view quotes its docstrings).
+
+HEAD_SCORE_ATTENTION_BYTES = 1024 * 2**20  # keep every map of a clip up to MAX_MODEL_SECONDS
+
+
+def head_scores(model, mel: np.ndarray, f0_frames: np.ndarray, token_ids: Sequence[int] | None
+                = None, max_pairs: int | None = None) -> pd.DataFrame:
+    """One full-depth capture of a teacher-forced forward, then ``head_scores.head_score_table``.
+
+    mel (n_mels, T) as the checkpoint expects; f0_frames (T,) Hz, NaN unvoiced (pitch
+    .f0_for_model converts it for the model only here). ``token_ids`` (without bos): the decoder
+    input; None uses the model's greedy transcript (one extra, uncaptured decode). A barely
+    voiced clip raises head_scores.VoicingError before the model runs. ``df.attrs`` holds
+    "forward_seconds" (captured forward) and "scores_seconds".
+    """
+    import time
+
+    import torch
+
+    from echo_core import decode, hooks
+    from echo_core import head_scores as hs
+    from echo_core.tokenizer import BOS
+
+    f0_frames = np.asarray(f0_frames, dtype=np.float64)
+    mel = np.asarray(mel, dtype=np.float32)
+    if mel.ndim != 2 or f0_frames.shape != (mel.shape[1],):
+        raise AudioError(f"need mel (n_mels, T) and one F0 value per mel frame (T,), got "
+                         f"{mel.shape} and {f0_frames.shape}")
+    hs.check_voicing(f0_frames)
+    uses_f0 = decode.model_uses_f0(model)
+    spec = torch.from_numpy(mel)[None]  # (1, n_mels, T)
+    f0_t = torch.from_numpy(pitch.f0_for_model(f0_frames))[None] if uses_f0 else None  # (1, T)
+    with _MODEL_LOCK, _torch_threads(MODEL_THREADS), torch.no_grad():
+        if token_ids is None:
+            token_ids = decode.greedy_ids(model, spec, f0_t)[0]
+        ids = torch.tensor([[BOS] + list(token_ids)][:model.dims.text_ctx])
+        start = time.perf_counter()
+        with hooks.capture(model, depth="full",
+                           max_attention_bytes=HEAD_SCORE_ATTENTION_BYTES) as cache:
+            model(input_ids=ids, spectrogram=spec, f0=f0_t)
+        forward_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    table = hs.head_score_table(cache, model, f0_frames, f0_given=uses_f0,
+                                max_pairs=max_pairs or hs.MAX_PAIRS)
+    table.attrs.update(forward_seconds=forward_seconds,
+                       scores_seconds=time.perf_counter() - start)
+    return table

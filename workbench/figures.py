@@ -333,3 +333,71 @@ def attention_maps(maps: Sequence[tuple], x_title: str = "key position",
                                    title=dict(text=y_title if i == 0 else ""))
         layout["annotations"].append(_panel_title(label, domains[i]))
     return _fast(data, layout, title, height=460)
+
+
+# ========================================================================= head scores (issue #8)
+
+HEAD_SCORE_LABELS = {
+    "pitch_spearman": "ρ(attention, pitch similarity)",
+    "rotary_spearman": "ρ(attention, rotary prior)",
+    "distance_spearman": "ρ(attention, −|i−j|)",
+    "pitch_partial_spearman": "partial ρ(attention, pitch | distance)",
+    "mean_distance_frames": "mean attention distance (frames / tokens)",
+    "mean_distance_ms": "mean attention distance (ms)",
+    "entropy_nats": "attention entropy (nats)",
+    "entropy_normalised": "attention entropy / ln n",
+}
+_SIGNED_SCORES = ("pitch_spearman", "rotary_spearman", "distance_spearman",
+                  "pitch_partial_spearman")
+
+
+def head_score_heatmaps(df, score: str, title: str | None = None) -> go.Figure:
+    """One layer × head heatmap per attention kind (columns of ``echo_core.head_scores``
+    .head_score_table: kind, layer, head, <score>) side by side on a shared colour range.
+
+    Rank correlations use a diverging scale fixed at [-1, 1] (0 = white: no relation); the
+    other scores a sequential scale. A kind whose score is all NaN (e.g. pitch for decoder
+    self-attention) shows as an empty panel with "n/a" in its title.
+    """
+    if score not in df.columns:
+        raise ValueError(f"unknown score {score!r}; accepted: {list(HEAD_SCORE_LABELS)}")
+    kinds = list(dict.fromkeys(df["kind"]))
+    if not kinds:
+        return empty_figure("no attention heads to score")
+    signed = score in _SIGNED_SCORES
+    values = df[score].to_numpy(dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    if signed:
+        zrange = (-1.0, 1.0)
+    elif finite.size:
+        zrange = (float(finite.min()), float(max(finite.max(), finite.min() + 1e-6)))
+    else:
+        zrange = (0.0, 1.0)
+    label = HEAD_SCORE_LABELS.get(score, score)
+    domains = _columns(len(kinds), 0.08)
+    data, layout = [], {"annotations": []}
+    for i, kind in enumerate(kinds):
+        part = df[df["kind"] == kind]
+        layers = np.sort(part["layer"].unique())
+        heads = np.sort(part["head"].unique())
+        z = np.full((layers.size, heads.size), np.nan, dtype=np.float32)  # (layers, heads)
+        li = np.searchsorted(layers, part["layer"].to_numpy())
+        hi = np.searchsorted(heads, part["head"].to_numpy())
+        z[li, hi] = part[score].to_numpy(dtype=np.float32)
+        a = _axis(i)
+        data.append(dict(type="heatmap", z=z, x=heads, y=layers, zmin=zrange[0],
+                         zmax=zrange[1],
+                         colorscale=_scale(SIMILARITY_COLORSCALE if signed else BIAS_COLORSCALE),
+                         showscale=i == len(kinds) - 1, xaxis=f"x{a}", yaxis=f"y{a}",
+                         colorbar=dict(title=dict(text=score), len=0.9),
+                         texttemplate="%{z:.2f}", xgap=1, ygap=1,
+                         hovertemplate=f"{kind}<br>layer %{{y}}, head %{{x}}<br>"
+                                       f"{score} = %{{z:.3f}}<extra></extra>"))
+        layout[f"xaxis{a}"] = dict(domain=domains[i], anchor=f"y{a}", title=dict(text="head"),
+                                   tickmode="array", tickvals=heads)
+        layout[f"yaxis{a}"] = dict(anchor=f"x{a}", autorange="reversed", tickmode="array",
+                                   tickvals=layers, title=dict(text="layer" if i == 0 else ""))
+        empty = not np.isfinite(z).any()
+        layout["annotations"].append(_panel_title(kind + (" (n/a)" if empty else ""),
+                                                  domains[i]))
+    return _fast(data, layout, title or label, height=360)

@@ -1,0 +1,226 @@
+"""Per-head scores (echo_core.head_scores): synthetic maps built to follow pitch, distance, the
+rotary prior or nothing are ranked correctly; the statistics match independent computations;
+invariances hold; barely voiced clips are refused; a shipped checkpoint gives a full table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import spearmanr
+
+from echo_core import head_scores as hs
+from echo_core import rotary
+
+REPO = Path(__file__).resolve().parents[1]
+N = 150
+
+
+def _softmax(scores: np.ndarray) -> np.ndarray:
+    e = np.exp(scores - scores.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def f0() -> np.ndarray:
+    """A wandering contour (not monotone in time) with two unvoiced gaps (NaN)."""
+    t = np.arange(N)
+    hz = 160 + 45 * np.sin(2 * np.pi * t / 37) + 25 * np.sin(2 * np.pi * t / 13 + 1.0)
+    hz[40:55] = np.nan
+    hz[100:108] = np.nan
+    return hz
+
+
+@pytest.fixture(scope="module")
+def rope() -> dict:
+    """A static rotary with a fast base, so its similarity oscillates with the lag."""
+    return dict(head_dim=16, inv_freq=rotary.inv_freq(16, 40.0), theta=40.0, radius=None,
+                f0_rotary=False, per_frame=False, f0_mean="voiced")
+
+
+@pytest.fixture(scope="module")
+def maps(f0, rope) -> np.ndarray:
+    """(4, N, N) heads: follows pitch, follows distance, follows rotary, random."""
+    i, j = np.meshgrid(np.arange(N), np.arange(N), indexing="ij")
+    pitch_map = 6.0 * rotary.pitch_bias(f0, 1.0)
+    distance_map = -np.abs(i - j) / 4.0
+    rotary_map = 6.0 * hs.rotary_prior(rope, i.ravel(), j.ravel()).reshape(N, N)
+    random_map = np.random.default_rng(1).normal(size=(N, N))
+    return _softmax(np.stack([pitch_map, distance_map, rotary_map, random_map]))
+
+
+@pytest.fixture(scope="module")
+def table(maps, f0, rope) -> pd.DataFrame:
+    return hs.self_attention_scores(maps, f0, rope, None).set_index("head")
+
+
+def test_each_score_picks_the_map_built_for_it(table):
+    pitch, distance, rot, rand = 0, 1, 2, 3
+    s = table
+    assert s.pitch_spearman.idxmax() == pitch and s.pitch_spearman[pitch] > 0.9
+    assert s.distance_spearman.idxmax() == distance and s.distance_spearman[distance] > 0.9
+    assert s.rotary_spearman.idxmax() == rot and s.rotary_spearman[rot] > 0.9
+    assert abs(s.pitch_partial_spearman[distance]) < 0.1
+    assert s.pitch_partial_spearman[pitch] > 0.8
+    assert all(abs(s.loc[rand, c]) < 0.1 for c in ("pitch_spearman", "distance_spearman",
+                                                    "rotary_spearman", "pitch_partial_spearman"))
+    # Local head: short distance, low entropy; random head: near uniform.
+    assert s.mean_distance_frames.idxmin() == distance
+    assert s.entropy_normalised.idxmax() == rand and s.entropy_normalised[rand] > 0.9
+    assert s.entropy_normalised[distance] < s.entropy_normalised[rand] - 0.2
+    assert np.allclose(s.mean_distance_ms, s.mean_distance_frames * 8.0)
+
+
+def test_partial_score_separates_pitch_from_distance_on_a_glide():
+    """On a rising glide, pitch similarity falls with distance: a purely local head looks
+    pitch-aligned (rho ~ 0.7) until distance is controlled for (partial ~ 0)."""
+    t = np.arange(N)
+    glide = 120 + 100 * t / N + 20 * np.sin(2 * np.pi * t / 9)
+    glide[40:50] = np.nan
+    i, j = np.meshgrid(t, t, indexing="ij")
+    heads = _softmax(np.stack([6.0 * rotary.pitch_bias(glide, 1.0), -np.abs(i - j) / 4.0]))
+    s = hs.self_attention_scores(heads, glide)
+    assert s.pitch_spearman[1] > 0.6 and abs(s.pitch_partial_spearman[1]) < 0.05
+    assert s.pitch_partial_spearman[0] > 0.9
+    assert s.rotary_spearman.isna().all()  # no rope given
+
+
+def test_statistics_match_independent_computations(maps, f0, table):
+    voiced = rotary.voiced_mask(f0)
+    idx = np.flatnonzero(voiced)
+    w = maps[3][np.ix_(idx, idx)]
+    w = w / w.sum(-1, keepdims=True)  # renormalised over voiced keys
+    off = ~np.eye(idx.size, dtype=bool)
+    a = w[off]
+    p = rotary.pitch_bias(f0, 1.0)[np.ix_(idx, idx)][off]
+    d = -np.abs(idx[:, None] - idx[None, :])[off]
+    assert table.n_pairs[3] == a.size
+    assert table.pitch_spearman[3] == pytest.approx(spearmanr(a, p)[0], abs=1e-9)
+    assert table.distance_spearman[3] == pytest.approx(spearmanr(a, d)[0], abs=1e-9)
+    # Partial correlation = correlation of the rank residuals after regressing out distance.
+    ra, rp, rd = (hs.ranks(v) for v in (a, p, d))
+    design = np.column_stack([np.ones_like(rd), rd])
+    res = [r - design @ np.linalg.lstsq(design, r, rcond=None)[0] for r in (ra, rp)]
+    assert table.pitch_partial_spearman[3] == pytest.approx(np.corrcoef(*res)[0, 1], abs=1e-9)
+    # Entropy and distance: plain loops over the voiced query rows of the full softmax.
+    ent, dist = [], []
+    for q in idx:
+        row = maps[1][q]
+        ent.append(-sum(x * np.log(x) for x in row if x > 0))
+        dist.append(sum(row[k] * abs(q - k) for k in range(N)))
+    assert table.entropy_nats[1] == pytest.approx(np.mean(ent), rel=1e-9)
+    assert table.entropy_normalised[1] == pytest.approx(np.mean(ent) / np.log(N), rel=1e-9)
+    assert table.mean_distance_frames[1] == pytest.approx(np.mean(dist), rel=1e-9)
+
+
+def test_rotary_prior_matches_the_rotary_maps(f0):
+    i, j = np.meshgrid(np.arange(60), np.arange(60), indexing="ij")
+    info = dict(head_dim=32, inv_freq=None, theta=10000.0, radius=None, f0_rotary=True,
+                per_frame=False, f0_mean="voiced")
+    got = hs.rotary_prior(info, i.ravel(), j.ravel(), f0[:60]).reshape(60, 60)
+    assert np.allclose(got, rotary.position_similarity(60, 32, 10000.0, f0=f0[:60]))
+    info["per_frame"] = True
+    got = hs.rotary_prior(info, i.ravel(), j.ravel(), f0[:60]).reshape(60, 60)
+    assert np.allclose(got, rotary.position_similarity_per_frame(f0[:60], 32, 10000.0))
+    info.update(per_frame=False, f0_mean="batch")  # reference: mean with unvoiced as 0
+    mean = np.nan_to_num(f0[:60]).mean()
+    assert hs.theta_used(info, f0[:60]) == pytest.approx(10000.0 + rotary.pitch_factor(mean)
+                                                         * rotary.THETA_SPAN)
+
+
+def test_invariances(maps, f0, rope, table):
+    # Rows scaled by positive constants (unnormalised attention) change nothing.
+    scale = np.random.default_rng(2).uniform(0.1, 10.0, size=(4, N, 1))
+    scaled = hs.self_attention_scores(maps * scale, f0, rope, None).set_index("head")
+    pd.testing.assert_frame_equal(scaled, table, rtol=1e-9)
+    # Rank scores ignore strictly increasing transforms of either side.
+    x, y = np.random.default_rng(3).normal(size=(2, 500))
+    assert hs.spearman(x, y) == pytest.approx(hs.spearman(np.exp(x), y**3 + 5 * y), abs=1e-12)
+    # A pre-softmax shift per row (what softmax ignores) changes nothing either.
+    shifted = hs.self_attention_scores(_softmax(np.log(maps) + scale), f0, rope, None)
+    pd.testing.assert_frame_equal(shifted.set_index("head"), table, rtol=1e-9)
+    # The pair sample is deterministic and bounded.
+    a = hs.sample_pairs(np.ones(400, bool), np.ones(400, bool), max_pairs=1000)
+    b = hs.sample_pairs(np.ones(400, bool), np.ones(400, bool), max_pairs=1000)
+    assert a[0].size == 1000 and np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert not np.any(a[0] == a[1])
+
+
+def test_too_little_voicing_is_refused(maps, rope):
+    few = np.full(N, np.nan)
+    few[:8] = 150.0
+    with pytest.raises(hs.VoicingError, match="voiced frames"):
+        hs.self_attention_scores(maps, few, rope, None)
+    sparse = np.full(N, np.nan)
+    sparse[: int(0.15 * N)] = 150.0  # 22 voiced frames but only 15 %
+    with pytest.raises(hs.VoicingError, match="15%"):
+        hs.check_voicing(sparse)
+    assert issubclass(hs.VoicingError, ValueError)
+
+
+def test_cross_attention_key_marginal(f0):
+    rng = np.random.default_rng(4)
+    w_up = _softmax(np.broadcast_to(np.nan_to_num(f0, nan=0.0) / 20.0, (1, 7, N)))
+    w_rand = _softmax(rng.normal(size=(1, 7, N)))
+    up = hs.cross_attention_scores(np.concatenate([w_up, w_rand]), f0)
+    assert up.pitch_spearman[0] == pytest.approx(1.0)
+    assert abs(up.pitch_spearman[1]) < 0.3
+    assert up[["rotary_spearman", "distance_spearman"]].isna().all().all()
+
+
+def test_shipped_checkpoint_gives_a_full_finite_table():
+    from echo_core import audio, checkpoint, pitch
+    from workbench import analysis, figures
+
+    ckpt = REPO / "assets" / "checkpoints" / "f0_theta_bias"
+    clip = REPO / "assets" / "clips" / "low_three_one_four.wav"
+    if not (ckpt / "config.json").exists() or not clip.exists():
+        pytest.skip("shipped checkpoint or clip missing")
+    model = checkpoint.load_checkpoint(ckpt)
+    a = audio.load_audio(clip)
+    feats = {"n_mels": model.dims.mels, "fmin": 0.0, "fmax": None,
+             **(model.meta or {}).get("features", {})}
+    mel = audio.log_mel(a.samples, a.sr, n_mels=int(feats["n_mels"]),
+                        fmin=float(feats["fmin"]), fmax=feats["fmax"])
+    f0 = pitch.align_to_frames(pitch.extract_f0(a.samples, a.sr), mel.shape[1])
+    df = analysis.head_scores(model, mel, f0, token_ids=[5, 6, 7, 8])
+    d = model.dims
+    n_feat = len(d.features)
+    counts = df.groupby("kind").size()
+    assert counts[hs.ENCODER_SELF] == d.aud_idx * d.aud_head * n_feat
+    assert counts[hs.DECODER_SELF] == d.text_idx * d.text_head
+    assert counts[hs.DECODER_CROSS] == d.text_idx * d.text_head * n_feat
+    enc = df[df.kind == hs.ENCODER_SELF]
+    assert np.isfinite(enc[list(hs.SCORES)].to_numpy()).all()
+    assert np.isfinite(df[["entropy_nats", "entropy_normalised"]].to_numpy()).all()
+    assert ((df.entropy_normalised >= 0) & (df.entropy_normalised <= 1 + 1e-9)).all()
+    assert df.attrs["forward_seconds"] > 0
+    fig = figures.head_score_heatmaps(df, "pitch_spearman")
+    assert len(fig.data) == 3
+    assert fig.data[0].z.shape == (d.aud_idx, d.aud_head)
+    assert fig.data[0].zmin == -1 and np.isnan(fig.data[1].z).all()
+    with pytest.raises(ValueError, match="unknown score"):
+        figures.head_score_heatmaps(df, "nope")
+
+
+@pytest.mark.parametrize("f0_rotary", [False, True])
+def test_rope_info_prior_matches_the_models_own_rotations(f0, f0_rotary):
+    """The prior read from a module equals the cosine similarity of the rotations the module
+    itself applies (torch, learned inv_freq or theta_eff by the voiced-mean rule)."""
+    import torch
+
+    from echo_core.model import MultiheadA
+
+    torch.manual_seed(0)
+    m = MultiheadA(64, 4, audio=True, f0_rotary=f0_rotary, f0_mean="voiced")
+    with torch.no_grad():
+        m.rope.inv_freq.mul_(torch.linspace(0.5, 3.0, 8))  # "learned": not the initial base
+        m.rope.theta.fill_(7000.0)
+        f0_model = torch.from_numpy(np.nan_to_num(f0, nan=0.0)).float()[None]
+        rot = m.rope(N, f0_model if f0_rotary else None)[0]  # (N, d/2) complex
+    expected = (rot[:, None, :] * rot[None, :, :].conj()).real.mean(-1).double().numpy()
+    i, j = np.meshgrid(np.arange(N), np.arange(N), indexing="ij")
+    got = hs.rotary_prior(hs.rope_info(m), i.ravel(), j.ravel(), f0).reshape(N, N)
+    assert np.allclose(got, expected, atol=1e-4)
