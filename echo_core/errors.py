@@ -35,3 +35,7 @@ class CaptureError(EchoError):
 
 class TranscriptError(EchoError):
     """Text that cannot be tokenised with the checkpoint's tokenizer."""
+
+
+class VoicingError(EchoError):
+    """A clip with too little voicing for pitch scores (see head_scores.MIN_VOICED_FRAMES)."""

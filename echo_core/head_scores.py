@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from . import rotary
-from .errors import CaptureError, EchoError
+from .errors import CaptureError, VoicingError
 
 FRAME_MS = 8.0  # one mel / F0 frame (hop 128 at 16 kHz)
 MIN_VOICED_FRAMES = 10  # fewer voiced frames: pitch scores are not computed
@@ -67,10 +67,6 @@ NOTES = {ENCODER_SELF: "pitch: rho(attention, exp(-|z_i - z_j|)) over voiced off
          DECODER_SELF: "pitch: n/a (text tokens have no F0); distances in tokens",
          DECODER_CROSS: "pitch: rho(mean attention a key receives, key F0) over voiced keys; "
                         "rotary/distance: n/a (text and audio share no position axis)"}
-
-
-class VoicingError(EchoError):
-    """A clip with too little voicing for pitch scores (see MIN_VOICED_FRAMES / _FRACTION)."""
 
 
 # ============================================================================= rank statistics

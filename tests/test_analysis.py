@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+from echo_core import head_scores as hs
 from echo_core import rotary
 from echo_core.errors import (AudioError, CaptureError, CheckpointError, PitchSettingsError,
                               RotaryError, TranscriptError)
@@ -292,6 +293,45 @@ def test_run_model_statistics_maps_and_warnings(tiny_checkpoints, glide):
     with pytest.raises(CaptureError):
         A.attention_map(result, "decoder self-attention", 5, 0)
     assert A.run_model(clip, None, tiny_checkpoints["causal_bias"], {}, "one two") is result  # cached
+
+
+def test_run_model_head_scores_equal_a_separate_captured_forward(tiny_checkpoints, glide):
+    """The scores run_model takes from its own (forward + backward) capture equal those of an
+    independent no-grad forward (analysis.head_scores) on the same mel, F0 and tokens."""
+    from echo_core import decode
+
+    clip, _ = glide
+    result = A.run_model(clip, None, tiny_checkpoints["causal_bias"], {}, "one two")
+    table = result.head_scores
+    assert result.head_scores_error == "" and len(table) == (2 + 1 + 1) * 2  # modules x heads
+    assert np.isfinite(table.loc[table["kind"] == hs.ENCODER_SELF, "pitch_spearman"]).all()
+    assert result.pitch_bias_in_scores and "partly built in" in result.head_score_markdown()
+    assert "head_scores" in result.tables()
+    model = A.load_model(tiny_checkpoints["causal_bias"])
+    ids = decode.load_tokenizer(model).encode("one two")
+    mel = A._features(model, clip, [])
+    separate = A.head_scores(model, mel, A.frame_f0(clip, None), token_ids=ids)
+    cols = list(hs.SCORES)
+    np.testing.assert_allclose(table[cols].to_numpy(float), separate[cols].to_numpy(float),
+                               atol=1e-5, equal_nan=True)
+    # B − A of a model against itself is 0 wherever the score exists.
+    diff = A.head_score_difference(result, result, "pitch_partial_spearman")
+    finite = np.isfinite(table["pitch_partial_spearman"]).sum()
+    assert len(diff) == finite == 2 * 2 and (diff["B − A"] == 0.0).all()  # encoder rows only
+    with pytest.raises(A.EchoError, match="accepted"):
+        A.head_score_difference(result, result, "loudness")
+
+
+def test_barely_voiced_clip_still_runs_without_scores(tiny_checkpoints):
+    """White noise: Praat finds (almost) no voicing; the model view works, the scores say why."""
+    noise = np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32)
+    clip = A._register(noise, 16000, "noise")
+    result = A.run_model(clip, None, tiny_checkpoints["reference"])
+    assert result.head_scores is None and "voiced frames" in result.head_scores_error
+    assert "voiced frames" in result.head_score_markdown() and "head_scores" not in result.tables()
+    assert len(result.gates) > 0 and np.isfinite(result.loss)
+    empty = A.head_score_difference(result, result, "pitch_spearman")
+    assert list(empty.columns) == ["kind", "layer", "head", "A", "B", "B − A"] and empty.empty
 
 
 def test_reference_mask_is_flagged_and_greedy_text_used(tiny_checkpoints, glide):

@@ -152,9 +152,15 @@ def test_model_view(page):
     page.wait_for_function("() => { const t = document.querySelector('#report textarea, #report .cm-content');"
                            " return t && (t.value || t.innerText || '').includes('GATE vs MLP'); }",
                            timeout=120000)
-    for plot in ("#gate-plot", "#attention-plot"):
+    for plot in ("#gate-plot", "#attention-plot", "#head-score-plot"):
         _rendered(page, plot, min_width=250)
     assert page.locator("#gates").inner_text().count("encoder.blocks") >= 1
+    # one heatmap panel per attention kind, and the table lists every head with its note
+    assert page.locator("#head-score-plot .cartesianlayer .subplot").count() == 3
+    assert "encoder self-attention" in page.locator("#head-score-table").inner_text()
+    page.locator("#head-score-choice label", has_text="entropy").click()
+    page.wait_for_function("() => document.querySelector('#head-score-plot .gtitle')"
+                           ".textContent.includes('entropy')")
     _no_error(page)
     _shot(page, "4_model")
 
@@ -170,6 +176,11 @@ def test_compare_view(page):
                            timeout=120000)
     _rendered(page, "#compare-gate-plot")
     _rendered(page, "#compare-attention-plot")
+    _rendered(page, "#compare-head-score-a", min_width=250)
+    _rendered(page, "#compare-head-score-b", min_width=250)
+    assert "B − A" in page.locator("#compare-head-score-diff").inner_text()
+    a_text = page.locator("#transcript-a").inner_text()
+    assert ("built in" in a_text) == ("f0_theta_bias" in a_text)  # the one with pitch_bias on
     _no_error(page)
     _shot(page, "5_compare")
 
@@ -177,5 +188,6 @@ def test_compare_view(page):
 def test_learn_view_renders_formulas(page):
     _tab(page, "Learn")
     page.locator("#tab-learn .katex").first.wait_for(state="visible")
+    assert "pitch_partial_spearman" in page.locator("#head-score-definitions").inner_text()
     _no_error(page)
     _shot(page, "6_learn")

@@ -157,7 +157,9 @@ def test_too_little_voicing_is_refused(maps, rope):
     sparse[: int(0.15 * N)] = 150.0  # 22 voiced frames but only 15 %
     with pytest.raises(hs.VoicingError, match="15%"):
         hs.check_voicing(sparse)
-    assert issubclass(hs.VoicingError, ValueError)
+    from echo_core import errors
+
+    assert hs.VoicingError is errors.VoicingError and issubclass(hs.VoicingError, errors.EchoError)
 
 
 def test_cross_attention_key_marginal(f0):

@@ -11,6 +11,7 @@ import gradio as gr
 import numpy as np
 import pytest
 
+from echo_core import head_scores as hs
 from echo_core.errors import PitchSettingsError
 from workbench import analysis as A
 from workbench import ui
@@ -188,25 +189,47 @@ def test_api_model_and_compare(client, checkpoints):
     clip = next(p for p in A.example_clips().values() if p)
     client.predict(handle_file(clip), *PRAAT, api_name="/extract_f0")
     out = client.predict(checkpoints[0], "from config", "from config", "from config", "",
-                         "encoder self-attention", "scores", api_name="/analyze_model")
+                         "encoder self-attention", "scores", "pitch_spearman",
+                         api_name="/analyze_model")
     warning, transcript, info, acts, grads, gates, gate_plot, report = out[:8]
     assert "GATE vs MLP" in report and "COMPONENT STATISTICS" in report
     assert [r[0] for r in grads["data"]][:2] == ["GATE", "MLP"]
     assert gate_plot["type"] == "plotly" and "teacher-forced" in info
+    score_plot, scores = out[-2:]
+    assert score_plot["type"] == "plotly" and '"zmin":-1' in score_plot["plot"].replace(" ", "")
+    rows = [dict(zip(scores["headers"], r)) for r in scores["data"]]
+    model = A.load_model(checkpoints[0])
+    d = model.dims
+    expected = {hs.ENCODER_SELF: d.aud_idx * d.aud_head, hs.DECODER_SELF: d.text_idx * d.text_head,
+                hs.DECODER_CROSS: d.text_idx * d.text_head}
+    assert {k: sum(r["kind"] == k for r in rows) for k in expected} == expected
+    encoder = [float(r["pitch_spearman"]) for r in rows if r["kind"] == hs.ENCODER_SELF]
+    assert all(-1.0 <= v <= 1.0 for v in encoder)  # "—" (NaN) would not parse
+    assert all(r["pitch_spearman"] == "—" for r in rows if r["kind"] == hs.DECODER_SELF)
     out = client.predict(checkpoints[0], checkpoints[1], "decoder cross-attention", "weights",
-                         api_name="/compare_models")
-    trans_a, trans_b, bars, layer, head, attention, diff, scalars = out
+                         "pitch_partial_spearman", api_name="/compare_models")
+    trans_a, trans_b, bars, layer, head, attention, diff, scalars, hs_a, hs_b, hs_diff = out
     assert trans_a.startswith("**A") and trans_b.startswith("**B")
     assert '"barmode":"group"' in bars["plot"].replace(" ", "")
     assert diff["headers"][:2] == ["kind", "name"] and len(scalars["data"]) > 0
+    assert hs_a["type"] == hs_b["type"] == "plotly"
+    assert hs_diff["headers"] == ["kind", "layer", "head", "A", "B", "B − A"]
+    for kind, layer_, head_, a, b, delta in hs_diff["data"]:  # B − A recomputed from the cells
+        if kind == hs.ENCODER_SELF:
+            assert float(delta) == pytest.approx(float(b) - float(a), abs=2e-4)
 
 
 def test_api_report_bundle(client):
     attention = ["encoder self-attention", 0, 0, "scores"]
     files = client.predict(4.0, 64, "positions", 0.0, 1.0, *attention, *attention,
-                           api_name="/report")
+                           "pitch_spearman", "pitch_partial_spearman", api_name="/report")
     with zipfile.ZipFile(path_of(files)) as zf:
         names = zf.namelist()
+        scores = next(n for n in names if n.endswith("tables/head_scores.csv"))
+        header = zf.read(scores).decode().splitlines()[0].split(",")
+    assert {"kind", "layer", "head", "pitch_spearman", "note"} <= set(header)
+    assert any(n.endswith("head_scores_difference.csv") for n in names)
+    assert any(n.endswith("figures/head_scores.png") for n in names)
     assert any(n.endswith("settings.json") for n in names)
     assert any(n.endswith("figures/pitch.png") for n in names)
     assert any(n.endswith("figures/similarity.html") for n in names)

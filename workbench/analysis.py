@@ -26,8 +26,9 @@ import numpy as np
 import pandas as pd
 
 from echo_core import audio, pitch, rotary
+from echo_core import head_scores as hs
 from echo_core.errors import (AudioError, CaptureError, CheckpointError, ConfigError, EchoError,
-                              PitchSettingsError, RotaryError, TranscriptError)
+                              PitchSettingsError, RotaryError, TranscriptError, VoicingError)
 
 REPO = Path(__file__).resolve().parent.parent
 CLIPS_DIR = REPO / "assets" / "clips"
@@ -604,6 +605,8 @@ class ModelResult:
     learned: pd.DataFrame
     warnings: list
     praat: dict
+    head_scores: pd.DataFrame | None = None  # head_scores.head_score_table, None if not scored
+    head_scores_error: str = ""  # why there are no scores (e.g. the VoicingError message)
 
     @property
     def expected_ratio(self) -> float:
@@ -636,9 +639,29 @@ class ModelResult:
                              "sparsity diff": g["sparsity_difference"]})
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        return {"component_statistics_activations": self.activations,
-                "component_statistics_gradients": self.gradients,
-                "gate_mlp_ratios": self.gates, "learned_rotary_scalars": self.learned}
+        out = {"component_statistics_activations": self.activations,
+               "component_statistics_gradients": self.gradients,
+               "gate_mlp_ratios": self.gates, "learned_rotary_scalars": self.learned}
+        if self.head_scores is not None:
+            out["head_scores"] = self.head_scores
+        return out
+
+    @property
+    def pitch_bias_in_scores(self) -> bool:
+        """Whether some head's scores had the pitch bias added (its pitch score is partly
+        built in, not learned)."""
+        return self.head_scores is not None and bool(
+            self.head_scores["note"].str.contains(PITCH_BIAS_NOTE, regex=False).any())
+
+    def head_score_markdown(self) -> str:
+        """What the head-score plot cannot say by itself: missing scores, built-in alignment."""
+        if self.head_scores is None:
+            return f"⚠️ No per-head scores for this clip: {self.head_scores_error}"
+        if self.pitch_bias_in_scores:
+            return ("⚠️ **This model adds the pitch bias to its attention scores** "
+                    "(`pitch_bias` on): high pitch alignment of those heads is partly built "
+                    "in, not learned. Rows concerned say so in the `note` column.")
+        return ""
 
     def settings(self) -> dict:
         return {"checkpoint": self.checkpoint, "label": self.label, "overrides": self.overrides,
@@ -864,9 +887,20 @@ def run_model(clip: Clip, settings: pitch.PraatSettings | None, checkpoint_id: s
         attention=_attention_by_kind(cache, dims.features[0]), axes=axes, bias=bias,
         bias_f0=bias_f0, bias_applied=applied,
         learned=_learned_table(model, f0_model if uses_f0 else None), warnings=warnings,
-        praat=dataclasses.asdict(settings or pitch.PraatSettings()))
+        praat=dataclasses.asdict(settings or pitch.PraatSettings()),
+        **_scores_from_cache(cache, model, f0_frames, uses_f0))
     progress(1.0, "done")
     return RESULTS.put(key, result)
+
+
+def _scores_from_cache(cache, model, f0_frames: np.ndarray, uses_f0: bool) -> dict:
+    """Per-head scores from the capture the analysis already made (no second forward); a
+    barely voiced clip gives no table and the VoicingError message instead of a failure."""
+    try:
+        table = hs.head_score_table(cache, model, f0_frames, f0_given=uses_f0)
+    except VoicingError as e:
+        return {"head_scores": None, "head_scores_error": str(e)}
+    return {"head_scores": table, "head_scores_error": ""}
 
 
 def attention_shape(result: ModelResult, kind: str) -> tuple[int, int]:
@@ -935,6 +969,25 @@ def compare_tables(a: ModelResult, b: ModelResult) -> tuple[pd.DataFrame, pd.Dat
 # echo_core/head_scores.py (the Learn view quotes its docstrings).
 
 HEAD_SCORE_ATTENTION_BYTES = 1024 * 2**20  # keep every map of a clip up to MAX_MODEL_SECONDS
+HEAD_SCORE_DEFINITIONS = hs.__doc__  # the one statement of the definitions (Learn view)
+PITCH_BIAS_NOTE = "ADDS the pitch bias"  # what head_score_table's note says for biased heads
+HEAD_SCORE_KEYS = ["kind", "layer", "head"]
+
+
+def head_score_difference(a: ModelResult, b: ModelResult, score: str) -> pd.DataFrame:
+    """B − A of one score per (kind, layer, head) both models have; heads only one model has,
+    and rows where the score is n/a for both, are left out. Empty when either clip analysis
+    has no scores."""
+    if score not in hs.SCORES:
+        raise EchoError(f"unknown head score {score!r}; accepted: {', '.join(hs.SCORES)}")
+    cols = HEAD_SCORE_KEYS + ["A", "B", "B − A"]
+    if a.head_scores is None or b.head_scores is None:
+        return pd.DataFrame(columns=cols)
+    merged = a.head_scores[HEAD_SCORE_KEYS + [score]].merge(
+        b.head_scores[HEAD_SCORE_KEYS + [score]], on=HEAD_SCORE_KEYS, suffixes=(" A", " B"))
+    merged = merged.rename(columns={f"{score} A": "A", f"{score} B": "B"})
+    merged["B − A"] = merged["B"] - merged["A"]
+    return merged.dropna(subset=["A", "B"], how="all")[cols].reset_index(drop=True)
 
 
 def head_scores(model, mel: np.ndarray, f0_frames: np.ndarray, token_ids: Sequence[int] | None

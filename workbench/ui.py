@@ -36,11 +36,15 @@ SWEEP_POSITIONS = 96
 MAX_FILE_SIZE = "200mb"  # per uploaded file (audio and checkpoints)
 CONCURRENCY = 2  # the machine has two cores
 ATTENTION_KINDS = list(A.ATTENTION_KINDS)
+ENCODER = ATTENTION_KINDS[0]
 PRAAT = A.pitch.PraatSettings()  # defaults of the settings panel
 LATEX = [{"left": "$$", "right": "$$", "display": True},
          {"left": "$", "right": "$", "display": False}]
 VIEWS = ("pitch", "rotary", "bias", "model", "compare")
 NO_BIAS = "This model's encoder gets no F0, so there is no pitch bias to show."
+HEAD_SCORES_SHOWN = ("pitch_spearman", "pitch_partial_spearman", "rotary_spearman",
+                     "distance_spearman", "mean_distance_ms", "entropy_normalised")
+HEAD_SCORE_CHOICES = [(F.HEAD_SCORE_LABELS[s], s) for s in HEAD_SCORES_SHOWN]
 
 CSS = """
 .gradio-container {max-width: 1500px !important; margin: auto;}
@@ -176,11 +180,19 @@ def attention_figure(results, kind, layer, head, which):
                             title=f"{kind}: attention {which}", colorbar_title=which)
 
 
-def model_figures(result, kind, layer, head, which) -> dict:
+def head_score_figure(result, score, title: str | None = None):
+    """Layer x head heatmaps of one score, or the reason there are none."""
+    if result.head_scores is None:
+        return F.empty_figure(f"no head scores: {result.head_scores_error}")
+    return F.head_score_heatmaps(result.head_scores, score, title=title)
+
+
+def model_figures(result, kind, layer, head, which, score=HEAD_SCORES_SHOWN[0]) -> dict:
     g = result.gates
     figs = {"gate_mlp_ratio": F.gate_ratio_bars(g["block"], g["ratio"], g["status"],
                                                 result.expected_ratio),
-            "attention": attention_figure([result], kind, layer, head, which)}
+            "attention": attention_figure([result], kind, layer, head, which),
+            "head_scores": head_score_figure(result, score)}
     if result.bias is not None:
         top = max(1.0, float(np.nanmax(result.bias)))
         figs["pitch_bias_as_used"] = F.bias_figure(
@@ -191,10 +203,22 @@ def model_figures(result, kind, layer, head, which) -> dict:
     return figs
 
 
-def compare_figures(ra, rb, kind, layer, head, which) -> dict:
+def compare_figures(ra, rb, kind, layer, head, which, score="pitch_partial_spearman") -> dict:
     series = {r.label: (list(r.gates["block"]), r.gates["ratio"].to_numpy()) for r in (ra, rb)}
+    label = F.HEAD_SCORE_LABELS.get(score, score)
     return {"gate_mlp_ratio_compare": F.grouped_ratio_bars(series, ra.expected_ratio),
-            "attention_compare": attention_figure([ra, rb], kind, layer, head, which)}
+            "attention_compare": attention_figure([ra, rb], kind, layer, head, which),
+            "head_scores_a": head_score_figure(ra, score, f"A · {ra.label}: {label}"),
+            "head_scores_b": head_score_figure(rb, score, f"B · {rb.label}: {label}")}
+
+
+def head_score_table(result):
+    """The score table for display (empty when the clip could not be scored)."""
+    return table(result.head_scores) if result.head_scores is not None else pd.DataFrame()
+
+
+def note_update(text: str):
+    return gr.update(value=text, visible=bool(text))
 
 
 def table(df, digits: int = 4):
@@ -217,6 +241,11 @@ def gates_table(result):
 def mask_note(result) -> str:
     additive = result.dims.get("decoder_mask") == "additive"
     return " ⚠️ *non-causal (additive) decoder mask*" if additive else ""
+
+
+def bias_note(result) -> str:
+    return (" ⚠️ *pitch bias added to the scores: pitch alignment partly built in*"
+            if result.pitch_bias_in_scores else "")
 
 
 # ============================================================================= callbacks
@@ -340,14 +369,14 @@ def _index_slider(count: int):
 
 @guarded
 def cb_analyze(key, praat, ckpt, act, f0_rotary, decoder_mask, transcript, kind, which,
-               progress=gr.Progress()):
+               score=HEAD_SCORES_SHOWN[0], progress=gr.Progress()):
     """Run a checkpoint on the clip: transcript, statistics, report, maps (api: analyze_model)."""
     clip, settings = A.get_clip(key), _settings(praat)
     if not ckpt:
         raise gr.Error("Pick a shipped checkpoint or upload one first.", title="No checkpoint")
     result = A.run_model(clip, settings, ckpt, overrides(act, f0_rotary, decoder_mask),
                          transcript or "", progress=lambda f, what: progress(f, desc=what))
-    figs = model_figures(result, kind, 0, 0, which)
+    figs = model_figures(result, kind, 0, 0, which, score)
     layers, heads = A.attention_shape(result, kind)
     warning = result.warning_markdown()
     if warning or result.warnings:
@@ -358,7 +387,16 @@ def cb_analyze(key, praat, ckpt, act, f0_rotary, decoder_mask, transcript, kind,
             result.info_markdown(), table(result.activations), table(result.gradients),
             gates_table(result), figs["gate_mlp_ratio"], result.report, _index_slider(layers),
             _index_slider(heads), figs["attention"],
-            figs.get("pitch_bias_as_used", F.empty_figure(NO_BIAS)), table(result.learned, 6))
+            figs.get("pitch_bias_as_used", F.empty_figure(NO_BIAS)), table(result.learned, 6),
+            note_update(result.head_score_markdown()), figs["head_scores"],
+            head_score_table(result))
+
+
+@guarded
+def cb_head_scores(result_key, score):
+    if not result_key or A.RESULTS.get(result_key) is None:
+        return gr.skip()
+    return head_score_figure(A.get_result(result_key), score)
 
 
 @guarded
@@ -378,17 +416,18 @@ def cb_attention_kind(result_key, kind, which):
 
 
 @guarded
-def cb_model_tab(result_key, kind, layer, head, which):
+def cb_model_tab(result_key, kind, layer, head, which, score):
     """Redraw the model plots when the tab becomes visible (hidden plots render too small)."""
     if not result_key or A.RESULTS.get(result_key) is None:
-        return [gr.skip()] * 3
-    figs = model_figures(A.get_result(result_key), kind, layer, head, which)
+        return [gr.skip()] * 4
+    figs = model_figures(A.get_result(result_key), kind, layer, head, which, score)
     return (figs["gate_mlp_ratio"], figs["attention"],
-            figs.get("pitch_bias_as_used", F.empty_figure(NO_BIAS)))
+            figs.get("pitch_bias_as_used", F.empty_figure(NO_BIAS)), figs["head_scores"])
 
 
 @guarded
-def cb_compare(key, praat, ckpt_a, ckpt_b, kind, which, progress=gr.Progress()):
+def cb_compare(key, praat, ckpt_a, ckpt_b, kind, which, score="pitch_partial_spearman",
+               progress=gr.Progress()):
     """Two checkpoints on the same clip (api: compare_models)."""
     clip, settings = A.get_clip(key), _settings(praat)
     if not ckpt_a or not ckpt_b:
@@ -397,17 +436,29 @@ def cb_compare(key, praat, ckpt_a, ckpt_b, kind, which, progress=gr.Progress()):
                      progress=lambda f, what: progress(f / 2, desc=f"A: {what}"))
     rb = A.run_model(clip, settings, ckpt_b,
                      progress=lambda f, what: progress(0.5 + f / 2, desc=f"B: {what}"))
-    figs = compare_figures(ra, rb, kind, 0, 0, which)
+    figs = compare_figures(ra, rb, kind, 0, 0, which, score)
     (layers_a, heads_a), (layers_b, heads_b) = (A.attention_shape(r, kind) for r in (ra, rb))
     diff, scalars = A.compare_tables(ra, rb)
     diff = diff.sort_values("rel_change", ascending=False, kind="stable")
     scalars = scalars.sort_values("change", key=abs, ascending=False, kind="stable")
     return ({"a": ra.key, "b": rb.key},
-            f"**A · {ra.label}:** “{ra.transcript}”{mask_note(ra)}",
-            f"**B · {rb.label}:** “{rb.transcript}”{mask_note(rb)}",
+            f"**A · {ra.label}:** “{ra.transcript}”{mask_note(ra)}{bias_note(ra)}",
+            f"**B · {rb.label}:** “{rb.transcript}”{mask_note(rb)}{bias_note(rb)}",
             figs["gate_mlp_ratio_compare"], _index_slider(min(layers_a, layers_b)),
             _index_slider(min(heads_a, heads_b)), figs["attention_compare"], table(diff),
-            table(scalars, 6))
+            table(scalars, 6), figs["head_scores_a"], figs["head_scores_b"],
+            table(A.head_score_difference(ra, rb, score)))
+
+
+@guarded
+def cb_compare_scores(state, score):
+    """A's and B's heatmaps of one score and the B − A table."""
+    if not state or not all(A.RESULTS.get(state.get(k)) is not None for k in "ab"):
+        return [gr.skip()] * 3
+    ra, rb = A.get_result(state["a"]), A.get_result(state["b"])
+    figs = compare_figures(ra, rb, ENCODER, 0, 0, "scores", score)
+    return (figs["head_scores_a"], figs["head_scores_b"],
+            table(A.head_score_difference(ra, rb, score)))
 
 
 @guarded
@@ -421,7 +472,8 @@ def cb_compare_attention(state, kind, layer, head, which):
 # ----------------------------------------------------------------------------- exports
 
 def collect(key, praat, log10_theta, head_dim, unit, tilt, scale, model_key, kind, layer, head,
-            which, compare_state, cmp_kind, cmp_layer, cmp_head, cmp_which, views=VIEWS):
+            which, compare_state, cmp_kind, cmp_layer, cmp_head, cmp_which,
+            score=HEAD_SCORES_SHOWN[0], cmp_score="pitch_partial_spearman", views=VIEWS):
     """Figures, tables, texts and settings of the current analysis, rebuilt from the caches."""
     figs, tables, texts = {}, {}, {}
     clip, settings = A.get_clip(key), _settings(praat)
@@ -443,20 +495,24 @@ def collect(key, praat, log10_theta, head_dim, unit, tilt, scale, model_key, kin
             "pitch_bias_scale": float(scale)}
     if "model" in views and A.RESULTS.get(model_key) is not None:
         result = A.get_result(model_key)
-        figs.update(model_figures(result, kind, layer, head, which))
+        figs.update(model_figures(result, kind, layer, head, which, score))
         tables.update(result.tables())
         texts["model_report"], texts["transcript"] = result.report, result.transcript
-        info["model"] = {**result.settings(), "attention": [kind, int(layer), int(head), which]}
+        info["model"] = {**result.settings(), "head_score": score,
+                         "attention": [kind, int(layer), int(head), which]}
     state = compare_state or {}
     if "compare" in views and all(A.RESULTS.get(state.get(k)) is not None for k in "ab"):
         ra, rb = A.get_result(state["a"]), A.get_result(state["b"])
-        figs.update(compare_figures(ra, rb, cmp_kind, cmp_layer, cmp_head, cmp_which))
+        figs.update(compare_figures(ra, rb, cmp_kind, cmp_layer, cmp_head, cmp_which,
+                                    cmp_score))
         tables["parameter_differences"], tables["learned_scalars_compare"] = A.compare_tables(ra,
                                                                                              rb)
+        tables["head_scores_difference"] = A.head_score_difference(ra, rb, cmp_score)
         texts["transcripts_compare"] = (f"A {ra.label}: {ra.transcript}\n"
                                         f"B {rb.label}: {rb.transcript}\n")
         info["compare"] = {"a": ra.settings(), "b": rb.settings(),
-                           "attention": [cmp_kind, int(cmp_layer), int(cmp_head), cmp_which]}
+                           "attention": [cmp_kind, int(cmp_layer), int(cmp_head), cmp_which],
+                           "head_score": cmp_score}
     return figs, tables, texts, info
 
 
@@ -522,7 +578,14 @@ about $\sqrt{5d/(d+1)}$ ($\approx 2.23$ at $d=512$): the layer shapes alone set 
 tab draws this baseline beside the measured ratios so nobody reads learned "pitch-aware gating"
 into numbers the initial weights produce. It also warns when a checkpoint uses the reference's
 non-causal (additive) decoder mask.
+
+**Per-head scores.** The **Model** tab scores every attention head: does it follow pitch,
+rotary position or plain distance, how far does it look and how spread is it? A high pitch
+score can simply mean the head attends nearby (F0 changes slowly), so read it beside the
+*partial* score (pitch controlling for distance). The definitions, as
+`echo_core/head_scores.py` states them:
 """
+HEAD_SCORE_MD = "```text\n" + (A.HEAD_SCORE_DEFINITIONS or "").strip() + "\n```"
 
 
 def _plot(label: str, elem_id: str, **kw) -> gr.Plot:
@@ -690,6 +753,19 @@ def build_demo() -> gr.Blocks:
                     used_bias_plot = _plot("Pitch bias as used", "used-bias-plot", scale=3)
                     learned = gr.Dataframe(label="Learned rotary scalars per attention module",
                                            interactive=False, elem_id="learned", scale=2)
+                gr.Markdown("### Per-head scores\nOne cell per layer and head; rank "
+                            "correlations on a fixed −1…1 scale (definitions in the Learn "
+                            "tab).",
+                            elem_classes="note")
+                hs_score = gr.Radio(HEAD_SCORE_CHOICES, value=HEAD_SCORES_SHOWN[0],
+                                    label="Head score", elem_id="head-score-choice")
+                hs_note = gr.Markdown(visible=False, elem_classes="warn",
+                                      elem_id="head-score-note")
+                hs_plot = _plot("Per-head scores", "head-score-plot")
+                hs_table = gr.Dataframe(label="Per-head scores (every score; CSV in the "
+                                              "export)",
+                                        interactive=False, max_height=360,
+                                        elem_id="head-score-table")
                 model_export = _export_button()
 
             # ---------------------------------------------------------------- 5 compare
@@ -718,11 +794,21 @@ def build_demo() -> gr.Blocks:
                 scalars_table = gr.Dataframe(label="Learned scalars, largest change first",
                                              interactive=False,
                                              max_height=360, elem_id="scalars")
+                cmp_score = gr.Radio(HEAD_SCORE_CHOICES, value="pitch_partial_spearman",
+                                     label="Head score (A and B)",
+                                     elem_id="compare-score-choice")
+                with gr.Row(equal_height=False):
+                    cmp_hs_a = _plot("Head scores A", "compare-head-score-a", scale=1)
+                    cmp_hs_b = _plot("Head scores B", "compare-head-score-b", scale=1)
+                cmp_hs_diff = gr.Dataframe(label="Head score B − A per (kind, layer, head)",
+                                           interactive=False, max_height=360,
+                                           elem_id="compare-head-score-diff")
                 compare_export = _export_button()
 
             # ---------------------------------------------------------------- 6 learn
             with gr.Tab("Learn", id="learn", elem_id="tab-learn") as tab_learn:
                 gr.Markdown(LEARN_MD, latex_delimiters=LATEX)
+                gr.Markdown(HEAD_SCORE_MD, elem_id="head-score-definitions")
 
         with gr.Row(equal_height=False):
             report_btn = gr.Button("Download report (zip): figures, tables, text report, "
@@ -762,12 +848,15 @@ def build_demo() -> gr.Blocks:
                                             **quiet).then(cb_sweep, head_dim, sweep_plot, **quiet)
         selected(tab_bias, "bias").then(cb_bias, bias_inputs, [bias_plot, prior_plot], **quiet)
         selected(tab_model, "model").then(cb_model_tab, [model_key, att_kind, att_layer,
-                                                         att_head, att_which],
-                                          [gate_plot, att_plot, used_bias_plot], **quiet)
+                                                         att_head, att_which, hs_score],
+                                          [gate_plot, att_plot, used_bias_plot, hs_plot],
+                                          **quiet)
         selected(tab_compare, "compare").then(cb_compare_attention, [compare_state, cmp_kind,
                                                                      cmp_layer, cmp_head,
                                                                      cmp_which],
-                                              cmp_att_plot, **quiet)
+                                              cmp_att_plot, **quiet).then(
+            cb_compare_scores, [compare_state, cmp_score], [cmp_hs_a, cmp_hs_b, cmp_hs_diff],
+            **quiet)
         selected(tab_learn, "learn")
 
         log_theta.change(cb_rotary, rotary_inputs, rotary_outputs, api_name="similarity_map",
@@ -781,10 +870,12 @@ def build_demo() -> gr.Blocks:
         upload.upload(cb_upload, [upload, act, f0_rot, dmask, uploads],
                       [ckpt, ckpt_a, ckpt_b, no_ckpt, uploads], **private)
         run.click(cb_analyze, [clip_key, praat_state, ckpt, act, f0_rot, dmask, teacher, att_kind,
-                               att_which],
+                               att_which, hs_score],
                   [model_key, mask_warn, transcript, model_info, acts, grads, gates, gate_plot,
-                   report, att_layer, att_head, att_plot, used_bias_plot, learned],
+                   report, att_layer, att_head, att_plot, used_bias_plot, learned, hs_note,
+                   hs_plot, hs_table],
                   api_name="analyze_model", concurrency_id="model", concurrency_limit=1)
+        hs_score.input(cb_head_scores, [model_key, hs_score], hs_plot, **private, **live)
         att_kind.input(cb_attention_kind, [model_key, att_kind, att_which],
                        [att_layer, att_head, att_plot], **private)
         for control in (att_layer, att_head, att_which):
@@ -792,17 +883,20 @@ def build_demo() -> gr.Blocks:
                           att_plot, **private, **live)
 
         compare_btn.click(cb_compare, [clip_key, praat_state, ckpt_a, ckpt_b, cmp_kind,
-                                       cmp_which],
+                                       cmp_which, cmp_score],
                           [compare_state, trans_a, trans_b, cmp_gate_plot, cmp_layer, cmp_head,
-                           cmp_att_plot, diff_table, scalars_table],
+                           cmp_att_plot, diff_table, scalars_table, cmp_hs_a, cmp_hs_b,
+                           cmp_hs_diff],
                           api_name="compare_models", concurrency_id="model", concurrency_limit=1)
+        cmp_score.input(cb_compare_scores, [compare_state, cmp_score],
+                        [cmp_hs_a, cmp_hs_b, cmp_hs_diff], **private, **live)
         for control in (cmp_kind, cmp_layer, cmp_head, cmp_which):
             control.input(cb_compare_attention, [compare_state, cmp_kind, cmp_layer, cmp_head,
                                                  cmp_which], cmp_att_plot, **private, **live)
 
         current = [clip_key, praat_state, log_theta, head_dim, unit, tilt, scale, model_key,
                    att_kind, att_layer, att_head, att_which, compare_state, cmp_kind, cmp_layer,
-                   cmp_head, cmp_which]
+                   cmp_head, cmp_which, hs_score, cmp_score]
         for button, view in ((pitch_export, "pitch"), (rotary_export, "rotary"),
                              (bias_export, "bias"), (model_export, "model"),
                              (compare_export, "compare")):
