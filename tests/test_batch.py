@@ -173,3 +173,46 @@ def test_bad_arguments_say_what_is_accepted(tmp_path):
     bad_csv.write_text("file,words\na.wav,one\n")
     with pytest.raises(EchoError, match="path,text"):
         batch.read_transcripts(tmp_path, [], bad_csv)
+
+
+# ----------------------------------------------------------------------------- the app's results root
+
+def _fake_results(root: Path, name: str, kind: str = "parts") -> Path:
+    folder = root / name
+    if kind == "parts":
+        (folder / batch.PARTS).mkdir(parents=True)
+    else:
+        folder.mkdir(parents=True)
+        pd.DataFrame({"clip": []}).to_parquet(folder / "results.parquet")
+    return folder
+
+
+def test_results_root_lists_only_its_result_subfolders(tmp_path, monkeypatch):
+    root = tmp_path / "results"
+    _fake_results(root, "b_run")
+    _fake_results(root, "a_run", kind="final")
+    (root / "not_results").mkdir()
+    (root / "stray.parquet").write_bytes(b"")
+    outside = _fake_results(tmp_path, "outside")
+    (root / "link_out").symlink_to(outside, target_is_directory=True)
+    monkeypatch.setenv(batch.RESULTS_ENV, str(root))
+    assert batch.results_root() == root.resolve()
+    assert batch.list_results() == ["a_run", "b_run"]
+    assert batch.results_folder("b_run") == root.resolve() / "b_run"
+    monkeypatch.setenv(batch.RESULTS_ENV, str(tmp_path / "missing"))
+    assert batch.list_results() == []
+
+
+@pytest.mark.parametrize("name", ["../../etc", "/etc", "../outside", "link_out", "not_results",
+                                  ".", "", None, "a_run/../b_run"])
+def test_results_folder_refuses_anything_not_listed(tmp_path, name):
+    from echo_core.errors import EchoError
+
+    root = tmp_path / "results"
+    _fake_results(root, "a_run")
+    _fake_results(root, "b_run")
+    (root / "not_results").mkdir()
+    outside = _fake_results(tmp_path, "outside")
+    (root / "link_out").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(EchoError, match="not a results folder of .*accepted: one of"):
+        batch.results_folder(name, root)

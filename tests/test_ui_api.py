@@ -141,6 +141,60 @@ def test_export_view_writes_png_html_and_csv(long_clip):
 # ----------------------------------------------------------------------------- the launched app
 
 @pytest.fixture(scope="module")
+def results_root(tmp_path_factory):
+    """A results root with one real batch folder: one bundled clip x one shipped checkpoint."""
+    import shutil
+    from pathlib import Path
+
+    from workbench import batch
+
+    repo = Path(__file__).resolve().parents[1]
+    tmp = tmp_path_factory.mktemp("batch")
+    (tmp / "clips").mkdir()
+    shutil.copy(repo / "assets" / "clips" / "digits_en_caleb_three-eight.wav", tmp / "clips")
+    (tmp / "clips" / "broken.wav").write_bytes(b"RIFF not audio")
+    batch.run(tmp / "clips", [repo / "assets" / "checkpoints" / "static_theta"],
+              tmp / "results" / "digits", workers=1, progress=False, report=False)
+    return tmp / "results"
+
+
+def test_batch_results_tab_shows_tables_and_figures(results_root, monkeypatch):
+    import pandas as pd
+
+    monkeypatch.setenv("ECHO_RESULTS_DIR", str(results_root))
+    choice, note = ui.cb_batch_list(None)
+    assert choice["choices"] == ["digits"] and choice["value"] == "digits"
+    assert note["visible"] is False
+    info, summary, errors, *plots = ui.cb_batch_results("digits")
+    assert "1 clip(s) × 1 checkpoint(s), 1 failed" in info
+    on_disk = pd.read_parquet(results_root / "digits" / "summary.parquet")
+    assert list(summary["block"]) == list(on_disk["block"]) and len(summary) > 0
+    assert list(errors["clip"]) == ["broken.wav"]
+    assert len(plots) == ui.BATCH_PLOTS
+    # one checkpoint: ratio distributions and ratio vs F0 (no A-against-B pair)
+    shown = [p["value"] for p in plots if p["visible"]]
+    assert len(shown) == 2
+    assert {t.name for t in shown[0].data} == {"static_theta"}
+    assert all(not p["visible"] for p in plots[2:])
+
+
+@pytest.mark.parametrize("path", ["../../etc", "/etc", "../clips", "digits/../../clips",
+                                  "digits/parts"])
+def test_batch_results_refuses_paths_outside_the_list(results_root, monkeypatch, path):
+    monkeypatch.setenv("ECHO_RESULTS_DIR", str(results_root))
+    with pytest.raises(gr.Error, match="not a results folder"):
+        ui.cb_batch_results(path)
+
+
+def test_batch_results_empty_state_names_the_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("ECHO_RESULTS_DIR", str(tmp_path / "none_yet"))
+    choice, note = ui.cb_batch_list("digits")
+    assert choice["choices"] == [] and choice["value"] is None
+    assert note["visible"] and ui.BATCH_COMMAND in note["value"]
+    assert "python -m workbench.batch CLIPS_DIR" in ui.BATCH_COMMAND
+
+
+@pytest.fixture(scope="module")
 def client(checkpoints):
     from gradio_client import Client
 
@@ -155,7 +209,8 @@ def client(checkpoints):
 
 def test_named_endpoints_exist(client):
     names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-    assert {"/extract_f0", "/similarity_map", "/analyze_model", "/compare_models"} <= names
+    assert {"/extract_f0", "/similarity_map", "/analyze_model", "/compare_models",
+            "/batch_results"} <= names
 
 
 def test_api_extract_and_similarity(client, long_clip):
@@ -235,3 +290,8 @@ def test_api_report_bundle(client):
     assert any(n.endswith("figures/similarity.html") for n in names)
     assert any(n.endswith("tables/f0_track.csv") for n in names)
     assert any(n.endswith("model_report.txt") for n in names)
+
+
+def test_api_batch_results_refuses_server_paths(client):
+    with pytest.raises(Exception, match="not a results folder|not in the list of choices"):
+        client.predict("/etc", api_name="/batch_results")

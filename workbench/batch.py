@@ -458,6 +458,41 @@ def load_results(results_dir) -> dict[str, pd.DataFrame]:
             if (results_dir / f"{name}.parquet").is_file()}
 
 
+RESULTS_ENV = "ECHO_RESULTS_DIR"  # the one folder the app may read results from
+DEFAULT_RESULTS = Path(__file__).resolve().parents[1] / "results"
+
+
+def results_root() -> Path:
+    """The results root the app lists: $ECHO_RESULTS_DIR, else <repo>/results."""
+    return Path(os.environ.get(RESULTS_ENV) or DEFAULT_RESULTS).resolve()
+
+
+def is_results_folder(path) -> bool:
+    path = Path(path)
+    return (path / PARTS).is_dir() or (path / "results.parquet").is_file()
+
+
+def list_results(root=None) -> list[str]:
+    """Names of the root's direct sub-folders holding batch output (sorted). Folders whose real
+    path leaves the root (symlinks out) are not listed: the app reads nothing outside it."""
+    root = Path(root).resolve() if root is not None else results_root()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir()
+                  if p.is_dir() and p.resolve().parent == root and is_results_folder(p))
+
+
+def results_folder(name, root=None) -> Path:
+    """The folder of a listed results name; anything else (paths, .., unlisted) is refused, so
+    a caller of the app's API cannot make it read an arbitrary server path."""
+    root = Path(root).resolve() if root is not None else results_root()
+    listed = list_results(root)
+    if not isinstance(name, str) or name not in listed:
+        raise EchoError(f"{name!r} is not a results folder of {root}; accepted: one of "
+                        f"{listed or 'none yet (run python -m workbench.batch --out ...)'}")
+    return root / name
+
+
 def summary_figures(results_dir) -> list:
     """Plotly figures of a results folder (see workbench.batch_report.figures_from_tables)."""
     from workbench.batch_report import figures_from_tables

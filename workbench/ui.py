@@ -21,6 +21,7 @@ import pandas as pd
 from echo_core.audio import FRAME_SECONDS
 from echo_core.errors import EchoError
 from workbench import analysis as A
+from workbench import batch as B
 from workbench import export as X
 from workbench import figures as F
 
@@ -44,6 +45,9 @@ VIEWS = ("pitch", "rotary", "bias", "model", "compare")
 NO_BIAS = "This model's encoder gets no F0, so there is no pitch bias to show."
 HEAD_SCORES_SHOWN = ("pitch_spearman", "pitch_partial_spearman", "rotary_spearman",
                      "distance_spearman", "mean_distance_ms", "entropy_normalised")
+BATCH_PLOTS = 4  # figure slots of the Batch results tab; report.html in the folder has them all
+BATCH_COMMAND = ("python -m workbench.batch CLIPS_DIR --checkpoint assets/checkpoints/static_theta"
+                 " --checkpoint assets/checkpoints/f0_theta_bias --out results/digits")
 HEAD_SCORE_CHOICES = [(F.HEAD_SCORE_LABELS[s], s) for s in HEAD_SCORES_SHOWN]
 
 CSS = """
@@ -471,6 +475,47 @@ def cb_compare_attention(state, kind, layer, head, which):
 
 # ----------------------------------------------------------------------------- exports
 
+def batch_empty_note(names) -> str:
+    """The empty state of the Batch results tab: where the app looks and how to fill it."""
+    if names:
+        return ""
+    return (f"No batch results yet in `{B.results_root()}` (set `{B.RESULTS_ENV}` to list "
+            f"another folder). Create one from the repository root:\n\n```\n{BATCH_COMMAND}\n"
+            "```\n\nthen press **Refresh**.")
+
+
+@guarded
+def cb_batch_list(selected=None):
+    """Re-list the results root; keep the selection while it is still there."""
+    names = B.list_results()
+    value = selected if selected in names else (names[0] if names else None)
+    return gr.update(choices=names, value=value), note_update(batch_empty_note(names))
+
+
+@guarded
+def cb_batch_results(name):
+    """Summary, errors and figures of one listed results folder (api: batch_results).
+
+    Only names listed under the results root are opened (B.results_folder refuses the rest)."""
+    if not name:
+        return [gr.skip()] * (3 + BATCH_PLOTS)
+    folder = B.results_folder(name)
+    tables = B.load_results(folder)
+    from workbench.batch_report import figures_from_tables
+
+    figs = figures_from_tables(tables)
+    results, errors = tables.get("results", pd.DataFrame()), tables.get("errors", pd.DataFrame())
+    n_clips = results["clip"].nunique() if len(results) else 0
+    n_ckpts = results["checkpoint"].nunique() if len(results) else 0
+    more = (f" {len(figs) - BATCH_PLOTS} more figure(s) in `report.html`."
+            if len(figs) > BATCH_PLOTS else "")
+    info = (f"**{name}**: {n_clips} clip(s) × {n_ckpts} checkpoint(s), {len(errors)} failed "
+            f"unit(s).{more}")
+    plots = [gr.update(value=figs[i], visible=True) if i < len(figs)
+             else gr.update(value=None, visible=False) for i in range(BATCH_PLOTS)]
+    return (info, table(tables.get("summary", pd.DataFrame())), table(errors), *plots)
+
+
 def collect(key, praat, log10_theta, head_dim, unit, tilt, scale, model_key, kind, layer, head,
             which, compare_state, cmp_kind, cmp_layer, cmp_head, cmp_which,
             score=HEAD_SCORES_SHOWN[0], cmp_score="pitch_partial_spearman", views=VIEWS):
@@ -805,6 +850,28 @@ def build_demo() -> gr.Blocks:
                                            elem_id="compare-head-score-diff")
                 compare_export = _export_button()
 
+            # ---------------------------------------------------------------- batch results
+            with gr.Tab("Batch results", id="batch", elem_id="tab-batch") as tab_batch:
+                names = B.list_results()
+                with gr.Row():
+                    batch_choice = gr.Radio(names, value=names[0] if names else None,
+                                            label=f"Results folders (sub-folders of "
+                                                  f"${B.RESULTS_ENV})", elem_id="batch-choice",
+                                            scale=4)
+                    batch_refresh = gr.Button("Refresh", size="sm", elem_id="batch-refresh",
+                                              scale=1)
+                batch_empty = gr.Markdown(batch_empty_note(names), visible=not names,
+                                          elem_id="batch-empty")
+                batch_info = gr.Markdown(elem_id="batch-info")
+                batch_plots = [_plot(f"Batch figure {i + 1}", f"batch-plot-{i}", visible=False)
+                               for i in range(BATCH_PLOTS)]
+                batch_summary = gr.Dataframe(label="Summary per checkpoint and block",
+                                             interactive=False, max_height=360,
+                                             elem_id="batch-summary")
+                batch_errors = gr.Dataframe(label="Errors (failed clip × checkpoint units)",
+                                            interactive=False, max_height=240,
+                                            elem_id="batch-errors")
+
             # ---------------------------------------------------------------- 6 learn
             with gr.Tab("Learn", id="learn", elem_id="tab-learn") as tab_learn:
                 gr.Markdown(LEARN_MD, latex_delimiters=LATEX)
@@ -858,6 +925,16 @@ def build_demo() -> gr.Blocks:
             cb_compare_scores, [compare_state, cmp_score], [cmp_hs_a, cmp_hs_b, cmp_hs_diff],
             **quiet)
         selected(tab_learn, "learn")
+        batch_outputs = [batch_info, batch_summary, batch_errors, *batch_plots]
+        selected(tab_batch, "batch").then(cb_batch_list, batch_choice, [batch_choice,
+                                                                        batch_empty],
+                                          **quiet).then(cb_batch_results, batch_choice,
+                                                        batch_outputs, **quiet)
+        batch_refresh.click(cb_batch_list, batch_choice, [batch_choice, batch_empty],
+                            **private).then(cb_batch_results, batch_choice, batch_outputs,
+                                            **quiet)
+        batch_choice.input(cb_batch_results, batch_choice, batch_outputs,
+                           api_name="batch_results")
 
         log_theta.change(cb_rotary, rotary_inputs, rotary_outputs, api_name="similarity_map",
                          **live)
