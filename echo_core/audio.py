@@ -30,6 +30,10 @@ LOG_FLOOR = 1e-10  # power floor before log10
 DYNAMIC_RANGE = 8.0  # log10 units kept below the loudest bin (80 dB)
 RESAMPLE_QUALITY = "HQ"  # soxr quality: band-limited, ~ -100 dB aliasing
 MAX_CHANNELS = 64  # a 2-D array with more "channels" than this is not (frames, channels)
+# Decoded samples (frames x channels) a file may expand to: 2**27 float32 = 512 MiB, enough for
+# 10 min at 96 kHz stereo. max_seconds alone does not bound memory: a FLAC of silence declaring
+# 655 kHz x 8 channels x 600 s is a few MB on disk but decodes to 12.6 GB (issue #9).
+MAX_DECODED_SAMPLES = 2**27
 
 ACCEPTED_FORMATS = (
     "WAV (8/16/24/32-bit integer or 32/64-bit float PCM), FLAC, OGG (Vorbis or Opus), MP3, "
@@ -258,6 +262,11 @@ def load_audio(path, sr=SAMPLE_RATE, max_seconds=MAX_SECONDS_DEFAULT) -> Audio:
                 raise _too_long(frames / file_sr, max_seconds, f"'{name}'")
             if frames == 0:
                 raise AudioError(f"'{name}' contains no audio frames; accepted: non-empty audio")
+            if frames * f.channels > MAX_DECODED_SAMPLES:  # decompression bomb, see the constant
+                raise AudioError(
+                    f"'{name}' would decode to {frames * f.channels:,} samples ({f.channels} "
+                    f"channels at {file_sr} Hz), over the limit of {MAX_DECODED_SAMPLES:,}; "
+                    "accepted: up to 10 min at 96 kHz stereo or the equivalent")
             data = f.read(dtype="float32", always_2d=True)
     except AudioError:
         raise

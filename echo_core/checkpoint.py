@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .errors import CheckpointError
+from .errors import CheckpointError, ConfigError
 from .model import FEATURE_INPUTS, Echo, EchoDims
 
 MAX_CHECKPOINT_BYTES = 500 * 2**20  # refuse larger files before reading a byte of them
@@ -68,6 +68,12 @@ class OverrideConflictError(CheckpointError):
     """A given dimension (override or config.json) that the weights contradict."""
 
 
+class CheckpointConfigError(CheckpointError, ConfigError):
+    """Dimensions read from a checkpoint (weights or config) that EchoDims rejects. Both a
+    CheckpointError (loading failed) and a ConfigError (which field was bad), so either catch
+    works (issue #9: only CheckpointError escapes load_checkpoint)."""
+
+
 def _listing(keys, limit=LIST_LIMIT) -> str:
     keys = list(keys)
     shown = ", ".join(keys[:limit])
@@ -88,8 +94,12 @@ def _sniff(path: Path) -> str:
             return "safetensors"
     if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":
         return "torch"
+    # Say what kind of bytes were found, never the bytes: the path may be any readable file
+    # (/etc/passwd) and this message reaches the UI (issue #9).
+    text = head and all(32 <= b < 127 or b in b"\t\r\n" for b in head)
+    kind = "plain text" if text else "unrecognised binary data"
     raise NotACheckpointError(f"{path.name} is neither a safetensors file nor a PyTorch "
-                              f"checkpoint (first bytes {head[:8]!r}); accepted: .safetensors, "
+                              f"checkpoint (it starts with {kind}); accepted: .safetensors, "
                               "or a state dict saved with torch.save")
 
 
@@ -119,7 +129,9 @@ def _read_torch(path: Path) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        # torch words it "Unsupported global: GLOBAL x" or, for a blocked module such as posix
+        # (os.system), "unsupported GLOBAL posix.system whose module posix is blocked" (#9)
+        found = re.search(r"unsupported (?:global: )?GLOBAL (\S+)", str(e), re.IGNORECASE)
         if found:
             raise UnsafeCheckpointError(
                 f"{path.name} was refused: it would run or import {found.group(1)} when "
@@ -172,8 +184,17 @@ def _indices(state: Mapping, prefix: str) -> list[int]:
     return sorted({int(m.group(1)) for k in state if (m := pattern.match(k))})
 
 
+def _shape(state: Mapping, key: str, ndim: int) -> tuple:
+    """Shape of ``state[key]``, which must have ``ndim`` axes: a fuzzed 0-d or 3-d tensor must not
+    reach tuple unpacking (ValueError/IndexError would escape; issue #9)."""
+    shape = tuple(state[key].shape)
+    if len(shape) != ndim:
+        raise ShapeMismatchError(f"{key} must have {ndim} axes, got shape {shape}")
+    return shape
+
+
 def _head_count(state: Mapping, rope_key: str, dims: int, what: str) -> int:
-    half = state[rope_key].shape[0]  # head_dim / 2
+    half = _shape(state, rope_key, 1)[0]  # head_dim / 2
     if half == 0 or dims % (2 * half):
         raise CheckpointError(f"{rope_key} has {half} entries, which does not divide {what} "
                               f"({dims}) into heads of {2 * half} channels")
@@ -185,8 +206,9 @@ def _inferred_fields(state: Mapping) -> dict:
     if "decoder.token.weight" not in state or "decoder.positional" not in state:
         raise NotACheckpointError("not an Echo state dict: decoder.token.weight and "
                                   "decoder.positional are missing")
-    vocab, text_dims = state["decoder.token.weight"].shape
-    out = dict(vocab=vocab, text_dims=text_dims, text_ctx=state["decoder.positional"].shape[0])
+    vocab, text_dims = _shape(state, "decoder.token.weight", 2)
+    out = dict(vocab=vocab, text_dims=text_dims,
+               text_ctx=_shape(state, "decoder.positional", 2)[0])
     out["text_idx"] = len(_indices(state, "decoder._blocks."))
     features = [f for f in FEATURE_INPUTS
                 if any(k.startswith(f"encoder.blocks.{f}.") for k in state)]
@@ -200,12 +222,12 @@ def _inferred_fields(state: Mapping) -> dict:
     norm_key = f"encoder.blocks.{first}.0.{norm}.weight"
     if norm_key not in state:
         raise NotACheckpointError(f"not an Echo state dict: {norm_key} is missing")
-    out["aud_dims"] = state[norm_key].shape[0]
+    out["aud_dims"] = _shape(state, norm_key, 1)[0]
     if "encoder.rope.inv_freq" in state:
         out["aud_head"] = _head_count(state, "encoder.rope.inv_freq", out["aud_dims"], "aud_dims")
     spec_key = "encoder.blocks.spectrogram.0.encoder.0.weight"
     if spec_key in state:
-        out["mels"] = state[spec_key].shape[1]
+        out["mels"] = _shape(state, spec_key, 3)[1]  # conv1d weight (out, mels, kernel)
     rope = next((f"{p}0.attna.rope.inv_freq" for p in
                  ["decoder._blocks."] + [f"decoder.blocks.{f}." for f in features]
                  if f"{p}0.attna.rope.inv_freq" in state), None)
@@ -240,7 +262,10 @@ def infer_dims(state_dict: Mapping, **overrides) -> EchoDims:
     fields = {**NON_INFERABLE_DEFAULTS, "mels": DEFAULT_MELS, **inferred, **overrides}
     fields.setdefault("text_head", fields.get("aud_head", 1))
     fields.setdefault("aud_head", fields["text_head"])
-    return EchoDims.from_dict(fields)
+    try:
+        return EchoDims.from_dict(fields)
+    except ConfigError as e:  # e.g. a zero-length axis in the weights gives vocab=0
+        raise CheckpointConfigError(str(e)) from e
 
 
 def check_state_dict(model: torch.nn.Module, state: Mapping) -> None:
@@ -281,6 +306,9 @@ def _locate(path: Path) -> tuple[Path, dict | None]:
         raise NotACheckpointError(f"{path} does not exist")
     if path.is_file():
         return path, None
+    if not path.is_dir():  # /dev/zero, a FIFO, a socket: never open them (issue #9)
+        raise NotACheckpointError(f"{path} is neither a regular file nor a folder; accepted: a "
+                                  f"checkpoint folder or a single weights file")
     config = _read_config(path / CONFIG_FILE) if (path / CONFIG_FILE).is_file() else None
     for name in WEIGHT_FILES:
         if (path / name).is_file():
@@ -301,9 +329,12 @@ def load_checkpoint(path, *, max_bytes: int | None = MAX_CHECKPOINT_BYTES, **ove
     with the weights, "reference" for a bare state dict: reference behaviour, non-causal
     decoder), "path" (the folder) and "weights" (the file)."""
     path = Path(path)
-    weights, config = _locate(path)
-    _check_size(weights, max_bytes)
-    kind = _sniff(weights)
+    try:
+        weights, config = _locate(path)
+        _check_size(weights, max_bytes)
+        kind = _sniff(weights)
+    except OSError as e:  # unreadable file, permission denied, broken symlink loop, ...
+        raise NotACheckpointError(f"{path} cannot be read: {e.strerror or e}") from e
     if kind == "safetensors":
         raw, metadata = _read_safetensors(weights)
         if config is None and CONFIG_METADATA_KEY in metadata:
@@ -325,8 +356,18 @@ def load_checkpoint(path, *, max_bytes: int | None = MAX_CHECKPOINT_BYTES, **ove
         given = {**{k: v for k, v in (config or {}).items() if k in known}, **overrides}
         meta = {}
     dims = infer_dims(state, **given)
+    # Check keys and shapes against a model on the meta device (no memory) before allocating the
+    # real one: tiny or empty tensors can imply huge dims (a (1, 65536) token table gives
+    # text_dims=65536 and GBs of d x d weights); once every shape matches, the real model is no
+    # bigger than the file, which _check_size bounded (issue #9).
+    try:
+        with torch.device("meta"):
+            skeleton = Echo(dims)
+    except (RuntimeError, ValueError) as e:
+        raise CheckpointConfigError(f"{weights.name}: cannot build a model with the dimensions "
+                                    f"read from it ({e})") from e
+    check_state_dict(skeleton, state)
     model = Echo(dims)
-    check_state_dict(model, state)
     model.load_state_dict(state, strict=True)
     model.eval()
     meta.update(source="project" if project else "reference",
