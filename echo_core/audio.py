@@ -298,6 +298,9 @@ def frame_times(n_frames, hop_seconds=FRAME_SECONDS) -> np.ndarray:
     return np.arange(int(n_frames), dtype=np.float64) * float(hop_seconds)
 
 
+MEL_CHUNK_FRAMES = 2048  # STFT frames per chunk in log_mel (~17 MB of complex spectrum)
+
+
 @lru_cache(maxsize=16)
 def _mel_filters(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
     import librosa
@@ -350,14 +353,18 @@ def log_mel(samples, sr=SAMPLE_RATE, n_mels=N_MELS, fmin=0.0, fmax=None) -> np.n
             f"mel range must satisfy 0 <= fmin < fmax <= {nyquist:g} Hz, got fmin={fmin:g}, "
             f"fmax={fmax:g}"
         )
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="n_fft=.* is too large")  # short clips: fine
-        spec = librosa.stft(
-            x, n_fft=N_FFT, hop_length=HOP_LENGTH, window="hann", center=True,
-            pad_mode="constant",
-        )  # (1 + n_fft/2, T) complex
-    power = spec.real**2 + spec.imag**2
-    mel = _mel_filters(SAMPLE_RATE, N_FFT, int(n_mels), fmin, fmax) @ power  # (n_mels, T)
+    # Centred frames with zero padding (librosa's center=True, pad_mode="constant"), computed a
+    # chunk of frames at a time: the full complex STFT of a 10-minute clip would take ~1 GB.
+    padded = np.pad(x, N_FFT // 2)
+    n_frames = 1 + x.size // HOP_LENGTH
+    basis = _mel_filters(SAMPLE_RATE, N_FFT, int(n_mels), fmin, fmax)
+    mel = np.empty((basis.shape[0], n_frames))
+    for start in range(0, n_frames, MEL_CHUNK_FRAMES):
+        stop = min(n_frames, start + MEL_CHUNK_FRAMES)
+        segment = padded[start * HOP_LENGTH:(stop - 1) * HOP_LENGTH + N_FFT]
+        spec = librosa.stft(segment, n_fft=N_FFT, hop_length=HOP_LENGTH, window="hann",
+                            center=False)  # (1 + n_fft/2, stop - start) complex
+        mel[:, start:stop] = basis @ (spec.real**2 + spec.imag**2)  # (n_mels, frames)
     logs = np.log10(np.maximum(mel, LOG_FLOOR))
     logs = np.maximum(logs, logs.max() - DYNAMIC_RANGE)
     return ((logs + 4.0) / 4.0).astype(np.float32)

@@ -300,6 +300,16 @@ def test_log_mel_matches_independent_computation(speechy, fmin, fmax):
     np.testing.assert_allclose(got, want, atol=1e-4)
 
 
+def test_log_mel_is_seamless_across_chunks(monkeypatch, speechy):
+    """log_mel computes the STFT a chunk of frames at a time (bounded memory on long clips);
+    frames on both sides of every chunk boundary must equal the one-shot computation."""
+    import echo_core.audio as audio_module
+
+    monkeypatch.setattr(audio_module, "MEL_CHUNK_FRAMES", 7)  # many boundaries, a ragged last one
+    got = audio_module.log_mel(speechy, SR)
+    np.testing.assert_allclose(got, reference_log_mel(speechy), atol=1e-4)
+
+
 @pytest.mark.parametrize("n", [1, 160, 1023, 1024, 1025])
 def test_log_mel_short_clips(n):
     x = np.sin(np.arange(n) * 0.3).astype(np.float32) * 0.5
