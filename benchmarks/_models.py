@@ -24,9 +24,9 @@ from benchmarks import _signals as S
 
 CHECKPOINTS_DIR = S.REPO / "assets" / "checkpoints"
 FRESH = "fresh-init"  # name of the fallback model (random weights, NOT a trained checkpoint)
-# Similar in size to the project's digit models (runs/*/config.json at the time of writing).
-FRESH_DIMS = dict(vocab=29, text_ctx=64, text_dims=160, text_head=4, text_idx=2, mels=80,
-                  aud_ctx=640, aud_dims=160, aud_head=4, aud_idx=3, f0_rotary=True,
+# The size of the project's shipped digit models (assets/checkpoints/*/config.json).
+FRESH_DIMS = dict(vocab=29, text_ctx=64, text_dims=128, text_head=4, text_idx=2, mels=80,
+                  aud_ctx=640, aud_dims=128, aud_head=4, aud_idx=2, f0_rotary=True,
                   decoder_mask="causal")
 QUICK_DIMS = dict(FRESH_DIMS, text_ctx=8, text_dims=32, aud_dims=32, text_head=2, aud_head=2,
                   text_idx=1, aud_idx=1, mels=32)

@@ -4,6 +4,7 @@
     python -m benchmarks.run_all --quick         # tiny sizes: checks that everything runs
     python -m benchmarks.run_all --only f0,app   # a subset
     python -m benchmarks.run_all --markdown      # also print the tables as markdown
+    python -m benchmarks.run_all --only hooks --merge   # re-run one, keep the rest of the JSON
 
 A module that crashes or times out becomes an "error" entry with the end of its output; the
 others still run. Modules whose dependencies are not there yet report "skipped: <reason>".
@@ -76,6 +77,8 @@ def main(argv=None) -> int:
     p.add_argument("--isolate", choices=("auto", "yes", "no"), default="auto")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--markdown", action="store_true", help="also print markdown tables")
+    p.add_argument("--merge", action="store_true",
+                   help="keep the other modules' entries already in --out (re-run a subset)")
     args = p.parse_args(argv)
     chosen = [m.strip() for m in args.only.split(",") if m.strip()]
     unknown = sorted(set(chosen) - set(MODULES))
@@ -91,6 +94,12 @@ def main(argv=None) -> int:
                   + (f" ({doc['reason']})" if doc.get("reason") else "")
                   + f" in {doc['elapsed_s']:.0f} s", flush=True)
             docs.append(doc)
+    if args.merge and args.out.is_file():  # earlier entries of the modules not re-run
+        fresh = {d["module"] for d in docs}
+        earlier = [d for d in json.loads(args.out.read_text()).get("modules", [])
+                   if d["module"] not in fresh]
+        docs = sorted(earlier + docs, key=lambda d: MODULES.index(d["module"])
+                      if d["module"] in MODULES else len(MODULES))
     result = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "quick": args.quick,
               "machine": H.machine_info() | {"versions": _versions()}, "modules": docs}
     args.out.parent.mkdir(parents=True, exist_ok=True)
