@@ -867,7 +867,7 @@ def run_model(clip: Clip, settings: pitch.PraatSettings | None, checkpoint_id: s
     bias, bias_f0, applied = None, None, False
     first = next((p for p in cache.attention if p.startswith("encoder.")
                   and p.endswith(".attna")), None)
-    if first and cache.attention[first][-1].get("pitch_bias") is not None:
+    if first and cache.attention[first] and cache.attention[first][-1].get("pitch_bias") is not None:
         call = cache.attention[first][-1]
         full = call["pitch_bias"][0, 0].float().numpy()  # (T, T), scaled as the model adds it
         pos = rotary.display_positions(full.shape[0], MAX_DISPLAY)
