@@ -11,16 +11,13 @@ Bounds enforced here (documented in the report of issue #9):
 
 from __future__ import annotations
 
-import faulthandler
 import io
-import resource
 import struct
-import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _fuzz_bounds import peak_rss_mb, time_bounded
 import soundfile as sf
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -40,28 +37,16 @@ FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None
                                        HealthCheck.too_slow])
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-
-
 @pytest.fixture(scope="module")
 def rss_budget():
-    start = _peak_rss_mb()
+    start = peak_rss_mb()
     yield
-    growth = _peak_rss_mb() - start
+    growth = peak_rss_mb() - start
     assert growth < RSS_GROWTH_MB, f"peak RSS grew by {growth:.0f} MB"
 
 
-@contextmanager
 def bounded(seconds=CASE_SECONDS):
-    faulthandler.dump_traceback_later(WATCHDOG_SECONDS, exit=True)
-    start = time.perf_counter()
-    try:
-        yield
-    finally:
-        faulthandler.cancel_dump_traceback_later()
-    elapsed = time.perf_counter() - start
-    assert elapsed < seconds, f"case took {elapsed:.2f} s (bound {seconds} s)"
+    return time_bounded(seconds, WATCHDOG_SECONDS)
 
 
 def valid_or_audio_error(path, max_seconds=audio_mod.MAX_SECONDS_DEFAULT):
@@ -239,11 +224,11 @@ def test_regression_flac_bomb_is_refused_before_decoding(monkeypatch):
     path = REGRESSIONS / "flac_bomb_655khz_8ch_1s.audio.flac"
     assert path.stat().st_size < 10_000
     monkeypatch.setattr(audio_mod, "MAX_DECODED_SAMPLES", 2**20)
-    before = _peak_rss_mb()
+    before = peak_rss_mb()
     result = valid_or_audio_error(path)
     assert isinstance(result, AudioError) and "over the limit" in str(result)
     assert "8 channels at 655350 Hz" in str(result)
-    assert _peak_rss_mb() - before < 15  # the 21 MB decode never happened
+    assert peak_rss_mb() - before < 15  # the 21 MB decode never happened
     monkeypatch.setattr(audio_mod, "MAX_DECODED_SAMPLES", 2**27)  # the shipped limit: loads
     result = valid_or_audio_error(path)
     assert isinstance(result, Audio) and len(result) == SAMPLE_RATE

@@ -11,20 +11,17 @@ Bounds enforced here (documented in the report of issue #9):
 
 from __future__ import annotations
 
-import faulthandler
 import json
 import os
 import pickle
-import resource
 import struct
 import subprocess
 import sys
-import time
 import zipfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from _fuzz_bounds import peak_rss_mb, time_bounded
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -51,28 +48,15 @@ FUZZ = settings(max_examples=120, deadline=None, derandomize=True, database=None
                                        HealthCheck.too_slow])
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-
-
-@contextmanager
 def bounded(seconds=CASE_SECONDS):
-    """Time one case (hard watchdog for real hangs, soft assertion for slowness)."""
-    faulthandler.dump_traceback_later(WATCHDOG_SECONDS, exit=True)
-    start = time.perf_counter()
-    try:
-        yield
-    finally:
-        faulthandler.cancel_dump_traceback_later()
-    elapsed = time.perf_counter() - start
-    assert elapsed < seconds, f"case took {elapsed:.1f} s (bound {seconds} s)"
+    return time_bounded(seconds, WATCHDOG_SECONDS)
 
 
 @pytest.fixture(scope="module")
 def rss_budget():
-    start = _peak_rss_mb()
+    start = peak_rss_mb()
     yield
-    growth = _peak_rss_mb() - start
+    growth = peak_rss_mb() - start
     assert growth < RSS_GROWTH_MB, f"peak RSS grew by {growth:.0f} MB"
 
 
