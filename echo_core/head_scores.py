@@ -27,9 +27,12 @@ invariant to any strictly increasing transform of either side):
   controlling for distance, (r_ap - r_ad r_pd) / sqrt((1 - r_ad^2)(1 - r_pd^2)) over the same
   pairs. Near 0: the head's "pitch following" is explained by attending nearby (F0 is smooth).
 * ``mean_distance_frames``: mean over voiced query rows of sum_j a_ij |i - j| with the row's
-  full softmax (all keys); ``mean_distance_ms`` = frames x 8 ms.
+  full softmax (all keys); ``mean_distance_ms`` = frames x the duration of one position (8 ms
+  per mel frame; 16 ms when the model's spectrogram front end has ``spec_stride`` 2).
 * ``entropy_nats``: mean over voiced query rows of -sum_j a_ij ln a_ij (full softmax row);
   ``entropy_normalised`` = entropy / ln(number of keys the row may attend to), 1 = uniform.
+  On long clips both means use at most ``MAX_ROWS`` voiced rows, evenly spaced in time: this
+  keeps the cost of the scores a small fraction of the forward pass (an n^2 pass otherwise).
 
 Decoder self-attention: queries and keys are text tokens, which carry no F0: pitch scores
 are NaN; pairs are all allowed (not masked) off-diagonal token pairs; distances are in tokens
@@ -53,7 +56,8 @@ from .errors import CaptureError, VoicingError
 FRAME_MS = 8.0  # one mel / F0 frame (hop 128 at 16 kHz)
 MIN_VOICED_FRAMES = 10  # fewer voiced frames: pitch scores are not computed
 MIN_VOICED_FRACTION = 0.2  # nor when less than this fraction of the frames is voiced
-MAX_PAIRS = 50_000  # pairs ranked per head; bounds the cost of long clips
+MAX_PAIRS = 20_000  # pairs ranked per head; bounds the cost of long clips
+MAX_ROWS = 256  # query rows averaged for entropy and distance (evenly spaced) on long clips
 SEED = 0  # the deterministic pair sample
 
 ENCODER_SELF, DECODER_SELF, DECODER_CROSS = ("encoder self-attention", "decoder self-attention",
@@ -149,21 +153,26 @@ def rotary_prior(rope_info: dict, i: np.ndarray, j: np.ndarray, f0=None) -> np.n
 
     ``rope_info``: {"head_dim", "inv_freq" (learned, used without F0), "theta", "radius",
     "f0_rotary", "per_frame", "f0_mean"}; ``f0`` the contour at the layer's positions (Hz,
-    NaN/0 unvoiced) or None when the model got no F0.
+    NaN/0 unvoiced) or None when the model got no F0. Without per-frame angles R depends on
+    the lag alone, so it is evaluated once per distinct lag and looked up.
     """
     d = rope_info["head_dim"]
     radius = rope_info.get("radius")
     pairs = d // 2
     weights = np.full(pairs, 1.0 / pairs) if radius is None else radius**2 / np.sum(radius**2)
-    lag = (i - j).astype(np.float64)
+    lag = np.abs(np.asarray(i) - np.asarray(j))
     if f0 is None or not rope_info["f0_rotary"]:
-        return np.cos(lag[:, None] * rope_info["inv_freq"]) @ weights
+        per_lag = np.cos(np.arange(lag.max(initial=0) + 1, dtype=np.float64)[:, None]
+                         * rope_info["inv_freq"]) @ weights
+        return per_lag[lag]
     f0 = np.asarray(f0, dtype=np.float64)
     if rope_info["per_frame"]:
         angles = rotary.rotation_angles_per_frame(np.where(np.isfinite(f0), f0, 0.0), d,
                                                   rope_info["theta"])  # (n, d/2)
         return np.cos(angles[i] - angles[j]) @ weights
-    return rotary.similarity_at_lags(np.abs(lag), d, theta_used(rope_info, f0), radius=radius)
+    per_lag = rotary.similarity_at_lags(np.arange(lag.max(initial=0) + 1), d,
+                                        theta_used(rope_info, f0), radius=radius)
+    return per_lag[lag]
 
 
 def theta_used(rope_info: dict, f0) -> float:
@@ -176,7 +185,30 @@ def theta_used(rope_info: dict, f0) -> float:
     return float(rotary.theta_eff(rope_info["theta"], mean))
 
 
+def pitch_prior(f0, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """P_ij = exp(-|z_i - z_j|) at the pairs: ``rotary.pitch_bias(f0, 1)[i, j]`` for voiced
+    pairs, without building the n x n map."""
+    z = rotary.pitch_z(f0)
+    return np.exp(-np.abs(z[i] - z[j]))
+
+
 # ============================================================================= per-head scores
+
+def _weights(weights) -> np.ndarray:
+    """(H, nq, nk) weights as float32/float64 without a copy; a copy only to clip negatives."""
+    w = np.asarray(weights)
+    if w.dtype not in (np.float32, np.float64):
+        w = w.astype(np.float64)
+    return np.maximum(w, 0.0) if w.size and w.min() < 0 else w
+
+
+def spread_rows(rows: np.ndarray, max_rows: int = MAX_ROWS) -> np.ndarray:
+    """At most ``max_rows`` of the row indices, evenly spaced (all of them when fewer)."""
+    rows = np.asarray(rows)
+    if rows.size <= max_rows:
+        return rows
+    return rows[np.unique(np.linspace(0, rows.size - 1, max_rows).round().astype(int))]
+
 
 def _row_normalise(w: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """(H, nq, nk) weights restricted to ``keys`` and renormalised per row (0 rows stay 0)."""
@@ -185,29 +217,38 @@ def _row_normalise(w: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return np.divide(w, total, out=np.zeros_like(w), where=total > 0)
 
 
-def entropy_and_distance(weights: np.ndarray, rows: np.ndarray, allowed: np.ndarray | None = None
-                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per head (H,): mean entropy (nats), mean normalised entropy, mean |i - j| over ``rows``.
+def entropy_and_distance(weights: np.ndarray, rows: np.ndarray, allowed: np.ndarray | None = None,
+                         max_rows: int = MAX_ROWS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per head (H,): mean entropy (nats), mean normalised entropy, mean |i - j| over ``rows``
+    (a bool mask or indices; at most ``max_rows`` of them, evenly spaced, for long clips).
 
-    Each row is renormalised over its allowed keys (all keys unless ``allowed``, (nq, nk));
-    the normalised entropy averages only rows with more than one allowed key.
+    Each row is renormalised over its allowed keys (all keys unless ``allowed``, (nq, nk)):
+    with t = sum_j a_ij, H = ln t - sum_j a_ij ln a_ij / t and D = sum_j a_ij |i - j| / t, so
+    the renormalised row is never built. A row with no weight counts as 0. The normalised
+    entropy averages only rows with more than one allowed key.
     """
-    w = np.clip(np.asarray(weights, dtype=np.float64), 0.0, None)  # (H, nq, nk)
-    nq, nk = w.shape[-2:]
-    allowed = np.ones((nq, nk), bool) if allowed is None else allowed
-    w = np.where(allowed[None], w, 0.0)[:, rows]
-    total = w.sum(-1, keepdims=True)
-    w = np.divide(w, total, out=np.zeros_like(w), where=total > 0)
-    plogp = np.where(w > 0, w * np.log(np.where(w > 0, w, 1.0)), 0.0)
-    entropy = -plogp.sum(-1)  # (H, rows)
-    n_keys = allowed[rows].sum(-1)
+    from scipy.special import xlogy
+
+    w = _weights(weights)
+    nk = w.shape[-1]
+    idx = spread_rows(np.flatnonzero(rows) if np.asarray(rows).dtype == bool else rows, max_rows)
+    w = w[:, idx]  # (H, r, nk), a copy of the rows used
+    if allowed is not None and not np.all(allowed):
+        keep = np.asarray(allowed, bool)[idx]
+        w = w * keep[None]
+        n_keys = keep.sum(-1)
+    else:
+        n_keys = np.full(idx.size, nk)
+    total = w.sum(-1, dtype=np.float64)  # (H, r)
+    has = total > 0
+    safe = np.where(has, total, 1.0)
+    entropy = np.where(has, np.log(safe) - xlogy(w, w).sum(-1, dtype=np.float64) / safe, 0.0)
+    lag = np.abs(idx[:, None] - np.arange(nk)[None, :]).astype(w.dtype)  # (r, nk)
+    distance = np.where(has, np.einsum("hrk,rk->hr", w, lag) / safe, 0.0)
     multi = n_keys > 1
     normalised = (entropy[:, multi] / np.log(n_keys[multi])).mean(-1) if multi.any() \
         else np.full(w.shape[0], np.nan)
-    dist = np.abs(np.flatnonzero(rows)[:, None] - np.arange(nk)[None, :]) if rows.dtype == bool \
-        else np.abs(rows[:, None] - np.arange(nk)[None, :])
-    distance = (w * dist[None]).sum(-1).mean(-1)
-    return entropy.mean(-1), normalised, distance
+    return entropy.mean(-1), normalised, distance.mean(-1)
 
 
 def self_attention_scores(weights: np.ndarray, f0=None, rope_info: dict | None = None,
@@ -219,41 +260,38 @@ def self_attention_scores(weights: np.ndarray, f0=None, rope_info: dict | None =
     ``f0`` (n,) Hz at the map's positions (NaN/<=0 unvoiced) switches the pitch scores on and
     restricts pairs and rows to voiced frames (VoicingError if too little voicing); None (text
     tokens) leaves pitch scores NaN. ``rope_info`` / ``rope_f0`` give the rotary prior (NaN
-    without). ``allowed`` (n, n) marks pairs a mask lets through. Definitions: module docstring.
+    without). ``allowed`` (n, n) marks pairs a mask lets through. ``frame_ms``: duration of
+    one position. Definitions: module docstring.
     """
-    w = np.asarray(weights, dtype=np.float64)
+    w = _weights(weights)
     if w.ndim != 3 or w.shape[1] != w.shape[2]:
         raise CaptureError(f"self-attention weights must be (heads, n, n), got {w.shape}")
     heads, n = w.shape[0], w.shape[1]
-    ok = np.ones(n, bool) if f0 is None else check_voicing(f0_at_positions(f0, n))
-    allowed_mask = np.ones((n, n), bool) if allowed is None else np.asarray(allowed, bool)
-    i, j = sample_pairs(ok, ok, max_pairs, allowed_mask)
-    w = np.clip(w, 0.0, None)
-    if not allowed_mask.all():
-        w = np.where(allowed_mask[None], w, 0.0)
-    voiced_mass = w @ ok.astype(np.float64)  # (H, n): each row's mass on voiced keys
+    f0_pos = None if f0 is None else f0_at_positions(f0, n)
+    ok = np.ones(n, bool) if f0 is None else check_voicing(f0_pos)
+    mask = None if allowed is None or np.all(allowed) else np.asarray(allowed, bool)
+    i, j = sample_pairs(ok, ok, max_pairs, mask)
+    if mask is not None:
+        w = w * mask[None]
+    voiced_mass = (w @ ok.astype(w.dtype)).astype(np.float64)  # (H, n): mass on voiced keys
     a = w[:, i, j] / np.where(voiced_mass > 0, voiced_mass, 1.0)[:, i]  # (H, pairs)
-    distance_prior = ranks(-np.abs(i - j).astype(np.float64))
-    pitch_prior = rotary_prior_map = None
-    if f0 is not None:
-        sim = rotary.pitch_bias(f0_at_positions(f0, n), 1.0)
-        pitch_prior = ranks(sim[i, j])
-    if rope_info is not None:
-        rotary_prior_map = ranks(rotary_prior(rope_info, i, j, rope_f0))
-    r_pd = _pearson(pitch_prior, distance_prior) if pitch_prior is not None else np.nan
-    entropy, normalised, dist = entropy_and_distance(w, ok, allowed_mask)
+    distance_ranks = ranks(-np.abs(i - j).astype(np.float64))
+    pitch_ranks = ranks(pitch_prior(f0_pos, i, j)) if f0 is not None else None
+    rotary_ranks = ranks(rotary_prior(rope_info, i, j, rope_f0)) if rope_info is not None \
+        else None
+    r_pd = _pearson(pitch_ranks, distance_ranks) if pitch_ranks is not None else np.nan
+    entropy, normalised, dist = entropy_and_distance(w, ok, mask)
     rows = []
     for h in range(heads):
         ra = ranks(a[h])
-        r_ad = _pearson(ra, distance_prior)
-        r_ap = _pearson(ra, pitch_prior) if pitch_prior is not None else np.nan
+        r_ad = _pearson(ra, distance_ranks)
+        r_ap = _pearson(ra, pitch_ranks) if pitch_ranks is not None else np.nan
         rows.append(dict(
             head=h, n_pairs=int(i.size),
             pitch_spearman=r_ap,
-            rotary_spearman=(_pearson(ra, rotary_prior_map) if rotary_prior_map is not None
-                             else np.nan),
+            rotary_spearman=_pearson(ra, rotary_ranks) if rotary_ranks is not None else np.nan,
             distance_spearman=r_ad,
-            pitch_partial_spearman=(partial_from(r_ap, r_ad, r_pd) if pitch_prior is not None
+            pitch_partial_spearman=(partial_from(r_ap, r_ad, r_pd) if pitch_ranks is not None
                                     else np.nan),
             mean_distance_frames=float(dist[h]),
             mean_distance_ms=float(dist[h] * frame_ms) if frame_ms else np.nan,
@@ -339,12 +377,15 @@ def head_score_table(cache, model, f0, f0_given: bool = True,
             weights = call["weights"][0].detach().float().numpy()  # (H, nq, nk)
             scores = call["scores"][0].detach().float().numpy()
             allowed = np.isfinite(scores).all(0)  # (nq, nk): a bool mask writes -inf
+            allowed = None if allowed.all() else allowed
             info = rope_info(module)
             if kind == DECODER_CROSS:
                 part = cross_attention_scores(weights, f0)
             elif kind == ENCODER_SELF:
-                rope_f0 = f0_at_positions(f0, weights.shape[-1]) if f0_given else None
-                part = self_attention_scores(weights, f0, info, rope_f0, allowed, max_pairs)
+                n = weights.shape[-1]
+                rope_f0 = f0_at_positions(f0, n) if f0_given else None
+                part = self_attention_scores(weights, f0, info, rope_f0, allowed, max_pairs,
+                                             frame_ms=FRAME_MS * f0.size / n)
             else:  # decoder self: mean-F0 theta over the clip's frames, no pitch per token
                 info["per_frame"] = False  # per-frame theta applies to audio positions only
                 part = self_attention_scores(weights, None, info, f0 if f0_given else None,

@@ -61,6 +61,11 @@ class EchoDims:
     * variable_radius: each rotary gets a learned ``radius`` (head_dim/2, init 1): pair k is
       rotated by r_k exp(i angle), so its share of every q.k score is weighted by r_k^2 (what
       rotary.position_similarity's ``radius`` shows). Not in the reference.
+    * spec_stride: the spectrogram front end's first conv (kernel 3) steps this many mel frames,
+      so the encoder runs at 8 ms x spec_stride per position (1-3; 3 still reads every frame).
+      The reference's FEncoder takes a stride but uses 1 for the spectrogram; 2 halves the
+      audio sequence, which makes training and attention several times cheaper. F0 reaches the
+      shorter positions by time, as it does for any length mismatch (see ``_f0_rows``).
     """
 
     vocab: int  # token vocabulary size (embedding rows = logit columns)
@@ -85,6 +90,7 @@ class EchoDims:
     theta_mode: str = "mean_f0"  # "mean_f0" (reference: one theta per batch) or "per_frame"
     f0_mean: str = "batch"  # mean F0 for theta: "batch" (reference) or "voiced" (per utterance)
     variable_radius: bool = False  # learned per-pair radius rope.radius (weights pair k by r_k^2)
+    spec_stride: int = 1  # stride of the spectrogram front end's first conv (reference: 1)
 
     def __post_init__(self):
         _validate(self)
@@ -122,8 +128,9 @@ class EchoDims:
 _INT_FIELDS = ("vocab", "text_ctx", "text_dims", "text_head", "text_idx", "mels", "aud_ctx",
                "aud_dims", "aud_head", "aud_idx")
 _BOOL_FIELDS = ("cross_attn", "f0_rotary", "pitch_bias", "variable_radius")
+SPEC_STRIDES = (1, 2, 3)  # the first conv has kernel 3: a larger stride would skip mel frames
 _CHOICES = {"decoder_mask": ("additive", "causal"), "theta_mode": ("mean_f0", "per_frame"),
-            "f0_mean": ("batch", "voiced")}
+            "f0_mean": ("batch", "voiced"), "spec_stride": SPEC_STRIDES}
 
 
 def _validate(d: EchoDims) -> None:
@@ -137,7 +144,8 @@ def _validate(d: EchoDims) -> None:
         if not isinstance(getattr(d, name), bool):
             raise ConfigError(f"{name} must be true or false, got {getattr(d, name)!r}")
     for name, choices in _CHOICES.items():
-        if getattr(d, name) not in choices:
+        value = getattr(d, name)
+        if isinstance(value, bool) or value not in choices:
             raise ConfigError(f"{name} must be one of {list(choices)}, got {getattr(d, name)!r}")
     if not isinstance(d.act, str) or d.act not in ACTIVATIONS:
         raise ConfigError(f"act must be one of {sorted(ACTIVATIONS)}, got {d.act!r} (the "
@@ -483,7 +491,8 @@ class AudioEncoder(nn.Module):
         options = dict(audio=True, f0_rotary=dims.f0_rotary, theta_mode=dims.theta_mode,
                        pitch_bias=dims.pitch_bias, pitch_bias_scale=dims.pitch_bias_scale,
                        variable_radius=dims.variable_radius, f0_mean=dims.f0_mean)
-        front = {"spectrogram": lambda: FEncoder(dims.mels, d, 3, act=nn.GELU()),
+        front = {"spectrogram": lambda: FEncoder(dims.mels, d, 3, act=nn.GELU(),
+                                                  stride=dims.spec_stride),
                  "waveform": lambda: WEncoder(1, d, act=nn.GELU()),
                  "pitch": lambda: FEncoder(1, d, 9, act=dims.act, stride=2)}
         self.blocks = nn.ModuleDict()

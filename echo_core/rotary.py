@@ -336,13 +336,19 @@ def pitch_bias(f0, scale=1.0):
     scale = float(scale)
     if not math.isfinite(scale):
         raise RotaryError(f"scale must be a finite number, got {scale!r}")
-    voiced = voiced_mask(f0).reshape(f0.shape)
-    weight = voiced.astype(np.float64)
-    count = weight.sum(-1, keepdims=True)
-    clean = np.where(voiced, f0, 0.0)
-    mean = clean.sum(-1, keepdims=True) / np.maximum(count, 1)
-    centred = np.where(voiced, f0 - mean, 0.0)
-    var = (centred**2).sum(-1, keepdims=True) / np.maximum(count - 1, 1)
-    z = centred / (np.sqrt(var) + PITCH_BIAS_EPS)
+    weight = voiced_mask(f0).reshape(f0.shape).astype(np.float64)
+    z = pitch_z(f0)
     bias = np.exp(-np.abs(z[..., :, None] - z[..., None, :]) * scale)
     return bias * (weight[..., :, None] * weight[..., None, :])
+
+
+def pitch_z(f0) -> np.ndarray:
+    """(..., n) float64 z-score of F0 over the voiced frames, 0 on unvoiced ones: the z of
+    :func:`pitch_bias` (unbiased std, + 1e-8), for code that needs it at a few pairs only."""
+    f0 = np.asarray(f0, dtype=np.float64)
+    voiced = voiced_mask(f0).reshape(f0.shape)
+    count = voiced.sum(-1, keepdims=True)
+    mean = np.where(voiced, f0, 0.0).sum(-1, keepdims=True) / np.maximum(count, 1)
+    centred = np.where(voiced, f0 - mean, 0.0)
+    var = (centred**2).sum(-1, keepdims=True) / np.maximum(count - 1, 1)
+    return centred / (np.sqrt(var) + PITCH_BIAS_EPS)

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-MODULES = ("f0", "similarity", "hooks", "model", "app")
+MODULES = ("f0", "similarity", "hooks", "head_scores", "model", "app")
 ROW_KEYS = {"comparison", "group", "method", "seconds", "runs", "ratio", "baseline", "peak_mb",
             "mem_method", "extra", "note"}
 TIMEOUT = 240

@@ -107,7 +107,8 @@ def test_dims_round_trip_and_defaults_are_reference_behaviour():
     ("cross_attn", "yes"), ("features", ["spectrogram", "spectrogram"]), ("features", []),
     ("features", ["spec_phase"]), ("act", "swiglu"), ("decoder_mask", "future"),
     ("theta_mode", "frame"), ("pitch_bias_scale", float("nan")), ("aud_dims", 64),
-    ("pitch_bias", 1), ("debug", "x"),
+    ("pitch_bias", 1), ("debug", "x"), ("spec_stride", 4), ("spec_stride", True),
+    ("spec_stride", 0),
 ])
 def test_from_dict_rejects_bad_fields_naming_them(field, value):
     fields = {**small_dims().to_dict(), field: value}
@@ -443,3 +444,31 @@ def test_variable_radius_weights_pairs_by_radius_squared():
     qr, kr = apply_rotary(q, unit), apply_rotary(k, unit)
     w = rope.radius.detach().repeat_interleave(2) ** 2
     torch.testing.assert_close(scores, (qr * w) @ kr.transpose(-1, -2), atol=1e-5, rtol=1e-5)
+
+
+def test_spec_stride_steps_the_first_conv_and_maps_f0_by_time():
+    """stride 2 = the reference front end's first conv with stride 2 (same weights, brute
+    force via F.conv1d), the encoder runs on ceil(T/2) positions, and the pitch bias it adds is
+    rotary.pitch_bias of the F0 contour mapped onto those positions by time."""
+    assert small_dims().spec_stride == 1  # the reference's front end
+    torch.manual_seed(0)
+    one = Echo(small_dims(f0_rotary=True, pitch_bias=True)).eval()
+    two = Echo(small_dims(f0_rotary=True, pitch_bias=True, spec_stride=2)).eval()
+    two.load_state_dict(one.state_dict())  # the stride changes no parameter shape
+    inp = small_inputs(frames=25)
+    front = two.encoder.blocks.spectrogram[0].encoder[0]
+    with torch.no_grad():
+        got = front(inp["spectrogram"])
+        want = F.conv1d(inp["spectrogram"], front.weight, front.bias, stride=2, padding=1)
+        enc = two.encode(spectrogram=inp["spectrogram"], f0=inp["f0"])["spectrogram"]
+    torch.testing.assert_close(got, want)
+    assert got.shape[-1] == 13 and enc.shape[1] == 13
+    att = two.encoder.blocks.spectrogram[1].attna
+    with torch.no_grad():
+        bias = att.pitch_bias_map(inp["f0"], 13)[:, 0]
+    index = np.minimum(((np.arange(13) + 0.5) * 25 / 13).astype(int), 24)
+    want_bias = R.pitch_bias(inp["f0"].numpy()[:, index], 1.0)
+    np.testing.assert_allclose(bias.numpy(), want_bias, atol=1e-5)
+    with torch.no_grad():
+        logits = two(**inp)["logits"]
+    assert torch.isfinite(logits).all() and logits.shape[:2] == inp["input_ids"].shape
