@@ -255,6 +255,15 @@ def self_attention_scores(weights: np.ndarray, f0=None, rope_info: dict | None =
                           rope_f0=None, allowed: np.ndarray | None = None,
                           max_pairs: int = MAX_PAIRS, frame_ms: float | None = FRAME_MS
                           ) -> pd.DataFrame:
+    """Scores of every head of one self-attention map ``weights`` (H, n, n), one row per head
+    (see :func:`_self_rows`)."""
+    return pd.DataFrame(_self_rows(weights, f0, rope_info, rope_f0, allowed, max_pairs,
+                                   frame_ms))
+
+
+def _self_rows(weights: np.ndarray, f0=None, rope_info: dict | None = None, rope_f0=None,
+               allowed: np.ndarray | None = None, max_pairs: int = MAX_PAIRS,
+               frame_ms: float | None = FRAME_MS) -> list[dict]:
     """Scores of every head of one self-attention map ``weights`` (H, n, n), one row per head.
 
     ``f0`` (n,) Hz at the map's positions (NaN/<=0 unvoiced) switches the pitch scores on and
@@ -296,13 +305,17 @@ def self_attention_scores(weights: np.ndarray, f0=None, rope_info: dict | None =
             mean_distance_frames=float(dist[h]),
             mean_distance_ms=float(dist[h] * frame_ms) if frame_ms else np.nan,
             entropy_nats=float(entropy[h]), entropy_normalised=float(normalised[h])))
-    return pd.DataFrame(rows)
+    return rows
 
 
 def cross_attention_scores(weights: np.ndarray, f0) -> pd.DataFrame:
     """Scores of every head of a cross-attention map (H, n_text, n_audio), one row per head:
     pitch_spearman = rho(key marginal, key F0) over voiced keys, entropies over all keys,
     the position scores NaN (no shared axis). Definitions: module docstring."""
+    return pd.DataFrame(_cross_rows(weights, f0))
+
+
+def _cross_rows(weights: np.ndarray, f0) -> list[dict]:
     w = np.clip(np.asarray(weights, dtype=np.float64), 0.0, None)
     if w.ndim != 3:
         raise CaptureError(f"cross-attention weights must be (heads, nq, nk), got {w.shape}")
@@ -316,7 +329,7 @@ def cross_attention_scores(weights: np.ndarray, f0) -> pd.DataFrame:
                  pitch_partial_spearman=np.nan, mean_distance_frames=np.nan,
                  mean_distance_ms=np.nan, entropy_nats=float(entropy[h]),
                  entropy_normalised=float(normalised[h])) for h in range(w.shape[0])]
-    return pd.DataFrame(rows)
+    return rows
 
 
 # ============================================================================= whole model
@@ -364,42 +377,36 @@ def head_score_table(cache, model, f0, f0_given: bool = True,
     if not located:
         raise CaptureError("the cache holds no attention maps: run the forward pass inside "
                            "hooks.capture(model, depth='full')")
-    frames = []
+    rows = []  # plain dicts, one DataFrame at the end: pandas per layer cost more than numpy
     for path, (kind, layer) in located:
         calls = cache.attention.get(path)
         module = modules[path]
         if not calls:  # dropped: too large to keep
-            part = pd.DataFrame({"head": range(module.head), "n_pairs": 0,
-                                 **{s: np.nan for s in SCORES}})
+            part = [dict(head=h, n_pairs=0, **{s: np.nan for s in SCORES})
+                    for h in range(module.head)]
             note = "map not kept (capture max_attention_bytes): no scores"
         else:
             call = calls[-1]
             weights = call["weights"][0].detach().float().numpy()  # (H, nq, nk)
-            scores = call["scores"][0].detach().float().numpy()
-            allowed = np.isfinite(scores).all(0)  # (nq, nk): a bool mask writes -inf
+            allowed = np.isfinite(call["scores"][0].detach().float().numpy()).all(0)  # -inf: masked
             allowed = None if allowed.all() else allowed
             info = rope_info(module)
             if kind == DECODER_CROSS:
-                part = cross_attention_scores(weights, f0)
+                part = _cross_rows(weights, f0)
             elif kind == ENCODER_SELF:
                 n = weights.shape[-1]
                 rope_f0 = f0_at_positions(f0, n) if f0_given else None
-                part = self_attention_scores(weights, f0, info, rope_f0, allowed, max_pairs,
-                                             frame_ms=FRAME_MS * f0.size / n)
+                part = _self_rows(weights, f0, info, rope_f0, allowed, max_pairs,
+                                  frame_ms=FRAME_MS * f0.size / n)
             else:  # decoder self: mean-F0 theta over the clip's frames, no pitch per token
                 info["per_frame"] = False  # per-frame theta applies to audio positions only
-                part = self_attention_scores(weights, None, info, f0 if f0_given else None,
-                                             allowed, max_pairs, frame_ms=None)
+                part = _self_rows(weights, None, info, f0 if f0_given else None, allowed,
+                                  max_pairs, frame_ms=None)
             note = NOTES[kind]
             if call.get("pitch_bias_applied"):
                 note += "; the model ADDS the pitch bias to these scores (partly built in)"
-        part.insert(0, "layer", layer)
-        part.insert(0, "kind", kind)
-        part.insert(0, "module", path)
-        part["note"] = note
-        frames.append(part)
+        rows += [dict(module=path, kind=kind, layer=layer, **r, note=note) for r in part]
     order = {ENCODER_SELF: 0, DECODER_SELF: 1, DECODER_CROSS: 2}
-    table = pd.concat(frames, ignore_index=True)
-    table = table.sort_values(["kind", "layer", "head"], key=lambda c: c.map(order)
-                              if c.name == "kind" else c, kind="stable")
-    return table.reset_index(drop=True)
+    rows.sort(key=lambda r: (order[r["kind"]], r["layer"], r["head"]))  # stable
+    columns = ["module", "kind", "layer", "head", "n_pairs", *SCORES, "note"]
+    return pd.DataFrame(rows, columns=columns)
