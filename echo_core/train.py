@@ -35,9 +35,11 @@ from echo_core.tokenizer import PAD, TOKENIZER_FILE, CharTokenizer
 # f0_mean "voiced": theta from each utterance's own voiced-frame mean F0 (rotary.theta_from_f0,
 # what the workbench draws) rather than the reference's whole-batch mean with zeros, so an
 # utterance's theta does not depend on what it was batched or padded with.
+# spec_stride 2: the encoder runs at 16 ms per position, which made training ~2x faster per
+# step and the attention maps 4x smaller than at the mel hop's 8 ms, for the same parameters.
 BASE_DIMS = dict(text_ctx=64, text_dims=128, text_head=4, text_idx=2, mels=80, aud_ctx=640,
-                 aud_dims=128, aud_head=4, aud_idx=2, act="gelu", features=["spectrogram"],
-                 cross_attn=True, decoder_mask="causal", f0_mean="voiced")
+                 aud_dims=128, aud_head=4, aud_idx=3, act="gelu", features=["spectrogram"],
+                 cross_attn=True, decoder_mask="causal", f0_mean="voiced", spec_stride=2)
 PRESETS = {
     "static_theta": dict(f0_rotary=False),
     "mean_f0_theta": dict(f0_rotary=True, theta_mode="mean_f0"),
@@ -59,18 +61,18 @@ class TrainConfig:
     data: str
     out: str
     config: str = "mean_f0_theta"
-    steps: int = 2000
+    steps: int = 6000
     batch_frames: int = 5000  # mel frames per batch (batch size adapts to clip length)
     max_batch: int = 48
     lr: float = 1.5e-3
     min_lr_ratio: float = 0.02  # cosine decays to lr * this: the end of training is stable
-    warmup: int = 200
+    warmup: int = 300
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     seed: int = 0
-    eval_every: int = 250
+    eval_every: int = 500
     eval_clips: int = 96  # validation clips decoded greedily at each evaluation
-    save_every: int = 250
+    save_every: int = 500
     log_every: int = 25
     threads: int = 1
     freq_masks: int = 2
