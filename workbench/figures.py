@@ -52,11 +52,6 @@ def _frame(title: str, height: int) -> dict:
                 title=dict(text=title, x=0.01, xanchor="left", font=dict(size=15)))
 
 
-def _layout(fig: go.Figure, title: str, height: int = 420, **kwargs) -> go.Figure:
-    fig.update_layout(**_frame(title, height), **kwargs)
-    return fig
-
-
 def _fast(data: list[dict], layout: dict, title: str, height: int) -> go.Figure:
     """A figure from plain trace / layout dicts, skipping plotly's property validation."""
     return go.Figure({"data": data, "layout": {**_frame(title, height), **layout}},
@@ -94,12 +89,10 @@ def axis_values(positions: np.ndarray, unit: str, hop_seconds: float) -> tuple[n
 
 def empty_figure(message: str, height: int = 300) -> go.Figure:
     """A placeholder that says what to do instead of showing a blank frame."""
-    fig = go.Figure()
-    fig.add_annotation(text=message, showarrow=False, font=dict(size=14, color="#666"),
-                       xref="paper", yref="paper", x=0.5, y=0.5)
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return _layout(fig, "", height=height)
+    note = dict(text=message, showarrow=False, font=dict(size=14, color="#666"),
+                xref="paper", yref="paper", x=0.5, y=0.5)
+    return _fast([], dict(xaxis=dict(visible=False), yaxis=dict(visible=False),
+                          annotations=[note]), "", height)
 
 
 # ============================================================================= audio & pitch
@@ -265,11 +258,16 @@ def bias_figure(bias: np.ndarray, positions: np.ndarray, f0_display: np.ndarray,
 
 # ============================================================================= model
 
-def _expected_line(fig: go.Figure, expected: float | None) -> None:
-    if expected is not None and np.isfinite(expected):
-        fig.add_hline(y=float(expected), line=dict(color="#444", dash="dash"),
-                      annotation_text=f"at initialisation ≈ {expected:.2f}",
-                      annotation_position="top left")
+def _expected_line(expected: float | None) -> dict:
+    """Layout entries drawing the at-initialisation ratio as a dashed line across the plot."""
+    if expected is None or not np.isfinite(expected):
+        return {}
+    y = float(expected)
+    return dict(shapes=[dict(type="line", xref="paper", x0=0, x1=1, yref="y", y0=y, y1=y,
+                             line=dict(color="#444", dash="dash"))],
+                annotations=[dict(xref="paper", x=0, yref="y", y=y, xanchor="left",
+                                  yanchor="bottom", showarrow=False,
+                                  text=f"at initialisation ≈ {y:.2f}")])
 
 
 def gate_ratio_bars(blocks: Sequence[str], ratios: np.ndarray, status: Sequence[str],
@@ -277,27 +275,27 @@ def gate_ratio_bars(blocks: Sequence[str], ratios: np.ndarray, status: Sequence[
                     title: str = "Gate / MLP activation ratio per block") -> go.Figure:
     """One bar per block, coloured by status, with the at-initialisation expectation as a line."""
     colors = [STATUS_COLORS.get(s, OTHER_COLOR) for s in status]
-    fig = go.Figure(go.Bar(x=list(blocks), y=np.asarray(ratios, dtype=np.float64),
-                           marker_color=colors, name="measured",
-                           hovertemplate="%{x}<br>ratio=%{y:.3f}<extra></extra>"))
-    _expected_line(fig, expected)
-    fig.update_yaxes(title_text="mean|gate logit| / mean|MLP pre-act|", rangemode="tozero")
-    fig.update_xaxes(title_text="block", tickangle=-30)
-    return _layout(fig, title, height=400)
+    bar = dict(type="bar", x=np.asarray(list(blocks), dtype=object),
+               y=np.asarray(ratios, dtype=np.float64), marker=dict(color=colors),
+               name="measured", hovertemplate="%{x}<br>ratio=%{y:.3f}<extra></extra>")
+    layout = dict(yaxis=dict(title=dict(text="mean|gate logit| / mean|MLP pre-act|"),
+                             rangemode="tozero"),
+                  xaxis=dict(title=dict(text="block"), tickangle=-30), **_expected_line(expected))
+    return _fast([bar], layout, title, height=400)
 
 
 def grouped_ratio_bars(series: Mapping[str, tuple[Sequence[str], np.ndarray]],
                        expected: float | None = None,
                        title: str = "Gate / MLP ratio per block") -> go.Figure:
     """Grouped bars: one colour per checkpoint, blocks on x."""
-    fig = go.Figure()
-    for i, (label, (blocks, ratios)) in enumerate(series.items()):
-        fig.add_trace(go.Bar(x=list(blocks), y=np.asarray(ratios, dtype=np.float64), name=label,
-                             marker_color=SERIES_COLORS[i % len(SERIES_COLORS)]))
-    _expected_line(fig, expected)
-    fig.update_yaxes(title_text="gate / MLP ratio", rangemode="tozero")
-    fig.update_xaxes(title_text="block", tickangle=-30)
-    return _layout(fig, title, height=420, barmode="group", legend=TOP_LEGEND)
+    bars = [dict(type="bar", x=np.asarray(list(blocks), dtype=object),
+                 y=np.asarray(ratios, dtype=np.float64), name=label,
+                 marker=dict(color=SERIES_COLORS[i % len(SERIES_COLORS)]))
+            for i, (label, (blocks, ratios)) in enumerate(series.items())]
+    layout = dict(yaxis=dict(title=dict(text="gate / MLP ratio"), rangemode="tozero"),
+                  xaxis=dict(title=dict(text="block"), tickangle=-30), barmode="group",
+                  legend=TOP_LEGEND, **_expected_line(expected))
+    return _fast(bars, layout, title, height=420)
 
 
 def attention_maps(maps: Sequence[tuple], x_title: str = "key position",
