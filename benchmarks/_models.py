@@ -48,7 +48,7 @@ def torch_default_threads() -> int:
 def app_threads(quick: bool) -> str:
     """Use the torch thread count the app uses for model runs; returns a note saying which.
 
-    workbench.analysis.MODEL_THREADS (1 at the time of writing): on two cores shared with
+    workbench.model_analysis.MODEL_THREADS (1 at the time of writing): on two cores shared with
     training, a second intra-op thread mostly waits for a core, and a forward pass ran up to
     14x slower with 2 threads than with 1 here. --quick always uses 1 thread.
     """
@@ -59,9 +59,10 @@ def app_threads(quick: bool) -> str:
     source = "--quick" if quick else "torch default"
     if not quick:
         try:
-            from workbench.analysis import MODEL_THREADS
+            from workbench.model_analysis import MODEL_THREADS
 
-            threads, source = int(MODEL_THREADS), "workbench.analysis.MODEL_THREADS, as the app"
+            threads = int(MODEL_THREADS)
+            source = "workbench.model_analysis.MODEL_THREADS, as the app"
         except Exception:  # noqa: BLE001 (no workbench yet: torch's default)
             pass
     torch.set_num_threads(threads)

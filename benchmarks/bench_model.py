@@ -8,7 +8,7 @@ For each shipped checkpoint (else a freshly initialised Echo of similar size, la
   the statistics tables (gate/MLP ratios, activation component statistics), and the Model
   view's figures serialised to JSON;
 * "analysis": all of those end to end from raw samples, the target's definition;
-* the app's own ``workbench.analysis.run_model`` (greedy transcript, then one teacher-forced
+* the app's own ``workbench.model_analysis.run_model`` (greedy transcript, then one teacher-forced
   forward + backward under ``capture("full", gradients=True)``, tables), plus its figures, with
   a new clip before every call (one sample nudged, so no cache answers);
 * ``echo_core.decode.transcribe`` (greedy): its real-time factor.
@@ -33,7 +33,7 @@ STAGES = {  # method label -> (stage, baseline)
     "  stage: forward + statistics (capture stats)": ("statistics", False),
     "  stage: figures -> JSON": ("figures", False),
     "analysis: features+F0+forward+statistics+figures": ("analysis", False),
-    "app: workbench.analysis.run_model + figures": ("app", False),
+    "app: workbench.model_analysis.run_model + figures": ("app", False),
     "transcribe (greedy decode)": ("transcribe", False),
 }
 
@@ -85,37 +85,39 @@ def _analysis(model, x, ids):
 
 def _app_ready() -> str | None:
     try:
-        from workbench import analysis as A
+        from workbench import analysis, checkpoints, model_analysis
     except Exception as e:  # noqa: BLE001
-        return f"workbench.analysis not importable ({type(e).__name__}: {e})"
-    absent = [a for a in ("run_model", "clip_from_array", "register_checkpoint")
-              if not hasattr(A, a)]
-    return f"workbench.analysis lacks {', '.join(absent)}" if absent else None
+        return f"workbench not importable ({type(e).__name__}: {e})"
+    absent = [f"{module.__name__}.{a}" for module, a in ((model_analysis, "run_model"),
+                                                         (analysis, "clip_from_array"),
+                                                         (checkpoints, "register_checkpoint"))
+              if not hasattr(module, a)]
+    return f"workbench lacks {', '.join(absent)}" if absent else None
 
 
-USE_UI = True  # --quick turns it off: importing workbench.ui imports gradio (~3 s)
+USE_UI = True  # --quick turns it off: importing workbench.ui_model imports gradio (~3 s)
 
 
 def _app_figures_json(result) -> int:
-    """The Model view's figures as the app draws them (workbench.ui.model_figures) in JSON."""
+    """The Model view's figures as the app draws them (workbench.ui_model.model_figures) in JSON."""
     try:
         if not USE_UI:
             raise ImportError("--quick: gradio not imported")
-        from workbench.ui import model_figures
+        from workbench.ui_model import model_figures
     except Exception:  # noqa: BLE001 (no ui yet: the gate figure alone)
         return _gate_figure_json(result.gates)
-    from workbench.analysis import ATTENTION_KINDS
+    from workbench.model_analysis import ATTENTION_KINDS
 
     figs = model_figures(result, ATTENTION_KINDS[0], 0, 0, "scores")
     return sum(len(f.to_json()) for f in figs.values())
 
 
 def _app_checkpoint_id(name: str) -> str:
-    from workbench import analysis as A
+    from workbench.checkpoints import register_checkpoint
 
     if not name.startswith(M.FRESH):
         return f"shipped/{name}"
-    return A.register_checkpoint(M.path(name), M.label(name))
+    return register_checkpoint(M.path(name), M.label(name))
 
 
 def make_stage(name: str, seconds: float, stage: str):
@@ -158,9 +160,10 @@ def make_stage(name: str, seconds: float, stage: str):
         gates, _ = _statistics(model, kwargs)
         if _app_ready() is None:
             from workbench import analysis as A
+            from workbench.model_analysis import run_model
 
             clip = A.clip_from_array(S.SR, x, f"bench {seconds:g} s")
-            result = A.run_model(clip, None, _app_checkpoint_id(name))
+            result = run_model(clip, None, _app_checkpoint_id(name))
 
             def call():
                 return _app_figures_json(result)
@@ -174,9 +177,10 @@ def make_stage(name: str, seconds: float, stage: str):
             return _analysis(model, x, kwargs["input_ids"])
     elif stage == "app":
         from workbench import analysis as A
+        from workbench.model_analysis import run_model
 
         checkpoint = _app_checkpoint_id(name)
-        _app_figures_json(A.run_model(A.clip_from_array(S.SR, short, "warm-up"), None, checkpoint))
+        _app_figures_json(run_model(A.clip_from_array(S.SR, short, "warm-up"), None, checkpoint))
         fresh = {"clip": None, "count": 0}
 
         def prepare():
@@ -188,7 +192,7 @@ def make_stage(name: str, seconds: float, stage: str):
             fresh["clip"] = A.clip_from_array(S.SR, y, f"bench {seconds:g} s")
 
         def call():
-            return _app_figures_json(A.run_model(fresh["clip"], None, checkpoint))
+            return _app_figures_json(run_model(fresh["clip"], None, checkpoint))
 
         prepare()
         call()  # once at full length, untimed: a clip the workbench refuses fails here

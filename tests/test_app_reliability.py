@@ -15,6 +15,8 @@ import pytest
 
 from echo_core.errors import CheckpointError
 from workbench import analysis as A
+from workbench import checkpoints as C
+from workbench import model_analysis as M
 from workbench import ui
 
 PRAAT = ["ac", 75.0, 600.0, 0.45, 0.03, 0.01, 0.35, 0.14, 15, False]
@@ -254,7 +256,7 @@ def test_analyze_model_refuses_paths_as_checkpoints(client, good_clip, ckpt):
     assert "root:" not in str(err.value)
     # behind the radio's own check, the analysis layer resolves only known ids
     with pytest.raises(CheckpointError, match="unknown checkpoint"):
-        A.run_model(A.clip_from_path(good_clip), None, ckpt)
+        M.run_model(A.clip_from_path(good_clip), None, ckpt)
 
 
 def test_default_bind_is_localhost(monkeypatch):
@@ -285,7 +287,7 @@ def test_ten_minute_clip_maps_work_and_model_refuses(client, tmp_path):
     assert stat(stats, "median") == pytest.approx(150.0, abs=0.5)
     text, sim, *_ = client.predict(4.0, 64, "positions", 0.0, api_name="/similarity_map")
     assert "75001 frames shown at 512×512" in text and sim["type"] == "plotly"
-    ckpt = next(cid for _, cid in A.checkpoint_choices()) if A.checkpoint_choices() else None
+    ckpt = next(cid for _, cid in C.checkpoint_choices()) if C.checkpoint_choices() else None
     if ckpt is None:
         pytest.skip("no checkpoint available for the model-analysis refusal")
     with pytest.raises(AppError, match=r"600\.0 s long; model analysis accepts clips up to 30 s"):

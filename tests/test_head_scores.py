@@ -174,7 +174,7 @@ def test_cross_attention_key_marginal(f0):
 
 def test_shipped_checkpoint_gives_a_full_finite_table():
     from echo_core import audio, checkpoint, pitch
-    from workbench import analysis, figures
+    from workbench import figures, model_analysis
 
     ckpt = REPO / "assets" / "checkpoints" / "f0_theta_bias"
     clip = REPO / "assets" / "clips" / "low_three_one_four.wav"
@@ -187,7 +187,7 @@ def test_shipped_checkpoint_gives_a_full_finite_table():
     mel = audio.log_mel(a.samples, a.sr, n_mels=int(feats["n_mels"]),
                         fmin=float(feats["fmin"]), fmax=feats["fmax"])
     f0 = pitch.align_to_frames(pitch.extract_f0(a.samples, a.sr), mel.shape[1])
-    df = analysis.head_scores(model, mel, f0, token_ids=[5, 6, 7, 8])
+    df = model_analysis.head_scores(model, mel, f0, token_ids=[5, 6, 7, 8])
     d = model.dims
     n_feat = len(d.features)
     counts = df.groupby("kind").size()

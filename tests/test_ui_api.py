@@ -14,7 +14,8 @@ import pytest
 from echo_core import head_scores as hs
 from echo_core.errors import PitchSettingsError
 from workbench import analysis as A
-from workbench import ui
+from workbench import checkpoints as C
+from workbench import ui, ui_batch, ui_common
 
 PRAAT = ["ac", 75.0, 600.0, 0.45, 0.03, 0.01, 0.35, 0.14, 15, False]
 
@@ -49,7 +50,7 @@ def long_clip(tmp_path_factory):
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
     """Two checkpoint ids: the shipped ones when present, else two tiny random ones."""
-    shipped = [cid for _, cid in A.checkpoint_choices() if cid.startswith("shipped/")]
+    shipped = [cid for _, cid in C.checkpoint_choices() if cid.startswith("shipped/")]
     if len(shipped) >= 2:
         return shipped[:2]
     import torch
@@ -67,14 +68,14 @@ def checkpoints(tmp_path_factory):
                         mels=32, aud_ctx=640, aud_dims=32, aud_head=2, aud_idx=1, **extra)
         save_checkpoint(Echo(dims), folder, meta={"features": {"n_mels": 32, "fmax": 8000.0}})
         tok.save(folder)
-        ids.append(A.register_checkpoint(folder, name))
+        ids.append(C.register_checkpoint(folder, name))
     return ids
 
 
 # ----------------------------------------------------------------------------- callbacks as functions
 
 def test_library_errors_become_page_messages():
-    @ui.guarded
+    @ui_common.guarded
     def bad():
         raise PitchSettingsError("pitch_floor=-1 is not valid; accepted: a positive frequency")
 
@@ -162,15 +163,15 @@ def test_batch_results_tab_shows_tables_and_figures(results_root, monkeypatch):
     import pandas as pd
 
     monkeypatch.setenv("ECHO_RESULTS_DIR", str(results_root))
-    choice, note = ui.cb_batch_list(None)
+    choice, note = ui_batch.cb_batch_list(None)
     assert choice["choices"] == ["digits"] and choice["value"] == "digits"
     assert note["visible"] is False
-    info, summary, errors, *plots = ui.cb_batch_results("digits")
+    info, summary, errors, *plots = ui_batch.cb_batch_results("digits")
     assert "1 clip(s) × 1 checkpoint(s), 1 failed" in info
     on_disk = pd.read_parquet(results_root / "digits" / "summary.parquet")
     assert list(summary["block"]) == list(on_disk["block"]) and len(summary) > 0
     assert list(errors["clip"]) == ["broken.wav"]
-    assert len(plots) == ui.BATCH_PLOTS
+    assert len(plots) == ui_batch.BATCH_PLOTS
     # one checkpoint: ratio distributions and ratio vs F0 (no A-against-B pair)
     shown = [p["value"] for p in plots if p["visible"]]
     assert len(shown) == 2
@@ -183,15 +184,15 @@ def test_batch_results_tab_shows_tables_and_figures(results_root, monkeypatch):
 def test_batch_results_refuses_paths_outside_the_list(results_root, monkeypatch, path):
     monkeypatch.setenv("ECHO_RESULTS_DIR", str(results_root))
     with pytest.raises(gr.Error, match="not a results folder"):
-        ui.cb_batch_results(path)
+        ui_batch.cb_batch_results(path)
 
 
 def test_batch_results_empty_state_names_the_command(tmp_path, monkeypatch):
     monkeypatch.setenv("ECHO_RESULTS_DIR", str(tmp_path / "none_yet"))
-    choice, note = ui.cb_batch_list("digits")
+    choice, note = ui_batch.cb_batch_list("digits")
     assert choice["choices"] == [] and choice["value"] is None
-    assert note["visible"] and ui.BATCH_COMMAND in note["value"]
-    assert "python -m workbench.batch CLIPS_DIR" in ui.BATCH_COMMAND
+    assert note["visible"] and ui_batch.BATCH_COMMAND in note["value"]
+    assert "python -m workbench.batch CLIPS_DIR" in ui_batch.BATCH_COMMAND
 
 
 @pytest.fixture(scope="module")
@@ -253,7 +254,7 @@ def test_api_model_and_compare(client, checkpoints):
     score_plot, scores = out[-2:]
     assert score_plot["type"] == "plotly" and '"zmin":-1' in score_plot["plot"].replace(" ", "")
     rows = [dict(zip(scores["headers"], r)) for r in scores["data"]]
-    model = A.load_model(checkpoints[0])
+    model = C.load_model(checkpoints[0])
     d = model.dims
     expected = {hs.ENCODER_SELF: d.aud_idx * d.aud_head, hs.DECODER_SELF: d.text_idx * d.text_head,
                 hs.DECODER_CROSS: d.text_idx * d.text_head}

@@ -41,7 +41,7 @@ CLIP_COLUMNS = ("clip", "checkpoint", "checkpoint_path", "duration_s", "f0_media
                 "f0_min", "f0_max", "f0_std", "voiced_fraction", "n_frames", "n_voiced",
                 "transcript", "reference", "wer", "cer", "head_scores_note", "seconds")
 ERROR_COLUMNS = ("clip", "checkpoint", "checkpoint_path", "error_type", "message")
-HEAD_ATTENTION_BYTES = 1024 * 2**20  # keep every attention map of a clip (as analysis does)
+HEAD_ATTENTION_BYTES = 1024 * 2**20  # keep every attention map of a clip (as model_analysis does)
 
 _MODELS: dict = {}  # per worker process: (path, mtime) -> (model, tokenizer)
 

@@ -1,17 +1,12 @@
-"""The Gradio app: view builders, callbacks, then the layout and the event wiring.
-
-This is the only module that imports gradio. Callbacks are thin: validate, call
-``workbench.analysis``, call ``workbench.figures``, return. Library errors (``EchoError``) become
-``gr.Error(str(e))``: a message in the page, never a traceback. Per-session state is a few small
-keys (``gr.State``); arrays live in the analysis module's bounded, content-keyed caches.
+"""The Gradio app: the clip views (Audio & Pitch, Rotary patterns, Pitch bias), the exports, and
+:func:`build_demo` / :func:`launch_kwargs`, which app.py calls to lay out every tab, wire the
+events and launch. The other tabs live in ``ui_model``, ``ui_batch`` and ``ui_learn``; callbacks
+stay thin (validate, analyse, draw) and sessions keep only small keys.
 """
 
 from __future__ import annotations
 
-import functools
-import logging
 import os
-import time
 from dataclasses import asdict
 
 import gradio as gr
@@ -19,13 +14,16 @@ import numpy as np
 import pandas as pd
 
 from echo_core.audio import FRAME_SECONDS
-from echo_core.errors import EchoError
 from workbench import analysis as A
-from workbench import batch as B
 from workbench import export as X
 from workbench import figures as F
-
-log = logging.getLogger("echo_workbench")
+from workbench import model_analysis as M
+from workbench.ui_batch import batch_tab, wire_batch
+from workbench.ui_common import (LIVE, MAX_FILE_SIZE, PRIVATE, QUIET, _export_button, _plot,
+                                 _settings, guarded, tab_selected)
+from workbench.ui_learn import HEAD_SCORE_MD, LATEX, LEARN_MD
+from workbench.ui_model import (HEAD_SCORES_SHOWN, cb_checkpoints, compare_figures, compare_tab,
+                                model_figures, model_tab, wire_model)
 
 HEAD_DIMS = [16, 32, 64, 128]
 AXIS_UNITS = ["positions", "seconds"]
@@ -34,21 +32,9 @@ CURVE_MAX_LAG = 500  # 4 s of frames
 SWEEP_THETAS = (1e2, 1e3, 1e4, 1e5, 1e6)
 SWEEP_PITCHES = (None, 75.0, 150.0, 300.0, 600.0)
 SWEEP_POSITIONS = 96
-MAX_FILE_SIZE = "200mb"  # per uploaded file (audio and checkpoints)
 CONCURRENCY = 2  # the machine has two cores
-ATTENTION_KINDS = list(A.ATTENTION_KINDS)
-ENCODER = ATTENTION_KINDS[0]
 PRAAT = A.pitch.PraatSettings()  # defaults of the settings panel
-LATEX = [{"left": "$$", "right": "$$", "display": True},
-         {"left": "$", "right": "$", "display": False}]
 VIEWS = ("pitch", "rotary", "bias", "model", "compare")
-NO_BIAS = "This model's encoder gets no F0, so there is no pitch bias to show."
-HEAD_SCORES_SHOWN = ("pitch_spearman", "pitch_partial_spearman", "rotary_spearman",
-                     "distance_spearman", "mean_distance_ms", "entropy_normalised")
-BATCH_PLOTS = 4  # figure slots of the Batch results tab; report.html in the folder has them all
-BATCH_COMMAND = ("python -m workbench.batch CLIPS_DIR --checkpoint assets/checkpoints/static_theta"
-                 " --checkpoint assets/checkpoints/f0_theta_bias --out results/digits")
-HEAD_SCORE_CHOICES = [(F.HEAD_SCORE_LABELS[s], s) for s in HEAD_SCORES_SHOWN]
 
 CSS = """
 .gradio-container {max-width: 1500px !important; margin: auto;}
@@ -58,27 +44,6 @@ CSS = """
 #downloads {max-height: 260px; overflow-y: auto;}
 #downloads .empty, #downloads .wrap {min-height: 0 !important; height: auto !important;}
 """
-
-
-def guarded(fn):
-    """Library errors become gr.Error (a message in the page); tracebacks stay in the log."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        start = time.perf_counter()
-        try:
-            out = fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except EchoError as e:
-            raise gr.Error(str(e), title="Cannot do that") from e
-        except Exception as e:  # a bug, not the user's fault: say so briefly
-            log.exception("unexpected error in %s", fn.__name__)
-            raise gr.Error(f"Unexpected {type(e).__name__}: {e}", title="Internal error") from e
-        log.info("%s: %.0f ms", fn.__name__, (time.perf_counter() - start) * 1000)
-        return out
-
-    return wrapper
 
 
 # ============================================================================= view builders
@@ -174,89 +139,7 @@ def bias_view(clip, settings, scale, log10_theta, head_dim, unit) -> dict:
     }
 
 
-def attention_figure(results, kind, layer, head, which):
-    """The attention maps of one or more results for the same layer and head."""
-    maps = []
-    for r in results:
-        arr, x_title, y_title, x, y = A.attention_map(r, kind, int(layer), int(head), which)
-        maps.append((f"{r.label}: layer {int(layer)}, head {int(head)}", arr, x, y))
-    return F.attention_maps(maps, x_title=x_title, y_title=y_title,
-                            title=f"{kind}: attention {which}", colorbar_title=which)
-
-
-def head_score_figure(result, score, title: str | None = None):
-    """Layer x head heatmaps of one score, or the reason there are none."""
-    if result.head_scores is None:
-        return F.empty_figure(f"no head scores: {result.head_scores_error}")
-    return F.head_score_heatmaps(result.head_scores, score, title=title)
-
-
-def model_figures(result, kind, layer, head, which, score=HEAD_SCORES_SHOWN[0]) -> dict:
-    g = result.gates
-    figs = {"gate_mlp_ratio": F.gate_ratio_bars(g["block"], g["ratio"], g["status"],
-                                                result.expected_ratio),
-            "attention": attention_figure([result], kind, layer, head, which),
-            "head_scores": head_score_figure(result, score)}
-    if result.bias is not None:
-        top = max(1.0, float(np.nanmax(result.bias)))
-        figs["pitch_bias_as_used"] = F.bias_figure(
-            result.bias, np.arange(result.bias.shape[0]), result.bias_f0, "positions",
-            FRAME_SECONDS, zrange=(0.0, top),
-            title=("Pitch bias as added to the first encoder block's scores" if result.bias_applied
-                   else "Pitch bias this model would see (not applied: pitch_bias is off)"))
-    return figs
-
-
-def compare_figures(ra, rb, kind, layer, head, which, score="pitch_partial_spearman") -> dict:
-    series = {r.label: (list(r.gates["block"]), r.gates["ratio"].to_numpy()) for r in (ra, rb)}
-    label = F.HEAD_SCORE_LABELS.get(score, score)
-    return {"gate_mlp_ratio_compare": F.grouped_ratio_bars(series, ra.expected_ratio),
-            "attention_compare": attention_figure([ra, rb], kind, layer, head, which),
-            "head_scores_a": head_score_figure(ra, score, f"A · {ra.label}: {label}"),
-            "head_scores_b": head_score_figure(rb, score, f"B · {rb.label}: {label}")}
-
-
-def head_score_table(result):
-    """The score table for display (empty when the clip could not be scored)."""
-    return table(result.head_scores) if result.head_scores is not None else pd.DataFrame()
-
-
-def note_update(text: str):
-    return gr.update(value=text, visible=bool(text))
-
-
-def table(df, digits: int = 4):
-    """A DataFrame for display: floats to ``digits`` significant digits (CSVs keep them all)."""
-    out = df.copy()
-    for col in out.columns:
-        if out[col].dtype.kind == "f":
-            out[col] = ["—" if not np.isfinite(v) else f"{v:.{digits}g}" for v in out[col]]
-    return out
-
-
-def gates_table(result):
-    """Gate/MLP table with a coloured status cell (green ratio < 2, amber >= 2)."""
-    df = table(result.gates_display())
-    df["status"] = ["🟢 < 2" if s == "🟢" else "🟡 ≥ 2" for s in result.gates["status"]]
-    colours = {"🟢 < 2": "background-color: #d9f2d9", "🟡 ≥ 2": "background-color: #fff0c2"}
-    return df.style.map(lambda v: colours.get(v, ""), subset=["status"])
-
-
-def mask_note(result) -> str:
-    additive = result.dims.get("decoder_mask") == "additive"
-    return " ⚠️ *non-causal (additive) decoder mask*" if additive else ""
-
-
-def bias_note(result) -> str:
-    return (" ⚠️ *pitch bias added to the scores: pitch alignment partly built in*"
-            if result.pitch_bias_in_scores else "")
-
-
 # ============================================================================= callbacks
-
-def _settings(state: dict | None):
-    return A.praat_settings(**(state or {}))
-
 
 @guarded
 def cb_extract_f0(audio_path, method, floor, ceiling, voicing, silence, octave, jump, vuv,
@@ -327,194 +210,7 @@ def cb_refresh_active(tab, key, praat, log10_theta, head_dim, unit, tilt, scale)
     return rotary + bias
 
 
-def overrides(act, f0_rotary, decoder_mask) -> dict:
-    """The override radios as EchoDims fields ("from config" means: not overridden)."""
-    out = {}
-    if act and act != "from config":
-        out["act"] = act
-    if f0_rotary and f0_rotary != "from config":
-        out["f0_rotary"] = f0_rotary == "on"
-    if decoder_mask and decoder_mask != "from config":
-        out["decoder_mask"] = decoder_mask
-    return out
-
-
-def _choices(uploads, selected=None, index=0):
-    choices = A.checkpoint_choices(uploads or [])
-    ids = [c[1] for c in choices]
-    value = selected if selected in ids else (ids[min(index, len(ids) - 1)] if ids else None)
-    return gr.update(choices=choices, value=value)
-
-
-def cb_checkpoints(uploads):
-    """Refresh the checkpoint radios on page load (checkpoints shipped after start-up appear)."""
-    empty = not A.checkpoint_choices(uploads or [])
-    return (_choices(uploads), _choices(uploads), _choices(uploads, index=1),
-            gr.update(visible=empty))
-
-
-@guarded
-def cb_upload(files, act, f0_rotary, decoder_mask, uploads):
-    if not files:
-        return [gr.skip()] * 5
-    paths = [f if isinstance(f, str) else f.name for f in (files if isinstance(files, list)
-                                                           else [files])]
-    ckpt = A.register_upload(paths, overrides(act, f0_rotary, decoder_mask))
-    uploads = [u for u in (uploads or []) if u != ckpt][-7:] + [ckpt]
-    gr.Info("Checkpoint uploaded and loaded; it is now selectable in Model and Compare.")
-    return (_choices(uploads, ckpt), _choices(uploads), _choices(uploads, index=1),
-            gr.update(visible=False), uploads)
-
-
-def _index_slider(count: int):
-    """A 0..count-1 slider (gradio needs max > min, so a single choice is a locked 0..1)."""
-    return gr.update(minimum=0, maximum=max(count - 1, 1), value=0, interactive=count > 1)
-
-
-@guarded
-def cb_analyze(key, praat, ckpt, act, f0_rotary, decoder_mask, transcript, kind, which,
-               score=HEAD_SCORES_SHOWN[0], progress=gr.Progress()):
-    """Run a checkpoint on the clip: transcript, statistics, report, maps (api: analyze_model)."""
-    clip, settings = A.get_clip(key), _settings(praat)
-    if not ckpt:
-        raise gr.Error("Pick a shipped checkpoint or upload one first.", title="No checkpoint")
-    result = A.run_model(clip, settings, ckpt, overrides(act, f0_rotary, decoder_mask),
-                         transcript or "", progress=lambda f, what: progress(f, desc=what))
-    figs = model_figures(result, kind, 0, 0, which, score)
-    layers, heads = A.attention_shape(result, kind)
-    warning = result.warning_markdown()
-    if warning or result.warnings:
-        gr.Warning(" ".join(result.warnings + (["This checkpoint uses the reference's "
-                                                "non-causal (additive) decoder mask."]
-                                               if warning else [])))
-    return (result.key, gr.update(value=warning, visible=bool(warning)), result.transcript,
-            result.info_markdown(), table(result.activations), table(result.gradients),
-            gates_table(result), figs["gate_mlp_ratio"], result.report, _index_slider(layers),
-            _index_slider(heads), figs["attention"],
-            figs.get("pitch_bias_as_used", F.empty_figure(NO_BIAS)), table(result.learned, 6),
-            note_update(result.head_score_markdown()), figs["head_scores"],
-            head_score_table(result))
-
-
-@guarded
-def cb_head_scores(result_key, score):
-    if not result_key or A.RESULTS.get(result_key) is None:
-        return gr.skip()
-    return head_score_figure(A.get_result(result_key), score)
-
-
-@guarded
-def cb_attention(result_key, kind, layer, head, which):
-    if not result_key:
-        return gr.skip()
-    return attention_figure([A.get_result(result_key)], kind, layer, head, which)
-
-
-@guarded
-def cb_attention_kind(result_key, kind, which):
-    if not result_key:
-        return [gr.skip()] * 3
-    layers, heads = A.attention_shape(A.get_result(result_key), kind)
-    return (_index_slider(layers), _index_slider(heads),
-            cb_attention(result_key, kind, 0, 0, which))
-
-
-@guarded
-def cb_model_tab(result_key, kind, layer, head, which, score):
-    """Redraw the model plots when the tab becomes visible (hidden plots render too small)."""
-    if not result_key or A.RESULTS.get(result_key) is None:
-        return [gr.skip()] * 4
-    figs = model_figures(A.get_result(result_key), kind, layer, head, which, score)
-    return (figs["gate_mlp_ratio"], figs["attention"],
-            figs.get("pitch_bias_as_used", F.empty_figure(NO_BIAS)), figs["head_scores"])
-
-
-@guarded
-def cb_compare(key, praat, ckpt_a, ckpt_b, kind, which, score="pitch_partial_spearman",
-               progress=gr.Progress()):
-    """Two checkpoints on the same clip (api: compare_models)."""
-    clip, settings = A.get_clip(key), _settings(praat)
-    if not ckpt_a or not ckpt_b:
-        raise gr.Error("Pick two checkpoints (A and B).", title="Missing checkpoint")
-    ra = A.run_model(clip, settings, ckpt_a,
-                     progress=lambda f, what: progress(f / 2, desc=f"A: {what}"))
-    rb = A.run_model(clip, settings, ckpt_b,
-                     progress=lambda f, what: progress(0.5 + f / 2, desc=f"B: {what}"))
-    figs = compare_figures(ra, rb, kind, 0, 0, which, score)
-    (layers_a, heads_a), (layers_b, heads_b) = (A.attention_shape(r, kind) for r in (ra, rb))
-    diff, scalars = A.compare_tables(ra, rb)
-    diff = diff.sort_values("rel_change", ascending=False, kind="stable")
-    scalars = scalars.sort_values("change", key=abs, ascending=False, kind="stable")
-    return ({"a": ra.key, "b": rb.key},
-            f"**A · {ra.label}:** “{ra.transcript}”{mask_note(ra)}{bias_note(ra)}",
-            f"**B · {rb.label}:** “{rb.transcript}”{mask_note(rb)}{bias_note(rb)}",
-            figs["gate_mlp_ratio_compare"], _index_slider(min(layers_a, layers_b)),
-            _index_slider(min(heads_a, heads_b)), figs["attention_compare"], table(diff),
-            table(scalars, 6), figs["head_scores_a"], figs["head_scores_b"],
-            table(A.head_score_difference(ra, rb, score)))
-
-
-@guarded
-def cb_compare_scores(state, score):
-    """A's and B's heatmaps of one score and the B − A table."""
-    if not state or not all(A.RESULTS.get(state.get(k)) is not None for k in "ab"):
-        return [gr.skip()] * 3
-    ra, rb = A.get_result(state["a"]), A.get_result(state["b"])
-    figs = compare_figures(ra, rb, ENCODER, 0, 0, "scores", score)
-    return (figs["head_scores_a"], figs["head_scores_b"],
-            table(A.head_score_difference(ra, rb, score)))
-
-
-@guarded
-def cb_compare_attention(state, kind, layer, head, which):
-    if not state:
-        return gr.skip()
-    results = [A.get_result(state["a"]), A.get_result(state["b"])]
-    return attention_figure(results, kind, layer, head, which)
-
-
 # ----------------------------------------------------------------------------- exports
-
-def batch_empty_note(names) -> str:
-    """The empty state of the Batch results tab: where the app looks and how to fill it."""
-    if names:
-        return ""
-    return (f"No batch results yet in `{B.results_root()}` (set `{B.RESULTS_ENV}` to list "
-            f"another folder). Create one from the repository root:\n\n```\n{BATCH_COMMAND}\n"
-            "```\n\nthen press **Refresh**.")
-
-
-@guarded
-def cb_batch_list(selected=None):
-    """Re-list the results root; keep the selection while it is still there."""
-    names = B.list_results()
-    value = selected if selected in names else (names[0] if names else None)
-    return gr.update(choices=names, value=value), note_update(batch_empty_note(names))
-
-
-@guarded
-def cb_batch_results(name):
-    """Summary, errors and figures of one listed results folder (api: batch_results).
-
-    Only names listed under the results root are opened (B.results_folder refuses the rest)."""
-    if not name:
-        return [gr.skip()] * (3 + BATCH_PLOTS)
-    folder = B.results_folder(name)
-    tables = B.load_results(folder)
-    from workbench.batch_report import figures_from_tables
-
-    figs = figures_from_tables(tables)
-    results, errors = tables.get("results", pd.DataFrame()), tables.get("errors", pd.DataFrame())
-    n_clips = results["clip"].nunique() if len(results) else 0
-    n_ckpts = results["checkpoint"].nunique() if len(results) else 0
-    more = (f" {len(figs) - BATCH_PLOTS} more figure(s) in `report.html`."
-            if len(figs) > BATCH_PLOTS else "")
-    info = (f"**{name}**: {n_clips} clip(s) × {n_ckpts} checkpoint(s), {len(errors)} failed "
-            f"unit(s).{more}")
-    plots = [gr.update(value=figs[i], visible=True) if i < len(figs)
-             else gr.update(value=None, visible=False) for i in range(BATCH_PLOTS)]
-    return (info, table(tables.get("summary", pd.DataFrame())), table(errors), *plots)
-
 
 def collect(key, praat, log10_theta, head_dim, unit, tilt, scale, model_key, kind, layer, head,
             which, compare_state, cmp_kind, cmp_layer, cmp_head, cmp_which,
@@ -538,21 +234,21 @@ def collect(key, praat, log10_theta, head_dim, unit, tilt, scale, model_key, kin
             "rotary": {"theta": 10 ** float(log10_theta), "head_dim": int(head_dim),
                        "axes": unit, "radius_tilt": float(tilt)},
             "pitch_bias_scale": float(scale)}
-    if "model" in views and A.RESULTS.get(model_key) is not None:
-        result = A.get_result(model_key)
+    if "model" in views and M.RESULTS.get(model_key) is not None:
+        result = M.get_result(model_key)
         figs.update(model_figures(result, kind, layer, head, which, score))
         tables.update(result.tables())
         texts["model_report"], texts["transcript"] = result.report, result.transcript
         info["model"] = {**result.settings(), "head_score": score,
                          "attention": [kind, int(layer), int(head), which]}
     state = compare_state or {}
-    if "compare" in views and all(A.RESULTS.get(state.get(k)) is not None for k in "ab"):
-        ra, rb = A.get_result(state["a"]), A.get_result(state["b"])
+    if "compare" in views and all(M.RESULTS.get(state.get(k)) is not None for k in "ab"):
+        ra, rb = M.get_result(state["a"]), M.get_result(state["b"])
         figs.update(compare_figures(ra, rb, cmp_kind, cmp_layer, cmp_head, cmp_which,
                                     cmp_score))
-        tables["parameter_differences"], tables["learned_scalars_compare"] = A.compare_tables(ra,
+        tables["parameter_differences"], tables["learned_scalars_compare"] = M.compare_tables(ra,
                                                                                              rb)
-        tables["head_scores_difference"] = A.head_score_difference(ra, rb, cmp_score)
+        tables["head_scores_difference"] = M.head_score_difference(ra, rb, cmp_score)
         texts["transcripts_compare"] = (f"A {ra.label}: {ra.transcript}\n"
                                         f"B {rb.label}: {rb.transcript}\n")
         info["compare"] = {"a": ra.settings(), "b": rb.settings(),
@@ -582,64 +278,6 @@ def cb_report(*current, progress=gr.Progress()):
 
 
 # ============================================================================= layout + wiring
-
-LEARN_MD = r"""
-## vRoPE in five formulas
-
-**Rotary position embedding.** Each attention head splits its $d$ channels into $d/2$ pairs; pair
-$k$ of the query/key at position $t$ is rotated by the angle $t\,\omega_k$ with
-$$\omega_k = \theta^{-2k/d},\qquad k = 0,\dots,d/2-1.$$
-Small $k$ rotate fast (local detail), large $k$ slowly (long range). Because rotations compose,
-the score between positions $i$ and $j$ depends only on their distance. The **Rotary patterns**
-tab draws how positions "see" each other:
-$$s(i,j) = \frac{1}{d/2}\sum_k \cos\big((i-j)\,\omega_k\big)$$
-(bright diagonal, bands whose width grows with $\theta$). Move the **θ slider** and the **head
-dim** radio.
-
-**Pitch-modulated theta (the Echo idea).** The base is shifted by the voice's mean pitch
-$\bar f_0$:
-$$p(\bar f_0) = \frac{\ln(1+\bar f_0/700)}{\ln(1+300/700)},\qquad
-\theta_\text{eff} = \theta + p(\bar f_0)\,(10000-800).$$
-A higher voice gives a larger $\theta_\text{eff}$, hence slower rotation and wider bands. The
-reference takes the mean over the whole F0 tensor, zeros of unvoiced frames included; the
-project's checkpoints (``f0_mean = voiced``) and these pictures average voiced frames only. The
-**per-frame** variant lets $\theta$ follow $f_0(t)$ frame by frame, so the angle is
-$a_k(t)=\sum_{s<t}\omega_k(\theta_\text{eff}(f_0(s)))$ and the map is no longer a function of
-$i-j$ alone.
-
-**Variable radius.** Weighting pair $k$ by $r_k$ gives $s = \sum_k r_k^2\cos(\cdot)/\sum_k r_k^2$
-(second variant panel, **tilt** slider). A radius per *position* $\rho_i$ cancels out of a
-cosine, so it is shown on the raw dot product $\rho_i\rho_j\,s(i,j)$ (third panel;
-$\rho = f_0/\max f_0$, 0 unvoiced).
-
-**Pitch-similarity bias.** With $z_i = (f_{0,i}-\mu)/(\sigma+10^{-8})$ over voiced frames,
-$$b_{ij} = \exp\!\big(-|z_i - z_j|\cdot \text{scale}\big)$$
-is added to the pre-softmax scores: frames of similar pitch attend to each other. Unvoiced rows
-and columns get 0 (no boost). The reference defines it but never applies it; see the **Pitch
-bias** tab (and the combined prior $s + b$).
-
-**Reading the model statistics.** At initialisation the gate/MLP activation ratio is already
-about $\sqrt{5d/(d+1)}$ ($\approx 2.23$ at $d=512$): the layer shapes alone set it. The **Model**
-tab draws this baseline beside the measured ratios so nobody reads learned "pitch-aware gating"
-into numbers the initial weights produce. It also warns when a checkpoint uses the reference's
-non-causal (additive) decoder mask.
-
-**Per-head scores.** The **Model** tab scores every attention head: does it follow pitch,
-rotary position or plain distance, how far does it look and how spread is it? A high pitch
-score can simply mean the head attends nearby (F0 changes slowly), so read it beside the
-*partial* score (pitch controlling for distance). The definitions, as
-`echo_core/head_scores.py` states them:
-"""
-HEAD_SCORE_MD = "```text\n" + (A.HEAD_SCORE_DEFINITIONS or "").strip() + "\n```"
-
-
-def _plot(label: str, elem_id: str, **kw) -> gr.Plot:
-    return gr.Plot(label=label, show_label=False, elem_id=elem_id, **kw)
-
-
-def _export_button() -> gr.Button:
-    return gr.Button("Export this view (PNG, HTML, CSV)", size="sm")
-
 
 def build_demo() -> gr.Blocks:
     """Build the Blocks; no audio or model work happens here (the default clip loads on page
@@ -739,138 +377,11 @@ def build_demo() -> gr.Blocks:
                 prior_plot = _plot("Combined prior", "prior-plot")
                 bias_export = _export_button()
 
-            # ---------------------------------------------------------------- 4 model
-            with gr.Tab("Model", id="model", elem_id="tab-model") as tab_model:
-                with gr.Row(equal_height=False):
-                    with gr.Column(scale=2):
-                        ckpt = gr.Radio(A.checkpoint_choices(), label="Checkpoint", elem_id="ckpt")
-                        no_ckpt = gr.Markdown("No checkpoint in `assets/checkpoints/` yet: "
-                                              "upload one below.", elem_classes="warn",
-                                              visible=not A.checkpoint_choices())
-                        with gr.Accordion("Upload a checkpoint", open=False):
-                            upload = gr.File(label="config.json + model.safetensors (+ "
-                                                   "tokenizer.json), or a bare reference state "
-                                                   "dict (.safetensors / .bin)",
-                                             file_count="multiple", elem_id="ckpt-upload",
-                                             file_types=[".safetensors", ".bin", ".pt", ".json"])
-                            gr.Markdown(f"At most {MAX_FILE_SIZE} per file. Bare reference state "
-                                        "dicts carry no config: set these before uploading.",
-                                        elem_classes="note")
-                            act = gr.Radio(["from config"] + A.ACTIVATION_NAMES,
-                                           value="from config", label="act")
-                            f0_rot = gr.Radio(["from config", "on", "off"], value="from config",
-                                              label="f0_rotary")
-                            dmask = gr.Radio(["from config", "additive", "causal"],
-                                             value="from config", label="decoder_mask")
-                    with gr.Column(scale=3):
-                        teacher = gr.Textbox(label="Transcript for the gradient step (optional)",
-                                             placeholder="empty: the model's own greedy "
-                                                         "transcript", elem_id="teacher")
-                        run = gr.Button("Run the model on the clip", variant="primary",
-                                        elem_id="run-model")
-                        mask_warn = gr.Markdown(visible=False, elem_classes="warn",
-                                                elem_id="mask-warning")
-                        transcript = gr.Textbox(label="Greedy transcript", interactive=False,
-                                                elem_id="transcript", buttons=["copy"])
-                        model_info = gr.Markdown(elem_id="model-info")
-                with gr.Row():
-                    acts = gr.Dataframe(label="Component statistics: forward activations",
-                                        interactive=False, elem_id="acts")
-                    grads = gr.Dataframe(label="Component statistics: gradients (one "
-                                               "teacher-forced step)", interactive=False,
-                                         elem_id="grads")
-                with gr.Row(equal_height=False):
-                    gates = gr.Dataframe(label="Gate vs MLP activations (🟢 ratio < 2, 🟡 ≥ 2; "
-                                               "at init = the ratio initial weights give)",
-                                         interactive=False, elem_id="gates", scale=1)
-                    gate_plot = _plot("Gate MLP ratio per block", "gate-plot", scale=1)
-                report = gr.Code(label="Text report", language=None, lines=12, elem_id="report",
-                                 buttons=["copy", "download"])
-                with gr.Row():
-                    att_kind = gr.Radio(ATTENTION_KINDS, value=ATTENTION_KINDS[0],
-                                        label="Attention")
-                    att_which = gr.Radio(["scores", "weights"], value="scores", label="Values",
-                                         info="pre-softmax scores or softmax weights")
-                    att_layer = gr.Slider(0, 1, 0, step=1, label="Layer")
-                    att_head = gr.Slider(0, 1, 0, step=1, label="Head")
-                att_plot = _plot("Attention map", "attention-plot")
-                with gr.Row(equal_height=False):
-                    used_bias_plot = _plot("Pitch bias as used", "used-bias-plot", scale=3)
-                    learned = gr.Dataframe(label="Learned rotary scalars per attention module",
-                                           interactive=False, elem_id="learned", scale=2)
-                gr.Markdown("### Per-head scores\nOne cell per layer and head; rank "
-                            "correlations on a fixed −1…1 scale (definitions in the Learn "
-                            "tab).",
-                            elem_classes="note")
-                hs_score = gr.Radio(HEAD_SCORE_CHOICES, value=HEAD_SCORES_SHOWN[0],
-                                    label="Head score", elem_id="head-score-choice")
-                hs_note = gr.Markdown(visible=False, elem_classes="warn",
-                                      elem_id="head-score-note")
-                hs_plot = _plot("Per-head scores", "head-score-plot")
-                hs_table = gr.Dataframe(label="Per-head scores (every score; CSV in the "
-                                              "export)",
-                                        interactive=False, max_height=360,
-                                        elem_id="head-score-table")
-                model_export = _export_button()
-
-            # ---------------------------------------------------------------- 5 compare
-            with gr.Tab("Compare", id="compare", elem_id="tab-compare") as tab_compare:
-                with gr.Row():
-                    ckpt_a = gr.Radio(A.checkpoint_choices(), label="Checkpoint A",
-                                      elem_id="ckpt-a")
-                    ckpt_b = gr.Radio(A.checkpoint_choices(), label="Checkpoint B",
-                                      elem_id="ckpt-b")
-                compare_btn = gr.Button("Compare on the clip", variant="primary",
-                                        elem_id="run-compare")
-                with gr.Row():
-                    trans_a = gr.Markdown(elem_id="transcript-a")
-                    trans_b = gr.Markdown(elem_id="transcript-b")
-                cmp_gate_plot = _plot("Gate MLP ratios compared", "compare-gate-plot")
-                with gr.Row():
-                    cmp_kind = gr.Radio(ATTENTION_KINDS, value=ATTENTION_KINDS[0],
-                                        label="Attention")
-                    cmp_which = gr.Radio(["scores", "weights"], value="scores", label="Values")
-                    cmp_layer = gr.Slider(0, 1, 0, step=1, label="Layer")
-                    cmp_head = gr.Slider(0, 1, 0, step=1, label="Head")
-                cmp_att_plot = _plot("Attention compared", "compare-attention-plot")
-                diff_table = gr.Dataframe(label="Parameter differences (diff_checkpoints), "
-                                                "largest relative change first",
-                                          interactive=False, max_height=360, elem_id="diff")
-                scalars_table = gr.Dataframe(label="Learned scalars, largest change first",
-                                             interactive=False,
-                                             max_height=360, elem_id="scalars")
-                cmp_score = gr.Radio(HEAD_SCORE_CHOICES, value="pitch_partial_spearman",
-                                     label="Head score (A and B)",
-                                     elem_id="compare-score-choice")
-                with gr.Row(equal_height=False):
-                    cmp_hs_a = _plot("Head scores A", "compare-head-score-a", scale=1)
-                    cmp_hs_b = _plot("Head scores B", "compare-head-score-b", scale=1)
-                cmp_hs_diff = gr.Dataframe(label="Head score B − A per (kind, layer, head)",
-                                           interactive=False, max_height=360,
-                                           elem_id="compare-head-score-diff")
-                compare_export = _export_button()
-
+            # ---------------------------------------------------------------- 4 model, 5 compare
+            model = model_tab()
+            compare = compare_tab()
             # ---------------------------------------------------------------- batch results
-            with gr.Tab("Batch results", id="batch", elem_id="tab-batch") as tab_batch:
-                names = B.list_results()
-                with gr.Row():
-                    batch_choice = gr.Radio(names, value=names[0] if names else None,
-                                            label=f"Results folders (sub-folders of "
-                                                  f"${B.RESULTS_ENV})", elem_id="batch-choice",
-                                            scale=4)
-                    batch_refresh = gr.Button("Refresh", size="sm", elem_id="batch-refresh",
-                                              scale=1)
-                batch_empty = gr.Markdown(batch_empty_note(names), visible=not names,
-                                          elem_id="batch-empty")
-                batch_info = gr.Markdown(elem_id="batch-info")
-                batch_plots = [_plot(f"Batch figure {i + 1}", f"batch-plot-{i}", visible=False)
-                               for i in range(BATCH_PLOTS)]
-                batch_summary = gr.Dataframe(label="Summary per checkpoint and block",
-                                             interactive=False, max_height=360,
-                                             elem_id="batch-summary")
-                batch_errors = gr.Dataframe(label="Errors (failed clip × checkpoint units)",
-                                            interactive=False, max_height=240,
-                                            elem_id="batch-errors")
+            batch = batch_tab()
 
             # ---------------------------------------------------------------- 6 learn
             with gr.Tab("Learn", id="learn", elem_id="tab-learn") as tab_learn:
@@ -890,94 +401,49 @@ def build_demo() -> gr.Blocks:
         rotary_inputs = [clip_key, praat_state, log_theta, head_dim, unit, tilt]
         rotary_outputs = [theta_md, sim_plot, variants_plot, curves_plot]
         bias_inputs = [clip_key, praat_state, scale, log_theta, head_dim, unit]
-        private = dict(api_visibility="private")
-        quiet = dict(show_progress="hidden", **private)
-        live = dict(trigger_mode="always_last", show_progress="hidden")
         refresh = dict(fn=cb_refresh_active, inputs=[active_tab] + rotary_inputs + [scale],
-                       outputs=rotary_outputs + [bias_plot, prior_plot], **quiet)
+                       outputs=rotary_outputs + [bias_plot, prior_plot], **QUIET)
 
-        example.input(cb_load_example, example, audio, **private)
+        example.input(cb_load_example, example, audio, **PRIVATE)
         audio.change(cb_extract_f0, [audio] + praat_inputs, pitch_outputs, api_name="extract_f0",
                      trigger_mode="always_last").success(**refresh)
         retrack.click(cb_extract_f0, [audio] + praat_inputs, pitch_outputs,
-                      **private).success(**refresh)
+                      **PRIVATE).success(**refresh)
         demo.load(cb_extract_f0, [audio] + praat_inputs, pitch_outputs,
-                  **private).success(**refresh)
-        demo.load(cb_checkpoints, uploads, [ckpt, ckpt_a, ckpt_b, no_ckpt], **quiet)
+                  **PRIVATE).success(**refresh)
+        demo.load(cb_checkpoints, uploads, [model.ckpt, compare.ckpt_a, compare.ckpt_b,
+                                            model.no_ckpt], **QUIET)
 
         # Tab.select: remember the visible tab and draw its plots now that they have a size.
-        def selected(tab, name):
-            return tab.select(lambda: name, None, active_tab, **quiet)
-
-        selected(tab_pitch, "pitch").then(cb_pitch, [clip_key, praat_state], [pitch_plot, stats],
-                                          **quiet)
-        selected(tab_rotary, "rotary").then(cb_rotary, rotary_inputs, rotary_outputs,
-                                            **quiet).then(cb_sweep, head_dim, sweep_plot, **quiet)
-        selected(tab_bias, "bias").then(cb_bias, bias_inputs, [bias_plot, prior_plot], **quiet)
-        selected(tab_model, "model").then(cb_model_tab, [model_key, att_kind, att_layer,
-                                                         att_head, att_which, hs_score],
-                                          [gate_plot, att_plot, used_bias_plot, hs_plot],
-                                          **quiet)
-        selected(tab_compare, "compare").then(cb_compare_attention, [compare_state, cmp_kind,
-                                                                     cmp_layer, cmp_head,
-                                                                     cmp_which],
-                                              cmp_att_plot, **quiet).then(
-            cb_compare_scores, [compare_state, cmp_score], [cmp_hs_a, cmp_hs_b, cmp_hs_diff],
-            **quiet)
-        selected(tab_learn, "learn")
-        batch_outputs = [batch_info, batch_summary, batch_errors, *batch_plots]
-        selected(tab_batch, "batch").then(cb_batch_list, batch_choice, [batch_choice,
-                                                                        batch_empty],
-                                          **quiet).then(cb_batch_results, batch_choice,
-                                                        batch_outputs, **quiet)
-        batch_refresh.click(cb_batch_list, batch_choice, [batch_choice, batch_empty],
-                            **private).then(cb_batch_results, batch_choice, batch_outputs,
-                                            **quiet)
-        batch_choice.input(cb_batch_results, batch_choice, batch_outputs,
-                           api_name="batch_results")
+        tab_selected(tab_pitch, "pitch", active_tab).then(
+            cb_pitch, [clip_key, praat_state], [pitch_plot, stats], **QUIET)
+        tab_selected(tab_rotary, "rotary", active_tab).then(
+            cb_rotary, rotary_inputs, rotary_outputs, **QUIET).then(
+            cb_sweep, head_dim, sweep_plot, **QUIET)
+        tab_selected(tab_bias, "bias", active_tab).then(
+            cb_bias, bias_inputs, [bias_plot, prior_plot], **QUIET)
+        tab_selected(tab_learn, "learn", active_tab)
 
         log_theta.change(cb_rotary, rotary_inputs, rotary_outputs, api_name="similarity_map",
-                         **live)
-        tilt.change(cb_rotary, rotary_inputs, rotary_outputs, **private, **live)
+                         **LIVE)
+        tilt.change(cb_rotary, rotary_inputs, rotary_outputs, **PRIVATE, **LIVE)
         for control in (head_dim, unit):
-            control.input(cb_rotary, rotary_inputs, rotary_outputs, **private, **live)
-        head_dim.input(cb_sweep, head_dim, sweep_plot, **private, **live)
-        scale.change(cb_bias, bias_inputs, [bias_plot, prior_plot], api_name="pitch_bias", **live)
+            control.input(cb_rotary, rotary_inputs, rotary_outputs, **PRIVATE, **LIVE)
+        head_dim.input(cb_sweep, head_dim, sweep_plot, **PRIVATE, **LIVE)
+        scale.change(cb_bias, bias_inputs, [bias_plot, prior_plot], api_name="pitch_bias", **LIVE)
 
-        upload.upload(cb_upload, [upload, act, f0_rot, dmask, uploads],
-                      [ckpt, ckpt_a, ckpt_b, no_ckpt, uploads], **private)
-        run.click(cb_analyze, [clip_key, praat_state, ckpt, act, f0_rot, dmask, teacher, att_kind,
-                               att_which, hs_score],
-                  [model_key, mask_warn, transcript, model_info, acts, grads, gates, gate_plot,
-                   report, att_layer, att_head, att_plot, used_bias_plot, learned, hs_note,
-                   hs_plot, hs_table],
-                  api_name="analyze_model", concurrency_id="model", concurrency_limit=1)
-        hs_score.input(cb_head_scores, [model_key, hs_score], hs_plot, **private, **live)
-        att_kind.input(cb_attention_kind, [model_key, att_kind, att_which],
-                       [att_layer, att_head, att_plot], **private)
-        for control in (att_layer, att_head, att_which):
-            control.input(cb_attention, [model_key, att_kind, att_layer, att_head, att_which],
-                          att_plot, **private, **live)
-
-        compare_btn.click(cb_compare, [clip_key, praat_state, ckpt_a, ckpt_b, cmp_kind,
-                                       cmp_which, cmp_score],
-                          [compare_state, trans_a, trans_b, cmp_gate_plot, cmp_layer, cmp_head,
-                           cmp_att_plot, diff_table, scalars_table, cmp_hs_a, cmp_hs_b,
-                           cmp_hs_diff],
-                          api_name="compare_models", concurrency_id="model", concurrency_limit=1)
-        cmp_score.input(cb_compare_scores, [compare_state, cmp_score],
-                        [cmp_hs_a, cmp_hs_b, cmp_hs_diff], **private, **live)
-        for control in (cmp_kind, cmp_layer, cmp_head, cmp_which):
-            control.input(cb_compare_attention, [compare_state, cmp_kind, cmp_layer, cmp_head,
-                                                 cmp_which], cmp_att_plot, **private, **live)
+        wire_model(model, compare, clip_key, praat_state, model_key, compare_state, uploads,
+                   active_tab)
+        wire_batch(batch, active_tab)
 
         current = [clip_key, praat_state, log_theta, head_dim, unit, tilt, scale, model_key,
-                   att_kind, att_layer, att_head, att_which, compare_state, cmp_kind, cmp_layer,
-                   cmp_head, cmp_which, hs_score, cmp_score]
+                   model.att_kind, model.att_layer, model.att_head, model.att_which,
+                   compare_state, compare.cmp_kind, compare.cmp_layer, compare.cmp_head,
+                   compare.cmp_which, model.hs_score, compare.cmp_score]
         for button, view in ((pitch_export, "pitch"), (rotary_export, "rotary"),
-                             (bias_export, "bias"), (model_export, "model"),
-                             (compare_export, "compare")):
-            button.click(cb_export_view, [gr.State(view)] + current, files, **private,
+                             (bias_export, "bias"), (model.model_export, "model"),
+                             (compare.compare_export, "compare")):
+            button.click(cb_export_view, [gr.State(view)] + current, files, **PRIVATE,
                          concurrency_id="export", concurrency_limit=1)
         report_btn.click(cb_report, current, files, api_name="report", concurrency_id="export",
                          concurrency_limit=1)

@@ -1,0 +1,414 @@
+"""The Model and Compare tabs: run a checkpoint (or two) on the session's clip, show its
+statistics, attention maps, pitch bias and per-head scores, and manage the checkpoint radios and
+uploads.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+
+from echo_core.audio import FRAME_SECONDS
+from workbench import analysis as A
+from workbench import checkpoints as C
+from workbench import figures as F
+from workbench import model_analysis as M
+from workbench.ui_common import (LIVE, MAX_FILE_SIZE, PRIVATE, QUIET, _export_button, _plot,
+                                 _settings, guarded, note_update, tab_selected, table)
+
+ATTENTION_KINDS = list(M.ATTENTION_KINDS)
+ENCODER = ATTENTION_KINDS[0]
+NO_BIAS = "This model's encoder gets no F0, so there is no pitch bias to show."
+HEAD_SCORES_SHOWN = ("pitch_spearman", "pitch_partial_spearman", "rotary_spearman",
+                     "distance_spearman", "mean_distance_ms", "entropy_normalised")
+HEAD_SCORE_CHOICES = [(F.HEAD_SCORE_LABELS[s], s) for s in HEAD_SCORES_SHOWN]
+
+
+# ============================================================================= view builders
+
+def attention_figure(results, kind, layer, head, which):
+    """The attention maps of one or more results for the same layer and head."""
+    maps = []
+    for r in results:
+        arr, x_title, y_title, x, y = M.attention_map(r, kind, int(layer), int(head), which)
+        maps.append((f"{r.label}: layer {int(layer)}, head {int(head)}", arr, x, y))
+    return F.attention_maps(maps, x_title=x_title, y_title=y_title,
+                            title=f"{kind}: attention {which}", colorbar_title=which)
+
+
+def head_score_figure(result, score, title: str | None = None):
+    """Layer x head heatmaps of one score, or the reason there are none."""
+    if result.head_scores is None:
+        return F.empty_figure(f"no head scores: {result.head_scores_error}")
+    return F.head_score_heatmaps(result.head_scores, score, title=title)
+
+
+def model_figures(result, kind, layer, head, which, score=HEAD_SCORES_SHOWN[0]) -> dict:
+    g = result.gates
+    figs = {"gate_mlp_ratio": F.gate_ratio_bars(g["block"], g["ratio"], g["status"],
+                                                result.expected_ratio),
+            "attention": attention_figure([result], kind, layer, head, which),
+            "head_scores": head_score_figure(result, score)}
+    if result.bias is not None:
+        top = max(1.0, float(np.nanmax(result.bias)))
+        figs["pitch_bias_as_used"] = F.bias_figure(
+            result.bias, np.arange(result.bias.shape[0]), result.bias_f0, "positions",
+            FRAME_SECONDS, zrange=(0.0, top),
+            title=("Pitch bias as added to the first encoder block's scores" if result.bias_applied
+                   else "Pitch bias this model would see (not applied: pitch_bias is off)"))
+    return figs
+
+
+def compare_figures(ra, rb, kind, layer, head, which, score="pitch_partial_spearman") -> dict:
+    series = {r.label: (list(r.gates["block"]), r.gates["ratio"].to_numpy()) for r in (ra, rb)}
+    label = F.HEAD_SCORE_LABELS.get(score, score)
+    return {"gate_mlp_ratio_compare": F.grouped_ratio_bars(series, ra.expected_ratio),
+            "attention_compare": attention_figure([ra, rb], kind, layer, head, which),
+            "head_scores_a": head_score_figure(ra, score, f"A · {ra.label}: {label}"),
+            "head_scores_b": head_score_figure(rb, score, f"B · {rb.label}: {label}")}
+
+
+def head_score_table(result):
+    """The score table for display (empty when the clip could not be scored)."""
+    return table(result.head_scores) if result.head_scores is not None else pd.DataFrame()
+
+
+def gates_table(result):
+    """Gate/MLP table with a coloured status cell (green ratio < 2, amber >= 2)."""
+    df = table(result.gates_display())
+    df["status"] = ["🟢 < 2" if s == "🟢" else "🟡 ≥ 2" for s in result.gates["status"]]
+    colours = {"🟢 < 2": "background-color: #d9f2d9", "🟡 ≥ 2": "background-color: #fff0c2"}
+    return df.style.map(lambda v: colours.get(v, ""), subset=["status"])
+
+
+def mask_note(result) -> str:
+    additive = result.dims.get("decoder_mask") == "additive"
+    return " ⚠️ *non-causal (additive) decoder mask*" if additive else ""
+
+
+def bias_note(result) -> str:
+    return (" ⚠️ *pitch bias added to the scores: pitch alignment partly built in*"
+            if result.pitch_bias_in_scores else "")
+
+
+# ============================================================================= callbacks
+
+def overrides(act, f0_rotary, decoder_mask) -> dict:
+    """The override radios as EchoDims fields ("from config" means: not overridden)."""
+    out = {}
+    if act and act != "from config":
+        out["act"] = act
+    if f0_rotary and f0_rotary != "from config":
+        out["f0_rotary"] = f0_rotary == "on"
+    if decoder_mask and decoder_mask != "from config":
+        out["decoder_mask"] = decoder_mask
+    return out
+
+
+def _choices(uploads, selected=None, index=0):
+    choices = C.checkpoint_choices(uploads or [])
+    ids = [c[1] for c in choices]
+    value = selected if selected in ids else (ids[min(index, len(ids) - 1)] if ids else None)
+    return gr.update(choices=choices, value=value)
+
+
+def cb_checkpoints(uploads):
+    """Refresh the checkpoint radios on page load (checkpoints shipped after start-up appear)."""
+    empty = not C.checkpoint_choices(uploads or [])
+    return (_choices(uploads), _choices(uploads), _choices(uploads, index=1),
+            gr.update(visible=empty))
+
+
+@guarded
+def cb_upload(files, act, f0_rotary, decoder_mask, uploads):
+    if not files:
+        return [gr.skip()] * 5
+    paths = [f if isinstance(f, str) else f.name for f in (files if isinstance(files, list)
+                                                           else [files])]
+    ckpt = C.register_upload(paths, overrides(act, f0_rotary, decoder_mask))
+    uploads = [u for u in (uploads or []) if u != ckpt][-7:] + [ckpt]
+    gr.Info("Checkpoint uploaded and loaded; it is now selectable in Model and Compare.")
+    return (_choices(uploads, ckpt), _choices(uploads), _choices(uploads, index=1),
+            gr.update(visible=False), uploads)
+
+
+def _index_slider(count: int):
+    """A 0..count-1 slider (gradio needs max > min, so a single choice is a locked 0..1)."""
+    return gr.update(minimum=0, maximum=max(count - 1, 1), value=0, interactive=count > 1)
+
+
+@guarded
+def cb_analyze(key, praat, ckpt, act, f0_rotary, decoder_mask, transcript, kind, which,
+               score=HEAD_SCORES_SHOWN[0], progress=gr.Progress()):
+    """Run a checkpoint on the clip: transcript, statistics, report, maps (api: analyze_model)."""
+    clip, settings = A.get_clip(key), _settings(praat)
+    if not ckpt:
+        raise gr.Error("Pick a shipped checkpoint or upload one first.", title="No checkpoint")
+    result = M.run_model(clip, settings, ckpt, overrides(act, f0_rotary, decoder_mask),
+                         transcript or "", progress=lambda f, what: progress(f, desc=what))
+    figs = model_figures(result, kind, 0, 0, which, score)
+    layers, heads = M.attention_shape(result, kind)
+    warning = result.warning_markdown()
+    if warning or result.warnings:
+        gr.Warning(" ".join(result.warnings + (["This checkpoint uses the reference's "
+                                                "non-causal (additive) decoder mask."]
+                                               if warning else [])))
+    return (result.key, gr.update(value=warning, visible=bool(warning)), result.transcript,
+            result.info_markdown(), table(result.activations), table(result.gradients),
+            gates_table(result), figs["gate_mlp_ratio"], result.report, _index_slider(layers),
+            _index_slider(heads), figs["attention"],
+            figs.get("pitch_bias_as_used", F.empty_figure(NO_BIAS)), table(result.learned, 6),
+            note_update(result.head_score_markdown()), figs["head_scores"],
+            head_score_table(result))
+
+
+@guarded
+def cb_head_scores(result_key, score):
+    if not result_key or M.RESULTS.get(result_key) is None:
+        return gr.skip()
+    return head_score_figure(M.get_result(result_key), score)
+
+
+@guarded
+def cb_attention(result_key, kind, layer, head, which):
+    if not result_key:
+        return gr.skip()
+    return attention_figure([M.get_result(result_key)], kind, layer, head, which)
+
+
+@guarded
+def cb_attention_kind(result_key, kind, which):
+    if not result_key:
+        return [gr.skip()] * 3
+    layers, heads = M.attention_shape(M.get_result(result_key), kind)
+    return (_index_slider(layers), _index_slider(heads),
+            cb_attention(result_key, kind, 0, 0, which))
+
+
+@guarded
+def cb_model_tab(result_key, kind, layer, head, which, score):
+    """Redraw the model plots when the tab becomes visible (hidden plots render too small)."""
+    if not result_key or M.RESULTS.get(result_key) is None:
+        return [gr.skip()] * 4
+    figs = model_figures(M.get_result(result_key), kind, layer, head, which, score)
+    return (figs["gate_mlp_ratio"], figs["attention"],
+            figs.get("pitch_bias_as_used", F.empty_figure(NO_BIAS)), figs["head_scores"])
+
+
+@guarded
+def cb_compare(key, praat, ckpt_a, ckpt_b, kind, which, score="pitch_partial_spearman",
+               progress=gr.Progress()):
+    """Two checkpoints on the same clip (api: compare_models)."""
+    clip, settings = A.get_clip(key), _settings(praat)
+    if not ckpt_a or not ckpt_b:
+        raise gr.Error("Pick two checkpoints (A and B).", title="Missing checkpoint")
+    ra = M.run_model(clip, settings, ckpt_a,
+                     progress=lambda f, what: progress(f / 2, desc=f"A: {what}"))
+    rb = M.run_model(clip, settings, ckpt_b,
+                     progress=lambda f, what: progress(0.5 + f / 2, desc=f"B: {what}"))
+    figs = compare_figures(ra, rb, kind, 0, 0, which, score)
+    (layers_a, heads_a), (layers_b, heads_b) = (M.attention_shape(r, kind) for r in (ra, rb))
+    diff, scalars = M.compare_tables(ra, rb)
+    diff = diff.sort_values("rel_change", ascending=False, kind="stable")
+    scalars = scalars.sort_values("change", key=abs, ascending=False, kind="stable")
+    return ({"a": ra.key, "b": rb.key},
+            f"**A · {ra.label}:** “{ra.transcript}”{mask_note(ra)}{bias_note(ra)}",
+            f"**B · {rb.label}:** “{rb.transcript}”{mask_note(rb)}{bias_note(rb)}",
+            figs["gate_mlp_ratio_compare"], _index_slider(min(layers_a, layers_b)),
+            _index_slider(min(heads_a, heads_b)), figs["attention_compare"], table(diff),
+            table(scalars, 6), figs["head_scores_a"], figs["head_scores_b"],
+            table(M.head_score_difference(ra, rb, score)))
+
+
+@guarded
+def cb_compare_scores(state, score):
+    """A's and B's heatmaps of one score and the B − A table."""
+    if not state or not all(M.RESULTS.get(state.get(k)) is not None for k in "ab"):
+        return [gr.skip()] * 3
+    ra, rb = M.get_result(state["a"]), M.get_result(state["b"])
+    figs = compare_figures(ra, rb, ENCODER, 0, 0, "scores", score)
+    return (figs["head_scores_a"], figs["head_scores_b"],
+            table(M.head_score_difference(ra, rb, score)))
+
+
+@guarded
+def cb_compare_attention(state, kind, layer, head, which):
+    if not state:
+        return gr.skip()
+    results = [M.get_result(state["a"]), M.get_result(state["b"])]
+    return attention_figure(results, kind, layer, head, which)
+
+
+# ============================================================================= layout + wiring
+
+def model_tab() -> SimpleNamespace:
+    """The Model tab's components, built in place (inside gr.Tabs)."""
+    with gr.Tab("Model", id="model", elem_id="tab-model") as tab:
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2):
+                ckpt = gr.Radio(C.checkpoint_choices(), label="Checkpoint", elem_id="ckpt")
+                no_ckpt = gr.Markdown("No checkpoint in `assets/checkpoints/` yet: "
+                                      "upload one below.", elem_classes="warn",
+                                      visible=not C.checkpoint_choices())
+                with gr.Accordion("Upload a checkpoint", open=False):
+                    upload = gr.File(label="config.json + model.safetensors (+ "
+                                           "tokenizer.json), or a bare reference state "
+                                           "dict (.safetensors / .bin)",
+                                     file_count="multiple", elem_id="ckpt-upload",
+                                     file_types=[".safetensors", ".bin", ".pt", ".json"])
+                    gr.Markdown(f"At most {MAX_FILE_SIZE} per file. Bare reference state "
+                                "dicts carry no config: set these before uploading.",
+                                elem_classes="note")
+                    act = gr.Radio(["from config"] + C.ACTIVATION_NAMES,
+                                   value="from config", label="act")
+                    f0_rot = gr.Radio(["from config", "on", "off"], value="from config",
+                                      label="f0_rotary")
+                    dmask = gr.Radio(["from config", "additive", "causal"],
+                                     value="from config", label="decoder_mask")
+            with gr.Column(scale=3):
+                teacher = gr.Textbox(label="Transcript for the gradient step (optional)",
+                                     placeholder="empty: the model's own greedy "
+                                                 "transcript", elem_id="teacher")
+                run = gr.Button("Run the model on the clip", variant="primary",
+                                elem_id="run-model")
+                mask_warn = gr.Markdown(visible=False, elem_classes="warn",
+                                        elem_id="mask-warning")
+                transcript = gr.Textbox(label="Greedy transcript", interactive=False,
+                                        elem_id="transcript", buttons=["copy"])
+                model_info = gr.Markdown(elem_id="model-info")
+        with gr.Row():
+            acts = gr.Dataframe(label="Component statistics: forward activations",
+                                interactive=False, elem_id="acts")
+            grads = gr.Dataframe(label="Component statistics: gradients (one "
+                                       "teacher-forced step)", interactive=False,
+                                 elem_id="grads")
+        with gr.Row(equal_height=False):
+            gates = gr.Dataframe(label="Gate vs MLP activations (🟢 ratio < 2, 🟡 ≥ 2; "
+                                       "at init = the ratio initial weights give)",
+                                 interactive=False, elem_id="gates", scale=1)
+            gate_plot = _plot("Gate MLP ratio per block", "gate-plot", scale=1)
+        report = gr.Code(label="Text report", language=None, lines=12, elem_id="report",
+                         buttons=["copy", "download"])
+        with gr.Row():
+            att_kind = gr.Radio(ATTENTION_KINDS, value=ATTENTION_KINDS[0],
+                                label="Attention")
+            att_which = gr.Radio(["scores", "weights"], value="scores", label="Values",
+                                 info="pre-softmax scores or softmax weights")
+            att_layer = gr.Slider(0, 1, 0, step=1, label="Layer")
+            att_head = gr.Slider(0, 1, 0, step=1, label="Head")
+        att_plot = _plot("Attention map", "attention-plot")
+        with gr.Row(equal_height=False):
+            used_bias_plot = _plot("Pitch bias as used", "used-bias-plot", scale=3)
+            learned = gr.Dataframe(label="Learned rotary scalars per attention module",
+                                   interactive=False, elem_id="learned", scale=2)
+        gr.Markdown("### Per-head scores\nOne cell per layer and head; rank "
+                    "correlations on a fixed −1…1 scale (definitions in the Learn "
+                    "tab).",
+                    elem_classes="note")
+        hs_score = gr.Radio(HEAD_SCORE_CHOICES, value=HEAD_SCORES_SHOWN[0],
+                            label="Head score", elem_id="head-score-choice")
+        hs_note = gr.Markdown(visible=False, elem_classes="warn",
+                              elem_id="head-score-note")
+        hs_plot = _plot("Per-head scores", "head-score-plot")
+        hs_table = gr.Dataframe(label="Per-head scores (every score; CSV in the "
+                                      "export)",
+                                interactive=False, max_height=360,
+                                elem_id="head-score-table")
+        model_export = _export_button()
+    return SimpleNamespace(
+        tab=tab, ckpt=ckpt, no_ckpt=no_ckpt, upload=upload, act=act, f0_rot=f0_rot, dmask=dmask,
+        teacher=teacher, run=run, mask_warn=mask_warn, transcript=transcript,
+        model_info=model_info, acts=acts, grads=grads, gates=gates, gate_plot=gate_plot,
+        report=report, att_kind=att_kind, att_which=att_which, att_layer=att_layer,
+        att_head=att_head, att_plot=att_plot, used_bias_plot=used_bias_plot, learned=learned,
+        hs_score=hs_score, hs_note=hs_note, hs_plot=hs_plot, hs_table=hs_table,
+        model_export=model_export)
+
+
+def compare_tab() -> SimpleNamespace:
+    """The Compare tab's components, built in place (inside gr.Tabs)."""
+    with gr.Tab("Compare", id="compare", elem_id="tab-compare") as tab:
+        with gr.Row():
+            ckpt_a = gr.Radio(C.checkpoint_choices(), label="Checkpoint A",
+                              elem_id="ckpt-a")
+            ckpt_b = gr.Radio(C.checkpoint_choices(), label="Checkpoint B",
+                              elem_id="ckpt-b")
+        compare_btn = gr.Button("Compare on the clip", variant="primary",
+                                elem_id="run-compare")
+        with gr.Row():
+            trans_a = gr.Markdown(elem_id="transcript-a")
+            trans_b = gr.Markdown(elem_id="transcript-b")
+        cmp_gate_plot = _plot("Gate MLP ratios compared", "compare-gate-plot")
+        with gr.Row():
+            cmp_kind = gr.Radio(ATTENTION_KINDS, value=ATTENTION_KINDS[0],
+                                label="Attention")
+            cmp_which = gr.Radio(["scores", "weights"], value="scores", label="Values")
+            cmp_layer = gr.Slider(0, 1, 0, step=1, label="Layer")
+            cmp_head = gr.Slider(0, 1, 0, step=1, label="Head")
+        cmp_att_plot = _plot("Attention compared", "compare-attention-plot")
+        diff_table = gr.Dataframe(label="Parameter differences (diff_checkpoints), "
+                                        "largest relative change first",
+                                  interactive=False, max_height=360, elem_id="diff")
+        scalars_table = gr.Dataframe(label="Learned scalars, largest change first",
+                                     interactive=False,
+                                     max_height=360, elem_id="scalars")
+        cmp_score = gr.Radio(HEAD_SCORE_CHOICES, value="pitch_partial_spearman",
+                             label="Head score (A and B)",
+                             elem_id="compare-score-choice")
+        with gr.Row(equal_height=False):
+            cmp_hs_a = _plot("Head scores A", "compare-head-score-a", scale=1)
+            cmp_hs_b = _plot("Head scores B", "compare-head-score-b", scale=1)
+        cmp_hs_diff = gr.Dataframe(label="Head score B − A per (kind, layer, head)",
+                                   interactive=False, max_height=360,
+                                   elem_id="compare-head-score-diff")
+        compare_export = _export_button()
+    return SimpleNamespace(
+        tab=tab, ckpt_a=ckpt_a, ckpt_b=ckpt_b, compare_btn=compare_btn, trans_a=trans_a,
+        trans_b=trans_b, cmp_gate_plot=cmp_gate_plot, cmp_kind=cmp_kind, cmp_which=cmp_which,
+        cmp_layer=cmp_layer, cmp_head=cmp_head, cmp_att_plot=cmp_att_plot,
+        diff_table=diff_table, scalars_table=scalars_table, cmp_score=cmp_score,
+        cmp_hs_a=cmp_hs_a, cmp_hs_b=cmp_hs_b, cmp_hs_diff=cmp_hs_diff,
+        compare_export=compare_export)
+
+
+def wire_model(m: SimpleNamespace, c: SimpleNamespace, clip_key, praat_state, model_key,
+               compare_state, uploads, active_tab) -> None:
+    """Events of the Model (``m``) and Compare (``c``) tabs; the page wires their exports."""
+    tab_selected(m.tab, "model", active_tab).then(
+        cb_model_tab, [model_key, m.att_kind, m.att_layer, m.att_head, m.att_which, m.hs_score],
+        [m.gate_plot, m.att_plot, m.used_bias_plot, m.hs_plot], **QUIET)
+    tab_selected(c.tab, "compare", active_tab).then(
+        cb_compare_attention, [compare_state, c.cmp_kind, c.cmp_layer, c.cmp_head, c.cmp_which],
+        c.cmp_att_plot, **QUIET).then(
+        cb_compare_scores, [compare_state, c.cmp_score], [c.cmp_hs_a, c.cmp_hs_b, c.cmp_hs_diff],
+        **QUIET)
+
+    m.upload.upload(cb_upload, [m.upload, m.act, m.f0_rot, m.dmask, uploads],
+                    [m.ckpt, c.ckpt_a, c.ckpt_b, m.no_ckpt, uploads], **PRIVATE)
+    m.run.click(cb_analyze, [clip_key, praat_state, m.ckpt, m.act, m.f0_rot, m.dmask, m.teacher,
+                             m.att_kind, m.att_which, m.hs_score],
+                [model_key, m.mask_warn, m.transcript, m.model_info, m.acts, m.grads, m.gates,
+                 m.gate_plot, m.report, m.att_layer, m.att_head, m.att_plot, m.used_bias_plot,
+                 m.learned, m.hs_note, m.hs_plot, m.hs_table],
+                api_name="analyze_model", concurrency_id="model", concurrency_limit=1)
+    m.hs_score.input(cb_head_scores, [model_key, m.hs_score], m.hs_plot, **PRIVATE, **LIVE)
+    m.att_kind.input(cb_attention_kind, [model_key, m.att_kind, m.att_which],
+                     [m.att_layer, m.att_head, m.att_plot], **PRIVATE)
+    for control in (m.att_layer, m.att_head, m.att_which):
+        control.input(cb_attention, [model_key, m.att_kind, m.att_layer, m.att_head, m.att_which],
+                      m.att_plot, **PRIVATE, **LIVE)
+
+    c.compare_btn.click(cb_compare, [clip_key, praat_state, c.ckpt_a, c.ckpt_b, c.cmp_kind,
+                                     c.cmp_which, c.cmp_score],
+                        [compare_state, c.trans_a, c.trans_b, c.cmp_gate_plot, c.cmp_layer,
+                         c.cmp_head, c.cmp_att_plot, c.diff_table, c.scalars_table, c.cmp_hs_a,
+                         c.cmp_hs_b, c.cmp_hs_diff],
+                        api_name="compare_models", concurrency_id="model", concurrency_limit=1)
+    c.cmp_score.input(cb_compare_scores, [compare_state, c.cmp_score],
+                      [c.cmp_hs_a, c.cmp_hs_b, c.cmp_hs_diff], **PRIVATE, **LIVE)
+    for control in (c.cmp_kind, c.cmp_layer, c.cmp_head, c.cmp_which):
+        control.input(cb_compare_attention, [compare_state, c.cmp_kind, c.cmp_layer, c.cmp_head,
+                                             c.cmp_which], c.cmp_att_plot, **PRIVATE, **LIVE)
