@@ -53,7 +53,9 @@ def maps(f0, rope) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def table(maps, f0, rope) -> pd.DataFrame:
-    return hs.self_attention_scores(maps, f0, rope, None).set_index("head")
+    """Scores over every voiced pair (no sampling), so brute force can check them exactly."""
+    n = maps.shape[-1]
+    return hs.self_attention_scores(maps, f0, rope, None, max_pairs=n * n).set_index("head")
 
 
 def test_each_score_picks_the_map_built_for_it(table):
@@ -133,13 +135,16 @@ def test_rotary_prior_matches_the_rotary_maps(f0):
 def test_invariances(maps, f0, rope, table):
     # Rows scaled by positive constants (unnormalised attention) change nothing.
     scale = np.random.default_rng(2).uniform(0.1, 10.0, size=(4, N, 1))
-    scaled = hs.self_attention_scores(maps * scale, f0, rope, None).set_index("head")
+    everything = N * N  # the fixture scores every pair
+    scaled = hs.self_attention_scores(maps * scale, f0, rope, None,
+                                      max_pairs=everything).set_index("head")
     pd.testing.assert_frame_equal(scaled, table, rtol=1e-9)
     # Rank scores ignore strictly increasing transforms of either side.
     x, y = np.random.default_rng(3).normal(size=(2, 500))
     assert hs.spearman(x, y) == pytest.approx(hs.spearman(np.exp(x), y**3 + 5 * y), abs=1e-12)
     # A pre-softmax shift per row (what softmax ignores) changes nothing either.
-    shifted = hs.self_attention_scores(_softmax(np.log(maps) + scale), f0, rope, None)
+    shifted = hs.self_attention_scores(_softmax(np.log(maps) + scale), f0, rope, None,
+                                       max_pairs=everything)
     pd.testing.assert_frame_equal(shifted.set_index("head"), table, rtol=1e-9)
     # The pair sample is deterministic and bounded.
     a = hs.sample_pairs(np.ones(400, bool), np.ones(400, bool), max_pairs=1000)

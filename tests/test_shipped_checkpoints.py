@@ -74,8 +74,9 @@ def test_checkpoints_differ_only_in_vrope_settings():
 def test_transcribes_unseen_voices(models, name):
     """Held-out voices: most clips exactly right, few character errors overall.
 
-    The bar matches the measured test-split accuracy (WER 14-17 %, see RESULTS.md): at that
-    level a model misses about one clip in four, so demanding every clip would be a coin toss.
+    The bar matches the measured test-split accuracy (WER 3.6-7.5 %, see RESULTS.md): every
+    model drops the "oh" of the steph voice's "nine oh one", and at 7 % WER a second miss among
+    four clips is not rare, so demanding every clip would be a coin toss.
     """
     from echo_core.decode import transcribe, wer_cer
 
@@ -87,5 +88,5 @@ def test_transcribes_unseen_voices(models, name):
     assert exact >= len(CLIPS) / 2, list(zip(want, got))
     assert wer_cer(want, got)[1] <= 0.2, list(zip(want, got))
     # the two clips every shipped model gets right (a regression check of the whole pipeline)
-    right = {w: g for g, w in zip(got, want) if w in ("three eight", "six five zero two")}
+    right = {w: g for g, w in zip(got, want) if w in ("three eight", "four two seven")}
     assert all(g == w for w, g in right.items()) and len(right) == 2, right
