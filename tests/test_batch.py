@@ -7,6 +7,7 @@ and once on a 2-worker Dask LocalCluster (module-scoped: the expensive part runs
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -70,8 +71,9 @@ def test_local_tables(local_run):
     results = tables["results"]
     assert set(results["clip"]) == {CLIPS[0], CLIPS[1], "noise.flac", f"sub/{CLIPS[2]}"}
     blocks = results[results["record"] == "block"]
-    # one block row per Residual with a gate, per clip: 2 encoder + 2 decoder + 2 cross blocks
-    assert (blocks.groupby("clip").size() == 6).all()
+    # one block row per Residual with a gate, per clip: encoder + decoder self + cross blocks
+    dims = json.loads((CHECKPOINT / "config.json").read_text())["dims"]
+    assert (blocks.groupby("clip").size() == dims["aud_idx"] + 2 * dims["text_idx"]).all()
     np.testing.assert_allclose(blocks["ratio"], blocks["gate_mean"] / blocks["mlp_mean"])
     np.testing.assert_allclose(blocks["sparsity_difference"],
                                blocks["gate_sparsity"] - blocks["mlp_sparsity"])

@@ -221,7 +221,7 @@ def mutate(state: dict, key: str, how: str) -> dict:
     elif how == "grow":
         s[key] = torch.zeros(*[n + 1 for n in v.shape]) if v.ndim else torch.zeros(2)
     elif how == "shrink":
-        s[key] = torch.zeros(*[max(n - 1, 0) for n in v.shape])
+        s[key] = torch.zeros(*[max(n - 1, 0) for n in v.shape]) if v.ndim else torch.zeros(0)
     elif how == "empty":
         s[key] = torch.zeros(*([0] + list(v.shape[1:])))
     elif how == "scalar":
