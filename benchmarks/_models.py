@@ -1,6 +1,6 @@
 """Which model the model benchmarks run: shipped checkpoints, else a fresh model of similar size.
 
-Shared by bench_hooks and bench_model. Everything that needs a not-yet-written module is
+Shared by bench_hooks, bench_head_scores and bench_model. Everything that needs a not-yet-written module is
 imported inside a function, and ``missing()`` says in words what is absent, so a benchmark can
 report "skipped: <reason>" instead of crashing while the other helpers are still at work.
 
@@ -151,3 +151,18 @@ def inputs(name: str, seconds: float) -> dict:
     ids[0, 0] = 1  # bos
     return {"input_ids": ids, "spectrogram": torch.from_numpy(mel)[None],
             "f0": None if f0 is None else torch.from_numpy(np.asarray(f0, np.float32))[None]}
+
+
+def forward(name: str, seconds: float, depth: str | None):
+    """One forward pass, optionally inside capture(); returns the cache (or the logits)."""
+    import torch
+
+    from echo_core.hooks import capture
+
+    model, kwargs = load(name), inputs(name, seconds)
+    with torch.no_grad():
+        if depth is None:
+            return model(**kwargs)["logits"]
+        with capture(model, depth=depth) as cache:
+            model(**kwargs)
+        return cache

@@ -25,26 +25,12 @@ TARGET_RATIO = 0.25  # head scores / plain forward
 SECONDS = 10.0
 
 
-def _forward(name: str, seconds: float, depth: str | None):
-    import torch
-
-    from echo_core.hooks import capture
-
-    model, kwargs = M.load(name), M.inputs(name, seconds)
-    with torch.no_grad():
-        if depth is None:
-            return model(**kwargs)["logits"]
-        with capture(model, depth=depth) as cache:
-            model(**kwargs)
-        return cache
-
-
 def _scores_call(name: str, seconds: float):
     """Capture once (untimed), return the timed call: all scores from that capture."""
     from echo_core import head_scores as hs
 
     model, kwargs = M.load(name), M.inputs(name, seconds)
-    cache = _forward(name, seconds, "full")
+    cache = M.forward(name, seconds, "full")
     f0 = S.speech_f0_frames(seconds, kwargs["spectrogram"].shape[-1])
     given = kwargs["f0"] is not None
     return lambda: hs.head_score_table(cache, model, f0, f0_given=given)
@@ -53,12 +39,12 @@ def _scores_call(name: str, seconds: float):
 def make_method(name: str, seconds: float, method: str):
     """Factory: warm up, return the timed call of one method."""
     M.app_threads(False)
-    _forward(name, 1.0, None)
+    M.forward(name, 1.0, None)
     if method == "scores":
         return _scores_call(name, seconds)
     depth = "full" if method == "capture" else None
     M.inputs(name, seconds)
-    return lambda: _forward(name, seconds, depth)
+    return lambda: M.forward(name, seconds, depth)
 
 
 METHODS = {"forward (no_grad)": "forward", "forward under capture('full')": "capture",

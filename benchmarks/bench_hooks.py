@@ -19,27 +19,12 @@ from benchmarks import _models as M
 DEPTHS = {"plain forward": None, "capture stats": "stats", "capture full": "full"}
 
 
-def forward(name: str, seconds: float, depth: str | None):
-    """One forward pass, optionally inside capture(); returns the cache (or the logits)."""
-    import torch
-
-    from echo_core.hooks import capture
-
-    model, kwargs = M.load(name), M.inputs(name, seconds)
-    with torch.no_grad():
-        if depth is None:
-            return model(**kwargs)["logits"]
-        with capture(model, depth=depth) as cache:
-            model(**kwargs)
-        return cache
-
-
 def make_forward(name: str, seconds: float, depth: str | None):
     """Factory: load the model and inputs, warm up on 1 s, return the timed call."""
     M.app_threads(False)
-    forward(name, 1.0, depth)
+    M.forward(name, 1.0, depth)
     M.inputs(name, seconds)
-    return lambda: forward(name, seconds, depth)
+    return lambda: M.forward(name, seconds, depth)
 
 
 def main(argv=None) -> dict:

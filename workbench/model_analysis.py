@@ -320,7 +320,7 @@ def run_model(clip: Clip, settings: pitch.PraatSettings | None, checkpoint_id: s
     progress(0.8, "statistics and maps")
     tokens = ["<bos>"] + [tokenizer.decode([i]) if tokenizer else str(i) for i in teacher_ids]
     labels = np.array([f"{i}:{t if t.strip() else '␣'}" for i, t in enumerate(tokens)])
-    step_ms = 1000 * audio.FRAME_SECONDS * getattr(dims, "spec_stride", 1)  # one encoder position
+    step_ms = 1000 * audio.FRAME_SECONDS * dims.spec_stride  # one encoder position
     axes = {"encoder self-attention": (f"key position ({step_ms:g} ms)",
                                        f"query position ({step_ms:g} ms)", None, None),
             "decoder self-attention": ("key token", "query token", labels, labels),
