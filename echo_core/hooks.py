@@ -73,7 +73,8 @@ class Cache:
     modules:    {module path: {"type", "in_features", "out_features"}}
     blends:     {Residual path: [sigmoid(blend) per call that used cross-attention]}
     attention:  {attention path: [{"call", "scores", "weights", "pitch_bias",
-                "pitch_bias_applied"} per call]} (full depth; scores are pre-softmax)
+                "pitch_bias_applied", "masked"} per call]} (full depth; scores are pre-softmax;
+                "masked": whether a mask reached the scores)
     gradients:  {parameter name: [mean |grad| per backward call]}
     dropped:    attention maps not kept because of max_attention_bytes
     """

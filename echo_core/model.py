@@ -383,7 +383,7 @@ class MultiheadA(nn.Module):
         if self.attention_maps.active:
             applied = bool(self.use_pitch_bias and bias is not None)
             self.attention_maps({"scores": scores, "weights": weights, "pitch_bias": bias,
-                                 "pitch_bias_applied": applied})
+                                 "pitch_bias_applied": applied, "masked": mask is not None})
         out = (weights @ v).permute(0, 2, 1, 3).flatten(start_dim=2)  # (B, nq, d)
         return self.o(out)
 

@@ -12,7 +12,7 @@ import pytest
 from scipy.stats import spearmanr
 
 from echo_core import head_scores as hs
-from echo_core import rotary
+from echo_core import rank_stats, rotary
 
 REPO = Path(__file__).resolve().parents[1]
 N = 150
@@ -92,23 +92,26 @@ def test_partial_score_separates_pitch_from_distance_on_a_glide():
 def test_statistics_match_independent_computations(maps, f0, table):
     voiced = rotary.voiced_mask(f0)
     idx = np.flatnonzero(voiced)
-    w = maps[3][np.ix_(idx, idx)]
+    queries = idx[idx % hs.row_step(N) == 0]  # N > MAX_ROWS: every row_step-th voiced row
+    assert 0 < queries.size < idx.size
+    w = maps[3][np.ix_(queries, idx)]
     w = w / w.sum(-1, keepdims=True)  # renormalised over voiced keys
-    off = ~np.eye(idx.size, dtype=bool)
+    off = queries[:, None] != idx[None, :]
     a = w[off]
-    p = rotary.pitch_bias(f0, 1.0)[np.ix_(idx, idx)][off]
-    d = -np.abs(idx[:, None] - idx[None, :])[off]
+    p = rotary.pitch_bias(f0, 1.0)[np.ix_(queries, idx)][off]
+    d = -np.abs(queries[:, None] - idx[None, :])[off]
     assert table.n_pairs[3] == a.size
     assert table.pitch_spearman[3] == pytest.approx(spearmanr(a, p)[0], abs=1e-9)
     assert table.distance_spearman[3] == pytest.approx(spearmanr(a, d)[0], abs=1e-9)
     # Partial correlation = correlation of the rank residuals after regressing out distance.
-    ra, rp, rd = (hs.ranks(v) for v in (a, p, d))
+    ra, rp, rd = (rank_stats.ranks(v) for v in (a, p, d))
     design = np.column_stack([np.ones_like(rd), rd])
     res = [r - design @ np.linalg.lstsq(design, r, rcond=None)[0] for r in (ra, rp)]
     assert table.pitch_partial_spearman[3] == pytest.approx(np.corrcoef(*res)[0, 1], abs=1e-9)
-    # Entropy and distance: plain loops over the voiced query rows of the full softmax.
+    # Entropy and distance: plain loops over the voiced query rows of the full softmax (on a
+    # map longer than MAX_ROWS: those among every row_step-th position).
     ent, dist = [], []
-    for q in idx:
+    for q in queries:
         row = maps[1][q]
         ent.append(-sum(x * np.log(x) for x in row if x > 0))
         dist.append(sum(row[k] * abs(q - k) for k in range(N)))
@@ -141,16 +144,88 @@ def test_invariances(maps, f0, rope, table):
     pd.testing.assert_frame_equal(scaled, table, rtol=1e-9)
     # Rank scores ignore strictly increasing transforms of either side.
     x, y = np.random.default_rng(3).normal(size=(2, 500))
-    assert hs.spearman(x, y) == pytest.approx(hs.spearman(np.exp(x), y**3 + 5 * y), abs=1e-12)
+    assert rank_stats.spearman(x, y) == pytest.approx(rank_stats.spearman(np.exp(x), y**3 + 5 * y),
+                                                     abs=1e-12)
     # A pre-softmax shift per row (what softmax ignores) changes nothing either.
     shifted = hs.self_attention_scores(_softmax(np.log(maps) + scale), f0, rope, None,
                                        max_pairs=everything)
     pd.testing.assert_frame_equal(shifted.set_index("head"), table, rtol=1e-9)
     # The pair sample is deterministic and bounded.
-    a = hs.sample_pairs(np.ones(400, bool), np.ones(400, bool), max_pairs=1000)
-    b = hs.sample_pairs(np.ones(400, bool), np.ones(400, bool), max_pairs=1000)
+    a = hs.sample_pairs(np.ones(400, bool), max_pairs=1000)
+    b = hs.sample_pairs(np.ones(400, bool), max_pairs=1000)
     assert a[0].size == 1000 and np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
     assert not np.any(a[0] == a[1])
+
+
+def test_pair_numbering_matches_the_grid_it_avoids():
+    """sample_pairs numbers the off-diagonal pairs arithmetically; the same pairs, in the same
+    row-major order, as enumerating the grid of scored positions."""
+    ok = np.random.default_rng(5).random(90) < 0.6
+    grid = ok[:, None] & ok[None, :]
+    np.fill_diagonal(grid, False)
+    i, j = hs.sample_pairs(ok, max_pairs=10**6)
+    assert np.array_equal(i, np.nonzero(grid)[0]) and np.array_equal(j, np.nonzero(grid)[1])
+    every_third = grid & (np.arange(90) % 3 == 0)[:, None]  # query rows on a step-3 grid
+    i, j = hs.sample_pairs(ok, max_pairs=10**6, step=3)
+    assert np.array_equal(i, np.nonzero(every_third)[0])
+    assert np.array_equal(j, np.nonzero(every_third)[1])
+    si, sj = hs.sample_pairs(ok, max_pairs=500)
+    assert si.size == 500 and grid[si, sj].all()
+    assert np.unique(si * 90 + sj).size == 500 and np.all(np.diff(si * 90 + sj) > 0)
+    causal = np.tril(np.ones((90, 90), bool))
+    ci, cj = hs.sample_pairs(ok, max_pairs=10**6, allowed=causal)
+    assert np.array_equal(ci, np.nonzero(grid & causal)[0])
+    assert hs.sample_pairs(np.ones(1, bool))[0].size == 0
+
+
+def test_entropy_from_scores_equals_the_per_weight_log():
+    """The scores path (lse = max s - ln max a) gives the xlogy entropy, with and without a
+    causal mask (-inf scores), on unnormalised-looking and very peaked rows."""
+    rng = np.random.default_rng(6)
+    scores = rng.normal(scale=4.0, size=(3, 70, 70))
+    scores[1, :, 5] += 60.0  # a head that puts (almost) everything on one key
+    weights = _softmax(scores)
+    rows = rng.random(70) < 0.7
+    plain = hs.entropy_and_distance(weights, rows)
+    for self_map in (False, True):  # lse from the largest weight / from the diagonal
+        fast = hs.entropy_and_distance(weights, rows, scores=scores, self_map=self_map)
+        assert np.allclose(plain, fast, rtol=1e-9, atol=1e-12)
+    scores[2, 3, 3] = -200.0  # a diagonal weight below 1e-30: that row falls back to the max
+    weights = _softmax(scores)
+    assert weights[2, 3, 3] < 1e-30
+    assert np.allclose(hs.entropy_and_distance(weights, rows),
+                       hs.entropy_and_distance(weights, rows, scores=scores, self_map=True),
+                       rtol=1e-9, atol=1e-12)
+    causal = np.tril(np.ones((70, 70), bool))
+    masked_scores = np.where(causal, scores, -np.inf)
+    masked = _softmax(masked_scores)
+    plain = hs.entropy_and_distance(masked, rows, causal)
+    fast = hs.entropy_and_distance(masked, rows, causal, scores=masked_scores, self_map=True)
+    assert np.allclose(plain, fast, rtol=1e-9, atol=1e-12)
+    # A stricter allowed set than the mask: rows renormalised, lse still of the full row.
+    band = causal & ~np.tril(np.ones((70, 70), bool), -10)
+    assert np.allclose(hs.entropy_and_distance(masked, rows, band),
+                       hs.entropy_and_distance(masked, rows, band, scores=masked_scores),
+                       rtol=1e-9, atol=1e-12)
+
+
+def test_long_maps_average_evenly_spaced_rows():
+    """Beyond MAX_ROWS query rows, entropy and distance are the plain means over the scored rows
+    among every row_step-th position (brute force on those rows)."""
+    n = 700
+    rng = np.random.default_rng(7)
+    assert hs.MAX_ROWS < n
+    weights = _softmax(rng.normal(scale=3.0, size=(2, n, n)))
+    rows = rng.random(n) < 0.5
+    step = hs.row_step(n)
+    assert step > 1 and np.arange(0, n, step).size <= hs.MAX_ROWS < np.arange(0, n, step - 1).size
+    used = [q for q in range(0, n, step) if rows[q]]
+    ent = [[-(weights[h, q] * np.log(weights[h, q])).sum() for q in used] for h in range(2)]
+    dist = [[(weights[h, q] * np.abs(q - np.arange(n))).sum() for q in used] for h in range(2)]
+    got_ent, got_norm, got_dist = hs.entropy_and_distance(weights, rows)
+    assert np.allclose(got_ent, np.mean(ent, 1), rtol=1e-9)
+    assert np.allclose(got_norm, np.mean(ent, 1) / np.log(n), rtol=1e-9)
+    assert np.allclose(got_dist, np.mean(dist, 1), rtol=1e-9)
 
 
 def test_too_little_voicing_is_refused(maps, rope):

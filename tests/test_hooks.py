@@ -257,12 +257,16 @@ def test_full_capture_scores_weights_and_pitch_bias(applied):
     assert cache.depth == "full" and not cache.dropped
     enc = cache.attention["encoder.blocks.spectrogram.1.attna"][0]
     assert enc["scores"].shape == (2, 2, 20, 20) and enc["pitch_bias_applied"] == applied
+    assert enc["masked"] is False
     torch.testing.assert_close(enc["weights"], torch.softmax(enc["scores"], -1))
     for row in range(2):
         expected = 0.5 * brute_pitch_bias(b["f0"][row].double().numpy(), 1.0)
         np.testing.assert_allclose(enc["pitch_bias"][row, 0].numpy(), expected, atol=1e-5)
     cross = cache.attention["decoder.blocks.spectrogram.0.attnb"][0]
     assert cross["scores"].shape == (2, 2, 6, 20) and cross["pitch_bias"] is None
+    assert cross["masked"] is False
+    decoder_self = cache.attention["decoder._blocks.0.attna"][0]
+    assert decoder_self["masked"] is (model.dims.decoder_mask != "none")
     assert set(cache.attention) >= {"decoder._blocks.0.attna", "decoder.blocks.spectrogram.0.attna"}
 
 
