@@ -74,9 +74,9 @@ def main(argv=None) -> dict:
         if row["method"].startswith("head scores") and row["ratio"] is not None:
             rep.target(f"head scores / forward ({row['group']})", f"<= {TARGET_RATIO:.2f}",
                        f"{row['ratio']:.2f}", row["ratio"] <= TARGET_RATIO)
-    rep.note("Scores rank at most head_scores.MAX_PAIRS pairs per head and average entropy and "
-             "distance over at most head_scores.MAX_ROWS query rows, so their cost grows far "
-             "slower than the n^2 forward on long clips.")
+    rep.note("Scores read the query rows on an evenly spaced grid of at most "
+             "head_scores.MAX_ROWS positions and rank at most head_scores.MAX_PAIRS pairs per "
+             "head, so their cost grows far slower than the n^2 forward on long clips.")
     return rep.finish()
 
 

@@ -250,6 +250,18 @@ def test_cross_attention_key_marginal(f0):
     assert up.pitch_spearman[0] == pytest.approx(1.0)
     assert abs(up.pitch_spearman[1]) < 0.3
     assert up[["rotary_spearman", "distance_spearman"]].isna().all().all()
+    # Unnormalised rows and an all-zero row: the marginal of the row-normalised map, by loops.
+    raw = rng.uniform(0.0, 3.0, size=(2, 5, N)).astype(np.float32)
+    raw[1, 2] = 0.0
+    expected = np.zeros((2, N))
+    for h in range(2):
+        for q in range(5):
+            if raw[h, q].sum() > 0:
+                expected[h] += raw[h, q] / raw[h, q].sum() / 5
+    assert np.allclose(hs.key_marginal(raw), expected, rtol=1e-5)
+    keys = rotary.voiced_mask(f0)
+    got = hs.cross_attention_scores(raw, f0).pitch_spearman
+    assert np.allclose(got, [spearmanr(e[keys], f0[keys])[0] for e in expected], atol=1e-6)
 
 
 def test_shipped_checkpoint_gives_a_full_finite_table():
