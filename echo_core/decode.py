@@ -1,7 +1,8 @@
 """Greedy transcription with an Echo checkpoint, and WER/CER evaluation.
 
 The audio is encoded once; the decoder then runs step by step on the growing prefix (the
-project's models use a causal decoder mask, so a prefix sees what it saw in training). Feature
+project's models use a causal decoder mask, so a prefix sees what it saw in training, and each
+step runs only the new token against cached keys and values). Feature
 settings (n_mels, fmin, fmax) and the tokenizer file come from the checkpoint's ``meta``, so a
 checkpoint folder is all that is needed.
 """
@@ -69,9 +70,11 @@ def encode(model, spectrogram: torch.Tensor, f0: torch.Tensor | None):
     return model.encode(spectrogram=spectrogram, f0=f0 if model_uses_f0(model) else None)
 
 
-def next_logits(model, ids: torch.Tensor, encoded, f0: torch.Tensor | None) -> torch.Tensor:
-    """Logits (B, vocab) of the next token after prefix ``ids`` (B, L)."""
-    logits = model.decoder(ids, encoded, f0=f0 if model_uses_f0(model) else None)
+def next_logits(model, ids: torch.Tensor, encoded, f0: torch.Tensor | None,
+                cache: dict | None = None) -> torch.Tensor:
+    """Logits (B, vocab) of the next token after prefix ``ids`` (B, L); with a ``cache`` (see
+    TextDecoder.forward) only the tokens added since the last call are run."""
+    logits = model.decoder(ids, encoded, f0=f0 if model_uses_f0(model) else None, cache=cache)
     return logits[:, -1]
 
 
@@ -81,6 +84,9 @@ def greedy_ids(model, spectrogram: torch.Tensor, f0: torch.Tensor | None,
     """Greedy token ids per batch item (without bos/eos), stopping at eos or the length limit.
 
     The limit is text_ctx - 1 generated tokens (the prefix with bos must fit text_ctx).
+    Causal decoders reuse their keys and values from step to step (one token's cost per
+    step); the reference's additive mask lets later tokens change earlier positions, so such
+    decoders re-run the whole prefix.
     """
     limit = model.dims.text_ctx - 1 if max_tokens is None else min(max_tokens,
                                                                     model.dims.text_ctx - 1)
@@ -88,8 +94,9 @@ def greedy_ids(model, spectrogram: torch.Tensor, f0: torch.Tensor | None,
     batch = spectrogram.shape[0]
     ids = torch.full((batch, 1), BOS, dtype=torch.long)
     done = torch.zeros(batch, dtype=torch.bool)
+    cache = {} if model.decoder.decoder_mask == "causal" else None
     for _ in range(limit):
-        nxt = next_logits(model, ids, encoded, f0).argmax(-1)
+        nxt = next_logits(model, ids, encoded, f0, cache).argmax(-1)
         nxt = torch.where(done, torch.full_like(nxt, EOS), nxt)
         ids = torch.cat([ids, nxt[:, None]], dim=1)
         done |= nxt == EOS

@@ -348,18 +348,40 @@ class MultiheadA(nn.Module):
         bias = R.pitch_bias(_f0_rows(f0.float(), n), self.rope.pitch_scale)  # (rows, n, n)
         return (self.pitch_bias_scale * bias).unsqueeze(1)  # (rows, 1, n, n)
 
+    def _heads(self, x: Tensor) -> Tensor:
+        """(B, n, d) -> (B, H, n, hd)."""
+        return x.view(x.shape[0], x.shape[1], self.head, self.head_dim).permute(0, 2, 1, 3)
+
+    def _rotations(self, n: int, f0: Tensor | None, per_frame: bool, start: int) -> Tensor:
+        """Rotations of positions start..start+n-1 (text positions only ever start > 0)."""
+        rotations = self.rope(start + n, f0, per_frame=per_frame)
+        return rotations[:, start:] if start else rotations
+
     def forward(self, x: Tensor, xa: Tensor | None = None, mask: Tensor | None = None,
-                f0: Tensor | None = None) -> Tensor:
+                f0: Tensor | None = None, cache: dict | None = None, start: int = 0) -> Tensor:
+        """``cache`` (incremental decoding with a causal mask): a dict in which this module
+        keeps its rotated keys and values across calls. x then holds positions start.. of the
+        text; self-attention appends their keys to those of positions 0..start-1, and
+        cross-attention computes the audio keys once. ``mask`` must then be given as the
+        (new queries, all keys) block."""
         source = x if xa is None else xa
-        q, k, v = self.q(x), self.k(source), self.v(source)
-        batch, nq, nk = q.shape[0], q.shape[1], k.shape[1]
-        q = q.view(batch, nq, self.head, self.head_dim).permute(0, 2, 1, 3)  # (B, H, nq, hd)
-        k = k.view(batch, nk, self.head, self.head_dim).permute(0, 2, 1, 3)  # (B, H, nk, hd)
-        v = v.view(batch, nk, self.head, self.head_dim).permute(0, 2, 1, 3)  # (B, H, nk, hd)
+        q = self._heads(self.q(x))  # (B, H, nq, hd)
+        nq = q.shape[2]
         keys_audio = self.audio or xa is not None  # cross-attention keys are audio frames
         rope_f0 = f0 if self.f0_rotary else None
-        q = apply_rotary(q, self.rope(nq, rope_f0, per_frame=self.per_frame and self.audio))
-        k = apply_rotary(k, self.rope(nk, rope_f0, per_frame=self.per_frame and keys_audio))
+        q = apply_rotary(q, self._rotations(nq, rope_f0, self.per_frame and self.audio, start))
+        if cache is not None and xa is not None and "k" in cache:
+            k, v = cache["k"], cache["v"]  # the audio does not change between steps
+        else:
+            k, v = self._heads(self.k(source)), self._heads(self.v(source))  # (B, H, n, hd)
+            k_start = start if xa is None else 0
+            k = apply_rotary(k, self._rotations(k.shape[2], rope_f0,
+                                                self.per_frame and keys_audio, k_start))
+            if cache is not None:
+                if xa is None and "k" in cache:
+                    k, v = torch.cat([cache["k"], k], 2), torch.cat([cache["v"], v], 2)
+                cache["k"], cache["v"] = k, v
+        nk = k.shape[2]
 
         scale = self.head_dim ** -0.25
         scores = (q * scale) @ (k * scale).transpose(-1, -2)  # (B, H, nq, nk)
@@ -420,10 +442,13 @@ class Residual(nn.Module):
             self.mlp_gate = nn.Sequential(Linear(dims, 1), nn.Sigmoid())
 
     def forward(self, x: Tensor, xa: Tensor | None = None, mask: Tensor | None = None,
-                f0: Tensor | None = None) -> Tensor:
-        x = x + self.attna(self.lna(x), mask=mask, f0=f0)
+                f0: Tensor | None = None, cache: dict | None = None, start: int = 0) -> Tensor:
+        """``cache``/``start``: incremental decoding (see MultiheadA.forward)."""
+        caches = (None, None) if cache is None else (cache.setdefault("self", {}),
+                                                     cache.setdefault("cross", {}))
+        x = x + self.attna(self.lna(x), mask=mask, f0=f0, cache=caches[0], start=start)
         if self.attnb is not None and xa is not None:
-            c = self.attnb(self.lnb(x), xa, f0=f0)
+            c = self.attnb(self.lnb(x), xa, f0=f0, cache=caches[1], start=start)
             b = torch.sigmoid(self.blend)
             x = b * x + (1 - b) * c
         h = self.lnc(x)
@@ -556,24 +581,44 @@ class TextDecoder(nn.Module):
             return torch.triu(ones, diagonal=1).bool()
         return torch.tril(ones)
 
-    def forward(self, ids: Tensor, enc: dict, f0: Tensor | None = None) -> Tensor:
+    def forward(self, ids: Tensor, enc: dict, f0: Tensor | None = None,
+                cache: dict | None = None) -> Tensor:
+        """Logits (B, L, vocab) of the prefix ``ids`` (B, L).
+
+        ``cache`` (a dict, empty at the first call; causal decoders only): incremental
+        decoding. Each call then runs only the tokens added since the last one, reusing every
+        attention's keys and values, and returns their logits (B, new, vocab): the same
+        numbers as the full forward, at one token's cost per step.
+        """
         length = ids.shape[-1]
-        x = self.token(ids) + self.positional[:length]  # (B, L, d)
-        mask = self.mask(length, device=x.device)
-        for block in self._blocks:
-            x = block(x, mask=mask, f0=f0)
+        start = 0 if cache is None else cache.get("length", 0)
+        if cache is not None and self.decoder_mask != "causal":
+            raise EchoError("incremental decoding needs decoder_mask='causal': with the "
+                            "reference's additive mask later tokens change earlier positions")
+        if not 0 <= start < length:
+            raise EchoError(f"the cache holds {start} positions; the prefix must be longer "
+                            f"({length} tokens given)")
+        x = self.token(ids[:, start:]) + self.positional[start:length]  # (B, new, d)
+        mask = self.mask(length, device=x.device)[start:]  # rows of the new positions
+        block_cache = (lambda key: None) if cache is None else \
+            (lambda key: cache.setdefault(key, {}))
+        for i, block in enumerate(self._blocks):
+            x = block(x, mask=mask, f0=f0, cache=block_cache(("_blocks", i)), start=start)
         # The reference gives the feature blocks no mask at all; a causal decoder must mask them.
         feature_mask = mask if self.decoder_mask == "causal" else None
         for name in self.features:
             if name not in enc:
                 continue
             out = x
-            for block in self.blocks[name]:
-                out = block(x, xa=enc[name], mask=feature_mask, f0=f0)  # same x: last one kept
+            for i, block in enumerate(self.blocks[name]):  # same x: the last one's output kept
+                out = block(x, xa=enc[name], mask=feature_mask, f0=f0,
+                            cache=block_cache((name, i)), start=start)
             a = torch.sigmoid(self.blend[name])
             x = a * out + (1 - a) * x
         x = self.ln_dec(x)
-        return x @ self.token.weight.to(x.dtype).T  # (B, L, vocab)
+        if cache is not None:
+            cache["length"] = length
+        return x @ self.token.weight.to(x.dtype).T  # (B, new, vocab)
 
 
 class Echo(nn.Module):

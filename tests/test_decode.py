@@ -70,11 +70,13 @@ def _tone(seconds=0.4, hz=150.0, sr=16000):
 
 
 def _force(model, rule):
-    """Rewrite decoder logits with rule(step, logits) via a forward hook (removed by caller)."""
+    """Rewrite decoder logits with rule(step, logits) via a forward hook (removed by caller);
+    step counts the decoder calls: 1 at the first generated token."""
+    calls = []
+
     def hook(module, args, output):
-        logits = output.clone()
-        step = logits.shape[1]  # prefix length: 1 at the first generated token
-        return rule(step, logits)
+        calls.append(None)
+        return rule(len(calls), output.clone())
     return model.decoder.register_forward_hook(hook)
 
 
@@ -151,3 +153,59 @@ def test_wer_cer_independent_count():
     wer, cer = wer_cer(["one two three", "four"], ["one too three", ""])
     assert wer == pytest.approx(2 / 4)  # one substitution + one deletion over 4 words
     assert cer == pytest.approx((1 + 4) / (13 + 4))  # "two"->"too" is 1 edit, "four" 4
+
+
+# --- incremental decoding (cached keys and values) ------------------------------------------
+
+def _decoder_case(**kw):
+    from echo_core.model import Echo, EchoDims
+
+    torch.manual_seed(3)
+    fields = dict(vocab=30, text_ctx=16, text_dims=32, text_head=4, text_idx=2, mels=12,
+                  aud_ctx=100, aud_dims=32, aud_head=4, aud_idx=1, f0_rotary=True,
+                  decoder_mask="causal", features=["spectrogram", "pitch"])
+    model = Echo(EchoDims(**{**fields, **kw})).eval()
+    g = torch.Generator().manual_seed(4)
+    spec = torch.randn(2, 12, 40, generator=g)
+    f0 = torch.where(torch.rand(2, 40, generator=g) < 0.3, 0.0, 120.0 + 80 * torch.rand(2, 40))
+    ids = torch.randint(3, 30, (2, 12), generator=g)
+    with torch.no_grad():
+        enc = model.encode(spectrogram=spec, pitch=f0, f0=f0)
+    return model, enc, f0, ids
+
+
+@pytest.mark.parametrize("kw", [{}, dict(theta_mode="per_frame", variable_radius=True),
+                                dict(f0_mean="voiced", cross_attn=False),
+                                dict(f0_rotary=False)])
+def test_cached_decoder_equals_the_full_prefix_at_every_step(kw):
+    """Independent check: the full forward over each prefix (no cache) against the cache fed
+    a 3-token first chunk, then one token per call; every decoder kind of rotary."""
+    model, enc, f0, ids = _decoder_case(**kw)
+    cache = {}
+    with torch.no_grad():
+        full = model.decoder(ids, enc, f0)
+        chunks = [model.decoder(ids[:, :3], enc, f0, cache=cache)]
+        for length in range(4, ids.shape[1] + 1):
+            chunks.append(model.decoder(ids[:, :length], enc, f0, cache=cache))
+            prefix = model.decoder(ids[:, :length], enc, f0)
+            torch.testing.assert_close(chunks[-1][:, -1], prefix[:, -1], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(torch.cat(chunks, 1), full, atol=1e-5, rtol=1e-5)
+    assert cache["length"] == ids.shape[1]
+    self_keys = cache[("_blocks", 0)]["self"]["k"]
+    assert self_keys.shape == (2, 4, ids.shape[1], 8)  # (B, H, positions so far, head_dim)
+
+
+def test_cache_refuses_the_additive_decoder_and_a_stale_prefix():
+    from echo_core.decode import greedy_ids
+    from echo_core.errors import EchoError
+
+    model, enc, f0, ids = _decoder_case(decoder_mask="additive")
+    with torch.no_grad(), pytest.raises(EchoError, match="causal"):
+        model.decoder(ids, enc, f0, cache={})
+    assert len(greedy_ids(model, torch.randn(1, 12, 40), f0[:1], max_tokens=3)[0]) <= 3
+    model, enc, f0, ids = _decoder_case()
+    cache = {}
+    with torch.no_grad():
+        model.decoder(ids[:, :5], enc, f0, cache=cache)
+        with pytest.raises(EchoError, match="holds 5 positions"):
+            model.decoder(ids[:, :5], enc, f0, cache=cache)
