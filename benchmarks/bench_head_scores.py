@@ -75,7 +75,7 @@ def main(argv=None) -> dict:
             rep.target(f"head scores / forward ({row['group']})", f"<= {TARGET_RATIO:.2f}",
                        f"{row['ratio']:.2f}", row["ratio"] <= TARGET_RATIO)
     rep.note("Scores read the query rows on an evenly spaced grid of at most "
-             "head_scores.MAX_ROWS positions and rank at most head_scores.MAX_PAIRS pairs per "
+             "attention_priors.MAX_ROWS positions and rank at most attention_priors.MAX_PAIRS pairs per "
              "head, so their cost grows far slower than the n^2 forward on long clips.")
     return rep.finish()
 

@@ -38,4 +38,4 @@ class TranscriptError(EchoError):
 
 
 class VoicingError(EchoError):
-    """A clip with too little voicing for pitch scores (see head_scores.MIN_VOICED_FRAMES)."""
+    """A clip with too little voicing for pitch scores (see attention_priors.MIN_VOICED_FRAMES)."""

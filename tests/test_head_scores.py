@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 
+from echo_core import attention_priors as priors
 from echo_core import head_scores as hs
-from echo_core import rank_stats, rotary
+from echo_core import errors, rank_stats, rotary
 
 REPO = Path(__file__).resolve().parents[1]
 N = 150
@@ -46,7 +47,7 @@ def maps(f0, rope) -> np.ndarray:
     i, j = np.meshgrid(np.arange(N), np.arange(N), indexing="ij")
     pitch_map = 6.0 * rotary.pitch_bias(f0, 1.0)
     distance_map = -np.abs(i - j) / 4.0
-    rotary_map = 6.0 * hs.rotary_prior(rope, i.ravel(), j.ravel()).reshape(N, N)
+    rotary_map = 6.0 * priors.rotary_prior(rope, i.ravel(), j.ravel()).reshape(N, N)
     random_map = np.random.default_rng(1).normal(size=(N, N))
     return _softmax(np.stack([pitch_map, distance_map, rotary_map, random_map]))
 
@@ -92,7 +93,7 @@ def test_partial_score_separates_pitch_from_distance_on_a_glide():
 def test_statistics_match_independent_computations(maps, f0, table):
     voiced = rotary.voiced_mask(f0)
     idx = np.flatnonzero(voiced)
-    queries = idx[idx % hs.row_step(N) == 0]  # N > MAX_ROWS: every row_step-th voiced row
+    queries = idx[idx % priors.row_step(N) == 0]  # N > MAX_ROWS: every row_step-th voiced row
     assert 0 < queries.size < idx.size
     w = maps[3][np.ix_(queries, idx)]
     w = w / w.sum(-1, keepdims=True)  # renormalised over voiced keys
@@ -124,14 +125,14 @@ def test_rotary_prior_matches_the_rotary_maps(f0):
     i, j = np.meshgrid(np.arange(60), np.arange(60), indexing="ij")
     info = dict(head_dim=32, inv_freq=None, theta=10000.0, radius=None, f0_rotary=True,
                 per_frame=False, f0_mean="voiced")
-    got = hs.rotary_prior(info, i.ravel(), j.ravel(), f0[:60]).reshape(60, 60)
+    got = priors.rotary_prior(info, i.ravel(), j.ravel(), f0[:60]).reshape(60, 60)
     assert np.allclose(got, rotary.position_similarity(60, 32, 10000.0, f0=f0[:60]))
     info["per_frame"] = True
-    got = hs.rotary_prior(info, i.ravel(), j.ravel(), f0[:60]).reshape(60, 60)
+    got = priors.rotary_prior(info, i.ravel(), j.ravel(), f0[:60]).reshape(60, 60)
     assert np.allclose(got, rotary.position_similarity_per_frame(f0[:60], 32, 10000.0))
     info.update(per_frame=False, f0_mean="batch")  # reference: mean with unvoiced as 0
     mean = np.nan_to_num(f0[:60]).mean()
-    assert hs.theta_used(info, f0[:60]) == pytest.approx(10000.0 + rotary.pitch_factor(mean)
+    assert priors.theta_used(info, f0[:60]) == pytest.approx(10000.0 + rotary.pitch_factor(mean)
                                                          * rotary.THETA_SPAN)
 
 
@@ -151,8 +152,8 @@ def test_invariances(maps, f0, rope, table):
                                        max_pairs=everything)
     pd.testing.assert_frame_equal(shifted.set_index("head"), table, rtol=1e-9)
     # The pair sample is deterministic and bounded.
-    a = hs.sample_pairs(np.ones(400, bool), max_pairs=1000)
-    b = hs.sample_pairs(np.ones(400, bool), max_pairs=1000)
+    a = priors.sample_pairs(np.ones(400, bool), max_pairs=1000)
+    b = priors.sample_pairs(np.ones(400, bool), max_pairs=1000)
     assert a[0].size == 1000 and np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
     assert not np.any(a[0] == a[1])
 
@@ -163,19 +164,19 @@ def test_pair_numbering_matches_the_grid_it_avoids():
     ok = np.random.default_rng(5).random(90) < 0.6
     grid = ok[:, None] & ok[None, :]
     np.fill_diagonal(grid, False)
-    i, j = hs.sample_pairs(ok, max_pairs=10**6)
+    i, j = priors.sample_pairs(ok, max_pairs=10**6)
     assert np.array_equal(i, np.nonzero(grid)[0]) and np.array_equal(j, np.nonzero(grid)[1])
     every_third = grid & (np.arange(90) % 3 == 0)[:, None]  # query rows on a step-3 grid
-    i, j = hs.sample_pairs(ok, max_pairs=10**6, step=3)
+    i, j = priors.sample_pairs(ok, max_pairs=10**6, step=3)
     assert np.array_equal(i, np.nonzero(every_third)[0])
     assert np.array_equal(j, np.nonzero(every_third)[1])
-    si, sj = hs.sample_pairs(ok, max_pairs=500)
+    si, sj = priors.sample_pairs(ok, max_pairs=500)
     assert si.size == 500 and grid[si, sj].all()
     assert np.unique(si * 90 + sj).size == 500 and np.all(np.diff(si * 90 + sj) > 0)
     causal = np.tril(np.ones((90, 90), bool))
-    ci, cj = hs.sample_pairs(ok, max_pairs=10**6, allowed=causal)
+    ci, cj = priors.sample_pairs(ok, max_pairs=10**6, allowed=causal)
     assert np.array_equal(ci, np.nonzero(grid & causal)[0])
-    assert hs.sample_pairs(np.ones(1, bool))[0].size == 0
+    assert priors.sample_pairs(np.ones(1, bool))[0].size == 0
 
 
 def test_entropy_from_scores_equals_the_per_weight_log():
@@ -214,11 +215,12 @@ def test_long_maps_average_evenly_spaced_rows():
     among every row_step-th position (brute force on those rows)."""
     n = 700
     rng = np.random.default_rng(7)
-    assert hs.MAX_ROWS < n
+    assert priors.MAX_ROWS < n
     weights = _softmax(rng.normal(scale=3.0, size=(2, n, n)))
     rows = rng.random(n) < 0.5
-    step = hs.row_step(n)
-    assert step > 1 and np.arange(0, n, step).size <= hs.MAX_ROWS < np.arange(0, n, step - 1).size
+    step = priors.row_step(n)
+    assert step > 1
+    assert np.arange(0, n, step).size <= priors.MAX_ROWS < np.arange(0, n, step - 1).size
     used = [q for q in range(0, n, step) if rows[q]]
     ent = [[-(weights[h, q] * np.log(weights[h, q])).sum() for q in used] for h in range(2)]
     dist = [[(weights[h, q] * np.abs(q - np.arange(n))).sum() for q in used] for h in range(2)]
@@ -231,15 +233,13 @@ def test_long_maps_average_evenly_spaced_rows():
 def test_too_little_voicing_is_refused(maps, rope):
     few = np.full(N, np.nan)
     few[:8] = 150.0
-    with pytest.raises(hs.VoicingError, match="voiced frames"):
+    with pytest.raises(errors.VoicingError, match="voiced frames"):
         hs.self_attention_scores(maps, few, rope, None)
     sparse = np.full(N, np.nan)
     sparse[: int(0.15 * N)] = 150.0  # 22 voiced frames but only 15 %
-    with pytest.raises(hs.VoicingError, match="15%"):
-        hs.check_voicing(sparse)
-    from echo_core import errors
-
-    assert hs.VoicingError is errors.VoicingError and issubclass(hs.VoicingError, errors.EchoError)
+    with pytest.raises(errors.VoicingError, match="15%"):
+        priors.check_voicing(sparse)
+    assert issubclass(errors.VoicingError, errors.EchoError)
 
 
 def test_cross_attention_key_marginal(f0):
@@ -316,5 +316,5 @@ def test_rope_info_prior_matches_the_models_own_rotations(f0, f0_rotary):
         rot = m.rope(N, f0_model if f0_rotary else None)[0]  # (N, d/2) complex
     expected = (rot[:, None, :] * rot[None, :, :].conj()).real.mean(-1).double().numpy()
     i, j = np.meshgrid(np.arange(N), np.arange(N), indexing="ij")
-    got = hs.rotary_prior(hs.rope_info(m), i.ravel(), j.ravel(), f0).reshape(N, N)
+    got = priors.rotary_prior(priors.rope_info(m), i.ravel(), j.ravel(), f0).reshape(N, N)
     assert np.allclose(got, expected, atol=1e-4)

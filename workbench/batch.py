@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from echo_core.errors import EchoError
+from echo_core.errors import EchoError, VoicingError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 PARTS = "parts"
@@ -129,14 +129,14 @@ def _clip_f0(samples: np.ndarray):
 
 def _theta_rows(model, f0_frames: np.ndarray, uses_f0: bool) -> dict[str, dict]:
     """Static and in-force theta of each block's self-attention rotary (the model's rule)."""
-    from echo_core import head_scores as hs
+    from echo_core import attention_priors as priors
     from echo_core.model import Residual
 
     out = {}
     for path, module in model.named_modules():
         if isinstance(module, Residual):
-            info = hs.rope_info(module.attna)
-            in_force = hs.theta_used(info, f0_frames) if uses_f0 and info["f0_rotary"] \
+            info = priors.rope_info(module.attna)
+            in_force = priors.theta_used(info, f0_frames) if uses_f0 and info["f0_rotary"] \
                 else info["theta"]
             out[path + "."] = dict(theta=info["theta"], theta_in_force=float(in_force))
     return out
@@ -178,7 +178,7 @@ def analyse_unit(clip_path: str, clip: str, label: str, checkpoint: str,
     note = ""
     try:
         heads = hs.head_score_table(cache, model, f0_frames, f0_given=uses_f0)
-    except hs.VoicingError as e:
+    except VoicingError as e:
         heads, note = pd.DataFrame(), f"head scores skipped: {e}"
 
     blocks = hooks.gate_mlp_ratios(cache).drop(columns=["status"])

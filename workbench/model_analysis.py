@@ -462,13 +462,14 @@ def head_scores(model, mel: np.ndarray, f0_frames: np.ndarray, token_ids: Sequen
     mel (n_mels, T) as the checkpoint expects; f0_frames (T,) Hz, NaN unvoiced (pitch
     .f0_for_model converts it for the model only here). ``token_ids`` (without bos): the decoder
     input; None uses the model's greedy transcript (one extra, uncaptured decode). A barely
-    voiced clip raises head_scores.VoicingError before the model runs. ``df.attrs`` holds
+    voiced clip raises errors.VoicingError before the model runs. ``df.attrs`` holds
     "forward_seconds" (captured forward) and "scores_seconds".
     """
     import time
 
     import torch
 
+    from echo_core import attention_priors as priors
     from echo_core import decode, hooks
     from echo_core import head_scores as hs
     from echo_core.tokenizer import BOS
@@ -478,7 +479,7 @@ def head_scores(model, mel: np.ndarray, f0_frames: np.ndarray, token_ids: Sequen
     if mel.ndim != 2 or f0_frames.shape != (mel.shape[1],):
         raise AudioError(f"need mel (n_mels, T) and one F0 value per mel frame (T,), got "
                          f"{mel.shape} and {f0_frames.shape}")
-    hs.check_voicing(f0_frames)
+    priors.check_voicing(f0_frames)
     uses_f0 = decode.model_uses_f0(model)
     spec = torch.from_numpy(mel)[None]  # (1, n_mels, T)
     f0_t = torch.from_numpy(pitch.f0_for_model(f0_frames))[None] if uses_f0 else None  # (1, T)
@@ -493,7 +494,7 @@ def head_scores(model, mel: np.ndarray, f0_frames: np.ndarray, token_ids: Sequen
         forward_seconds = time.perf_counter() - start
     start = time.perf_counter()
     table = hs.head_score_table(cache, model, f0_frames, f0_given=uses_f0,
-                                max_pairs=max_pairs or hs.MAX_PAIRS)
+                                max_pairs=max_pairs or priors.MAX_PAIRS)
     table.attrs.update(forward_seconds=forward_seconds,
                        scores_seconds=time.perf_counter() - start)
     return table
