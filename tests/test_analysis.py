@@ -369,7 +369,7 @@ def test_model_errors_are_user_errors(tiny_checkpoints, glide):
 def test_upload_of_a_bare_state_dict_with_overrides(tmp_path, tiny_checkpoints):
     from safetensors.torch import load_file, save_file
 
-    source = C._resolve(tiny_checkpoints["reference"])[0] / "model.safetensors"
+    source = C.resolve(tiny_checkpoints["reference"])[0] / "model.safetensors"
     bare = tmp_path / "reference_weights.safetensors"
     save_file(load_file(str(source)), str(bare))  # weights only, no config metadata
     cid = C.register_upload([str(bare)], {"act": "relu"})

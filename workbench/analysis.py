@@ -159,19 +159,20 @@ def praat_settings(**fields) -> pitch.PraatSettings:
     return pitch.PraatSettings(**fields).validate()
 
 
-def _settings_key(settings: pitch.PraatSettings | None) -> tuple:
+def settings_key(settings: pitch.PraatSettings | None) -> tuple:
+    """Cache key of Praat settings (None: the defaults)."""
     return dataclasses.astuple(settings or pitch.PraatSettings())
 
 
 def f0_track(clip: Clip, settings: pitch.PraatSettings | None = None) -> pitch.F0Track:
     """Praat F0 of a clip (cached per clip and settings)."""
-    key = (clip.key, "f0", _settings_key(settings))
+    key = (clip.key, "f0", settings_key(settings))
     return FEATURES.get_or_compute(key, lambda: pitch.extract_f0(clip.samples, clip.sr, settings))
 
 
 def frame_f0(clip: Clip, settings: pitch.PraatSettings | None = None) -> np.ndarray:
     """F0 on the mel frame grid (n_frames,), NaN unvoiced, aligned by time."""
-    key = (clip.key, "frame_f0", _settings_key(settings))
+    key = (clip.key, "frame_f0", settings_key(settings))
     return FEATURES.get_or_compute(
         key, lambda: pitch.align_to_frames(f0_track(clip, settings), clip.n_frames))
 

@@ -48,7 +48,7 @@ def checkpoint_choices(session_uploads: Sequence[str] = ()) -> list[tuple[str, s
     return choices
 
 
-def _resolve(checkpoint_id: str) -> tuple[Path, dict, str]:
+def resolve(checkpoint_id: str) -> tuple[Path, dict, str]:
     """(path, overrides fixed at registration, label) of a known id; nothing else is loaded."""
     if isinstance(checkpoint_id, str) and checkpoint_id.startswith("shipped/"):
         shipped = shipped_checkpoints()
@@ -72,7 +72,9 @@ def _fingerprint(path: Path) -> tuple:
     return tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in files if f.exists())
 
 
-def _check_overrides(overrides: dict) -> dict:
+def check_overrides(overrides: dict) -> dict:
+    """The overrides sorted by field (a stable cache key), or ConfigError naming the fields a
+    checkpoint may override."""
     unknown = sorted(set(overrides) - set(OVERRIDE_FIELDS))
     if unknown:
         raise ConfigError(f"unknown override(s) {unknown}; accepted: "
@@ -80,9 +82,11 @@ def _check_overrides(overrides: dict) -> dict:
     return dict(sorted(overrides.items()))
 
 
-def _model_key(checkpoint_id: str, overrides: dict) -> tuple:
-    path, fixed, _ = _resolve(checkpoint_id)
-    merged = _check_overrides({**fixed, **overrides})
+def model_key(checkpoint_id: str, overrides: dict) -> tuple:
+    """Cache key of a loaded model: id, file fingerprint (a re-saved file is a new model) and
+    the merged overrides."""
+    path, fixed, _ = resolve(checkpoint_id)
+    merged = check_overrides({**fixed, **overrides})
     return checkpoint_id, _fingerprint(path), tuple(merged.items())
 
 
@@ -90,8 +94,8 @@ def load_model(checkpoint_id: str, overrides: dict | None = None):
     """The checkpoint as an Echo in eval mode (cached per id, file version and overrides)."""
     from echo_core.checkpoint import load_checkpoint
 
-    key = _model_key(checkpoint_id, overrides or {})
-    path = _resolve(checkpoint_id)[0]
+    key = model_key(checkpoint_id, overrides or {})
+    path = resolve(checkpoint_id)[0]
     return MODELS.get_or_compute(key, lambda: load_checkpoint(path, **dict(key[2])))
 
 
@@ -99,7 +103,7 @@ def register_checkpoint(path: str | Path, label: str, overrides: dict | None = N
                         public: bool = True) -> str:
     """Make a checkpoint folder or file selectable; loads it once to validate. ``public``: listed
     for every session (tests, an operator); uploads are private to the session that sent them."""
-    overrides = _check_overrides(overrides or {})
+    overrides = check_overrides(overrides or {})
     cid = "upload/" + content_key(str(Path(path).resolve()), tuple(overrides.items()))
     with _REGISTERED_LOCK:
         _REGISTERED[cid] = dict(path=str(path), label=label, overrides=overrides, public=public)

@@ -21,9 +21,9 @@ from echo_core import audio, pitch, rotary
 from echo_core import head_scores as hs
 from echo_core.errors import (AudioError, CaptureError, EchoError, TranscriptError,
                               VoicingError)
-from workbench.analysis import FEATURES, MAX_DISPLAY, Clip, _settings_key, frame_f0, mel
+from workbench.analysis import FEATURES, MAX_DISPLAY, Clip, frame_f0, mel, settings_key
 from workbench.cache import LRU, content_key
-from workbench.checkpoints import _check_overrides, _model_key, _resolve, load_model
+from workbench.checkpoints import check_overrides, load_model, model_key, resolve
 
 ATTENTION_KINDS = ("encoder self-attention", "decoder self-attention",
                    "decoder cross-attention")
@@ -251,12 +251,12 @@ def run_model(clip: Clip, settings: pitch.PraatSettings | None, checkpoint_id: s
     F0 uses the session's Praat settings; pitch.f0_for_model turns NaN into the model's 0 only
     here, at the model's door. Cached per clip, settings, checkpoint version and transcript.
     """
-    overrides = _check_overrides(overrides or {})
+    overrides = check_overrides(overrides or {})
     if clip.duration > MAX_MODEL_SECONDS:
         raise AudioError(f"the clip is {clip.duration:.1f} s long; model analysis accepts clips "
                          f"up to {MAX_MODEL_SECONDS:g} s (attention maps grow with the square of "
                          "the length): trim it or pick a shorter one")
-    key = content_key(clip.key, _settings_key(settings), _model_key(checkpoint_id, overrides),
+    key = content_key(clip.key, settings_key(settings), model_key(checkpoint_id, overrides),
                       transcript.strip())
     cached = RESULTS.get(key)
     if cached is not None:
@@ -341,7 +341,7 @@ def run_model(clip: Clip, settings: pitch.PraatSettings | None, checkpoint_id: s
                             len(f0_frames) - 1)  # the model maps F0 frames to positions by time
         bias_f0, applied = f0_frames[frames], bool(call.get("pitch_bias_applied"))
     result = ModelResult(
-        key=key, label=_resolve(checkpoint_id)[2], checkpoint=checkpoint_id,
+        key=key, label=resolve(checkpoint_id)[2], checkpoint=checkpoint_id,
         clip_name=clip.name, dims=dims.to_dict(),
         meta={k: v for k, v in (model.meta or {}).items() if k not in ("path", "weights")},
         overrides=overrides, transcript=greedy, teacher_text=teacher_text,
@@ -417,7 +417,7 @@ def compare_tables(a: ModelResult, b: ModelResult) -> tuple[pd.DataFrame, pd.Dat
     """(parameter differences per module and learned inv_freq, learned scalars) of A and B."""
     from echo_core.checkpoint import diff_checkpoints
 
-    key = ("diff", _model_key(a.checkpoint, a.overrides), _model_key(b.checkpoint, b.overrides))
+    key = ("diff", model_key(a.checkpoint, a.overrides), model_key(b.checkpoint, b.overrides))
 
     def compute():
         df = diff_checkpoints(load_model(a.checkpoint, a.overrides),
