@@ -63,6 +63,7 @@ class ModelResult:
     axes: dict  # kind -> (x title, y title, x labels or None, y labels or None)
     bias: np.ndarray | None  # pitch bias of the first encoder layer, sampled
     bias_f0: np.ndarray | None  # F0 at the sampled positions
+    bias_positions: np.ndarray | None  # the sampled encoder positions (index of the full map)
     bias_applied: bool
     learned: pd.DataFrame
     warnings: list
@@ -329,7 +330,7 @@ def run_model(clip: Clip, settings: pitch.PraatSettings | None, checkpoint_id: s
     if cache.dropped:
         warnings.append(f"{len(cache.dropped)} attention map(s) were too large to keep for this "
                         "clip; they are shown as missing.")
-    bias, bias_f0, applied = None, None, False
+    bias, bias_f0, pos, applied = None, None, None, False
     first = next((p for p in cache.attention if p.startswith("encoder.")
                   and p.endswith(".attna")), None)
     if first and cache.attention[first] and cache.attention[first][-1].get("pitch_bias") is not None:
@@ -350,7 +351,7 @@ def run_model(clip: Clip, settings: pitch.PraatSettings | None, checkpoint_id: s
         gradients=hooks.component_statistics(cache, "gradients"),
         gates=hooks.gate_mlp_ratios(cache), report=hooks.format_report(cache),
         attention=_attention_by_kind(cache, dims.features[0]), axes=axes, bias=bias,
-        bias_f0=bias_f0, bias_applied=applied,
+        bias_f0=bias_f0, bias_positions=pos, bias_applied=applied,
         learned=_learned_table(model, f0_model if uses_f0 else None), warnings=warnings,
         praat=dataclasses.asdict(settings or pitch.PraatSettings()),
         **_scores_from_cache(cache, model, f0_frames, uses_f0))

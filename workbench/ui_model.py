@@ -55,8 +55,8 @@ def model_figures(result, kind, layer, head, which, score=HEAD_SCORES_SHOWN[0]) 
     if result.bias is not None:
         top = max(1.0, float(np.nanmax(result.bias)))
         figs["pitch_bias_as_used"] = F.bias_figure(
-            result.bias, np.arange(result.bias.shape[0]), result.bias_f0, "positions",
-            FRAME_SECONDS, zrange=(0.0, top),
+            result.bias, result.bias_positions, result.bias_f0, "seconds",
+            FRAME_SECONDS * result.dims.get("spec_stride", 1), zrange=(0.0, top),
             title=("Pitch bias as added to the first encoder block's scores" if result.bias_applied
                    else "Pitch bias this model would see (not applied: pitch_bias is off)"))
     return figs
