@@ -30,6 +30,7 @@ INV_FREQ_BASE = 19000.0  # initial base of the learned inv_freq (used only witho
 THETA_INIT = 10000.0  # initial rotary theta (the base modulated by F0)
 RMS_EPS = 1e-8
 ZERO_KEY_SCALE_MAX = 0.001  # clamp of softplus(fzero), the scale of keys whose channel 0 is 0
+TEXT_ROTATIONS = 64  # text positions whose rotations incremental decoding computes at once
 WAVEFORM_STRIDE = 8 * 4 * 5  # the WEncoder's total downsampling (160 samples per output frame)
 
 
@@ -352,10 +353,19 @@ class MultiheadA(nn.Module):
         """(B, n, d) -> (B, H, n, hd)."""
         return x.view(x.shape[0], x.shape[1], self.head, self.head_dim).permute(0, 2, 1, 3)
 
-    def _rotations(self, n: int, f0: Tensor | None, per_frame: bool, start: int) -> Tensor:
-        """Rotations of positions start..start+n-1 (text positions only ever start > 0)."""
-        rotations = self.rope(start + n, f0, per_frame=per_frame)
-        return rotations[:, start:] if start else rotations
+    def _rotations(self, n: int, f0: Tensor | None, per_frame: bool, start: int,
+                   cache: dict | None = None) -> Tensor:
+        """Rotations of positions start..start+n-1 (text positions only ever start > 0). With a
+        decoding ``cache`` the text rotations are computed once for TEXT_ROTATIONS positions
+        (the F0 does not change while a clip is decoded) and sliced at every step."""
+        if cache is None:
+            rotations = self.rope(start + n, f0, per_frame=per_frame)
+            return rotations[:, start:] if start else rotations
+        table = cache.get("rotations")
+        if table is None or table.shape[1] < start + n:
+            table = cache["rotations"] = self.rope(max(start + n, TEXT_ROTATIONS), f0,
+                                                   per_frame=per_frame)
+        return table[:, start:start + n]
 
     def forward(self, x: Tensor, xa: Tensor | None = None, mask: Tensor | None = None,
                 f0: Tensor | None = None, cache: dict | None = None, start: int = 0) -> Tensor:
@@ -369,14 +379,16 @@ class MultiheadA(nn.Module):
         nq = q.shape[2]
         keys_audio = self.audio or xa is not None  # cross-attention keys are audio frames
         rope_f0 = f0 if self.f0_rotary else None
-        q = apply_rotary(q, self._rotations(nq, rope_f0, self.per_frame and self.audio, start))
+        text_cache = cache if cache is not None and not self.audio else None  # text positions
+        q = apply_rotary(q, self._rotations(nq, rope_f0, self.per_frame and self.audio, start,
+                                            text_cache))
         if cache is not None and xa is not None and "k" in cache:
             k, v = cache["k"], cache["v"]  # the audio does not change between steps
         else:
             k, v = self._heads(self.k(source)), self._heads(self.v(source))  # (B, H, n, hd)
             k_start = start if xa is None else 0
-            k = apply_rotary(k, self._rotations(k.shape[2], rope_f0,
-                                                self.per_frame and keys_audio, k_start))
+            k = apply_rotary(k, self._rotations(k.shape[2], rope_f0, self.per_frame and keys_audio,
+                                                k_start, text_cache if xa is None else None))
             if cache is not None:
                 if xa is None and "k" in cache:
                     k, v = torch.cat([cache["k"], k], 2), torch.cat([cache["v"], v], 2)
