@@ -362,9 +362,9 @@ class MultiheadA(nn.Module):
             rotations = self.rope(start + n, f0, per_frame=per_frame)
             return rotations[:, start:] if start else rotations
         table = cache.get("rotations")
-        if table is None or table.shape[1] < start + n:
-            table = cache["rotations"] = self.rope(max(start + n, TEXT_ROTATIONS), f0,
-                                                   per_frame=per_frame)
+        if table is None or table.shape[1] < start + n:  # grows by doubling past the first
+            size = max(start + n, TEXT_ROTATIONS, 0 if table is None else 2 * table.shape[1])
+            table = cache["rotations"] = self.rope(size, f0, per_frame=per_frame)
         return table[:, start:start + n]
 
     def forward(self, x: Tensor, xa: Tensor | None = None, mask: Tensor | None = None,

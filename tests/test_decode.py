@@ -195,6 +195,21 @@ def test_cached_decoder_equals_the_full_prefix_at_every_step(kw):
     assert self_keys.shape == (2, 4, ids.shape[1], 8)  # (B, H, positions so far, head_dim)
 
 
+def test_cached_decoder_past_the_first_rotation_table():
+    """A prefix longer than model.TEXT_ROTATIONS: the rotation table grows, logits still equal
+    the full forward."""
+    from echo_core.model import TEXT_ROTATIONS
+
+    model, enc, f0, _ = _decoder_case(text_ctx=TEXT_ROTATIONS + 12, text_idx=1)
+    ids = torch.randint(3, 30, (2, TEXT_ROTATIONS + 10), generator=torch.Generator().manual_seed(5))
+    cache = {}
+    with torch.no_grad():
+        steps = [model.decoder(ids[:, :n], enc, f0, cache=cache) for n in range(1, ids.shape[1] + 1)]
+        full = model.decoder(ids, enc, f0)
+    torch.testing.assert_close(torch.cat(steps, 1), full, atol=1e-5, rtol=1e-5)
+    assert cache[("_blocks", 0)]["self"]["rotations"].shape[1] >= ids.shape[1]
+
+
 def test_cache_refuses_the_additive_decoder_and_a_stale_prefix():
     from echo_core.decode import greedy_ids
     from echo_core.errors import EchoError
