@@ -204,7 +204,8 @@ def test_cached_decoder_past_the_first_rotation_table():
     ids = torch.randint(3, 30, (2, TEXT_ROTATIONS + 10), generator=torch.Generator().manual_seed(5))
     cache = {}
     with torch.no_grad():
-        steps = [model.decoder(ids[:, :n], enc, f0, cache=cache) for n in range(1, ids.shape[1] + 1)]
+        steps = [model.decoder(ids[:, :n], enc, f0, cache=cache)
+                 for n in range(1, ids.shape[1] + 1)]
         full = model.decoder(ids, enc, f0)
     torch.testing.assert_close(torch.cat(steps, 1), full, atol=1e-5, rtol=1e-5)
     assert cache[("_blocks", 0)]["self"]["rotations"].shape[1] >= ids.shape[1]
