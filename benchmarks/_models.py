@@ -110,7 +110,8 @@ def path(name: str) -> Path:
         import torch
 
         from echo_core.checkpoint import save_checkpoint
-        from echo_core.model import Echo, EchoDims
+        from echo_core.model import Echo
+        from echo_core.model_dims import EchoDims
         from echo_core.tokenizer import CharTokenizer
 
         torch.manual_seed(0)

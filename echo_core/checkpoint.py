@@ -23,7 +23,8 @@ import pandas as pd
 import torch
 
 from .errors import CheckpointError, ConfigError
-from .model import FEATURE_INPUTS, Echo, EchoDims
+from .model import Echo
+from .model_dims import FEATURE_INPUTS, EchoDims
 
 MAX_CHECKPOINT_BYTES = 500 * 2**20  # refuse larger files before reading a byte of them
 CONFIG_FILE = "config.json"

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from .errors import CaptureError
-from .model import FEncoder, HookPoint, Linear, Residual, RMSNorm, WEncoder
+from .model_layers import FEncoder, HookPoint, Linear, Residual, RMSNorm, WEncoder
 
 DEPTHS = ("stats", "full")
 NEAR_ZERO = 0.01  # |a| below this counts as (near) zero for sparsity

@@ -27,7 +27,8 @@ from echo_core.checkpoint import load_checkpoint, save_checkpoint
 from echo_core.corpus import load_features
 from echo_core.decode import batch_greedy, evaluate, model_uses_f0, wer_cer
 from echo_core.errors import ConfigError
-from echo_core.model import Echo, EchoDims
+from echo_core.model import Echo
+from echo_core.model_dims import EchoDims
 from echo_core.pitch import f0_for_model
 from echo_core.tokenizer import PAD, TOKENIZER_FILE, CharTokenizer
 

@@ -26,7 +26,8 @@ from echo_core.checkpoint import (
     save_checkpoint,
 )
 from echo_core.errors import CheckpointError, ConfigError
-from echo_core.model import Echo, EchoDims
+from echo_core.model import Echo
+from echo_core.model_dims import EchoDims
 
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
 VECTOR = "ref_a_spectrogram_f0"

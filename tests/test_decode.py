@@ -158,7 +158,8 @@ def test_wer_cer_independent_count():
 # --- incremental decoding (cached keys and values) ------------------------------------------
 
 def _decoder_case(**kw):
-    from echo_core.model import Echo, EchoDims
+    from echo_core.model import Echo
+    from echo_core.model_dims import EchoDims
 
     torch.manual_seed(3)
     fields = dict(vocab=30, text_ctx=16, text_dims=32, text_head=4, text_idx=2, mels=12,
@@ -196,9 +197,9 @@ def test_cached_decoder_equals_the_full_prefix_at_every_step(kw):
 
 
 def test_cached_decoder_past_the_first_rotation_table():
-    """A prefix longer than model.TEXT_ROTATIONS: the rotation table grows, logits still equal
+    """A prefix longer than model_layers.TEXT_ROTATIONS: the rotation table grows, logits still equal
     the full forward."""
-    from echo_core.model import TEXT_ROTATIONS
+    from echo_core.model_layers import TEXT_ROTATIONS
 
     model, enc, f0, _ = _decoder_case(text_ctx=TEXT_ROTATIONS + 12, text_idx=1)
     ids = torch.randint(3, 30, (2, TEXT_ROTATIONS + 10), generator=torch.Generator().manual_seed(5))

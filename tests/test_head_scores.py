@@ -305,7 +305,7 @@ def test_rope_info_prior_matches_the_models_own_rotations(f0, f0_rotary):
     itself applies (torch, learned inv_freq or theta_eff by the voiced-mean rule)."""
     import torch
 
-    from echo_core.model import MultiheadA
+    from echo_core.model_layers import MultiheadA
 
     torch.manual_seed(0)
     m = MultiheadA(64, 4, audio=True, f0_rotary=f0_rotary, f0_mean="voiced")

@@ -20,7 +20,9 @@ from echo_core.hooks import (
     init_expected_ratio,
     init_ratio_baseline,
 )
-from echo_core.model import Echo, EchoDims, Residual
+from echo_core.model import Echo
+from echo_core.model_dims import EchoDims
+from echo_core.model_layers import Residual
 
 
 def make_model(seed=0, **kw) -> Echo:

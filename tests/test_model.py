@@ -13,9 +13,9 @@ import torch.nn.functional as F
 
 from echo_core import rotary as R
 from echo_core.errors import ConfigError, EchoError
-from echo_core.model import (
-    Echo,
-    EchoDims,
+from echo_core.model import Echo
+from echo_core.model_dims import EchoDims
+from echo_core.model_layers import (
     MultiheadA,
     apply_rotary,
     get_activation,

@@ -35,7 +35,8 @@ def tiny_checkpoints(tmp_path_factory):
     import torch
 
     from echo_core.checkpoint import save_checkpoint
-    from echo_core.model import Echo, EchoDims
+    from echo_core.model import Echo
+    from echo_core.model_dims import EchoDims
     from echo_core.tokenizer import CharTokenizer
 
     tok = CharTokenizer()

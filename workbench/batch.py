@@ -130,7 +130,7 @@ def _clip_f0(samples: np.ndarray):
 def _theta_rows(model, f0_frames: np.ndarray, uses_f0: bool) -> dict[str, dict]:
     """Static and in-force theta of each block's self-attention rotary (the model's rule)."""
     from echo_core import attention_priors as priors
-    from echo_core.model import Residual
+    from echo_core.model_layers import Residual
 
     out = {}
     for path, module in model.named_modules():

@@ -186,7 +186,7 @@ def _learned_table(model, f0_model: np.ndarray | None) -> pd.DataFrame:
     import torch
 
     from echo_core.checkpoint import implied_theta
-    from echo_core.model import MultiheadA, Residual
+    from echo_core.model_layers import MultiheadA, Residual
 
     mean_f0 = None
     if f0_model is not None:  # the model's own rule: voiced frames only, or zeros included

@@ -1,0 +1,156 @@
+"""EchoDims: every dimension and switch of an Echo model, validated in one place.
+
+Field names and defaults are the reference's (see ../shared/echo_reference.md), so a reference
+config loads as is; the project's own switches (``spec_stride``, ``f0_mean``, ...) default to
+the reference's behaviour. Bad values raise ConfigError naming the field and what is accepted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+from .errors import ConfigError
+from .model_layers import ACTIVATIONS
+
+FEATURE_INPUTS = ("spectrogram", "waveform", "pitch")  # features that have a model input
+FEATURE_SLOTS = FEATURE_INPUTS + ("spec_envelope", "spec_phase")  # the encoder's module dict keys
+CGATE_FEATURES = ["spectrogram", "waveform", "pitch"]  # exactly this list builds CMGate blocks
+
+
+@dataclass
+class EchoDims:
+    """Everything needed to build an Echo; the field names are the reference's config keys.
+
+    The project switches default to the reference's behaviour (echo_reference.md, "Behaviours
+    to reproduce"); the UI should say when a reference default is in force:
+
+    * decoder_mask "additive": lower-triangular ones are *added* to the scores of the decoder's
+      ``_blocks`` and the feature blocks get no mask, so every token sees the future.
+      "causal": -inf above the diagonal in every decoder self-attention.
+    * pitch_bias: pitch_bias_scale * rotary.pitch_bias(f0, rope.pitch_scale) is added to the
+      pre-softmax scores of the encoder's self-attention when an F0 contour reaches it.
+    * theta_mode "mean_f0": one theta from the mean of the whole f0 tensor (batch and unvoiced
+      zeros included). "per_frame": audio positions (encoder queries/keys, cross-attention
+      keys) turn frame by frame at theta_eff(f0_t) (static theta where unvoiced), see
+      :func:`per_frame_angles`; text positions and cross-attention queries keep the mean-F0
+      theta.
+    * f0_mean "batch": the mean F0 behind theta is taken over the whole f0 tensor, as in the
+      reference (other utterances of the batch, padding and unvoiced zeros included, so theta
+      depends on what an utterance was batched with). "voiced": one mean per utterance over its
+      voiced frames (static theta when none is voiced), exactly rotary.theta_from_f0, which the
+      workbench's heatmaps use.
+    * variable_radius: each rotary gets a learned ``radius`` (head_dim/2, init 1): pair k is
+      rotated by r_k exp(i angle), so its share of every q.k score is weighted by r_k^2 (what
+      rotary.position_similarity's ``radius`` shows). Not in the reference.
+    * spec_stride: the spectrogram front end's first conv (kernel 3) steps this many mel frames,
+      so the encoder runs at 8 ms x spec_stride per position (1-3; 3 still reads every frame).
+      The reference's FEncoder takes a stride but uses 1 for the spectrogram; 2 halves the
+      audio sequence, which makes training and attention several times cheaper. F0 reaches the
+      shorter positions by time, as it does for any length mismatch (see ``_f0_rows``).
+    """
+
+    vocab: int  # token vocabulary size (embedding rows = logit columns)
+    text_ctx: int  # longest token sequence (rows of the learned positional table)
+    text_dims: int  # decoder width
+    text_head: int  # decoder attention heads
+    text_idx: int  # decoder layers
+    mels: int  # log-mel channels of the spectrogram input
+    aud_ctx: int  # longest audio sequence; informational (no learned audio positions)
+    aud_dims: int  # encoder width (must equal text_dims: cross-attention projects it with d x d)
+    aud_head: int  # encoder attention heads
+    aud_idx: int  # encoder layers per feature
+    act: str = "gelu"  # activation of the encoder Residuals and the pitch front end
+    debug: list = field(default_factory=list)  # reference debug flags; no effect here
+    cross_attn: bool = True  # decoder._blocks carry attnb/lnb (unused: they get no audio)
+    features: list = field(default_factory=lambda: ["spectrogram"])  # audio streams, in order
+    f0_rotary: bool = False  # rotary theta follows F0 (else the learned inv_freq is used)
+    # Project switches (defaults = the reference's behaviour, see echo_reference.md):
+    decoder_mask: str = "additive"  # "additive" (reference: NOT causal) or "causal"
+    pitch_bias: bool = False  # add rotary.pitch_bias to audio self-attention (reference: never)
+    pitch_bias_scale: float = 1.0  # multiplier of that bias before it is added to the scores
+    theta_mode: str = "mean_f0"  # "mean_f0" (reference: one theta per batch) or "per_frame"
+    f0_mean: str = "batch"  # mean F0 for theta: "batch" (reference) or "voiced" (per utterance)
+    variable_radius: bool = False  # learned per-pair radius rope.radius (weights pair k by r_k^2)
+    spec_stride: int = 1  # stride of the spectrogram front end's first conv (reference: 1)
+
+    def __post_init__(self):
+        _validate(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "EchoDims":
+        """Build from a plain dict; unknown keys or bad values raise ConfigError naming them."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"dims must be a dict of fields, got {type(d).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown config field(s) {unknown}; accepted: {sorted(known)}")
+        required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING
+                    and f.default_factory is dataclasses.MISSING]
+        missing = [name for name in required if name not in d]
+        if missing:
+            raise ConfigError(f"missing config field(s) {missing}")
+        values = dict(d)
+        for name in ("debug", "features"):
+            if isinstance(values.get(name), tuple):
+                values[name] = list(values[name])
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready dict; ``EchoDims.from_dict(dims.to_dict()) == dims``."""
+        return dataclasses.asdict(self)
+
+    @property
+    def cgate(self) -> bool:
+        """The reference builds CMGate (instead of mlp_gate) only for this exact feature list."""
+        return list(self.features) == CGATE_FEATURES
+
+
+_INT_FIELDS = ("vocab", "text_ctx", "text_dims", "text_head", "text_idx", "mels", "aud_ctx",
+               "aud_dims", "aud_head", "aud_idx")
+_BOOL_FIELDS = ("cross_attn", "f0_rotary", "pitch_bias", "variable_radius")
+SPEC_STRIDES = (1, 2, 3)  # the first conv has kernel 3: a larger stride would skip mel frames
+_CHOICES = {"decoder_mask": ("additive", "causal"), "theta_mode": ("mean_f0", "per_frame"),
+            "f0_mean": ("batch", "voiced"), "spec_stride": SPEC_STRIDES}
+
+
+def _validate(d: EchoDims) -> None:
+    for name in _INT_FIELDS:
+        value = getattr(d, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
+        if value == 0 and name not in ("text_idx", "aud_idx"):
+            raise ConfigError(f"{name} must be a positive integer, got 0")
+    for name in _BOOL_FIELDS:
+        if not isinstance(getattr(d, name), bool):
+            raise ConfigError(f"{name} must be true or false, got {getattr(d, name)!r}")
+    for name, choices in _CHOICES.items():
+        value = getattr(d, name)
+        if isinstance(value, bool) or value not in choices:
+            raise ConfigError(f"{name} must be one of {list(choices)}, got {getattr(d, name)!r}")
+    if not isinstance(d.act, str) or d.act not in ACTIVATIONS:
+        raise ConfigError(f"act must be one of {sorted(ACTIVATIONS)}, got {d.act!r} (the "
+                          "reference silently uses GELU for any other value: write 'gelu')")
+    if not isinstance(d.debug, list):
+        raise ConfigError(f"debug must be a list, got {d.debug!r}")
+    scale = d.pitch_bias_scale
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
+        raise ConfigError(f"pitch_bias_scale must be a finite number, got {scale!r}")
+    feats = d.features
+    if not isinstance(feats, list) or not feats or any(f not in FEATURE_INPUTS for f in feats) \
+            or len(set(feats)) != len(feats):
+        raise ConfigError(f"features must be a non-empty list of distinct names from "
+                          f"{list(FEATURE_INPUTS)}, got {feats!r}")
+    for prefix in ("text", "aud"):
+        dims, head = getattr(d, f"{prefix}_dims"), getattr(d, f"{prefix}_head")
+        if dims % head or (dims // head) % 2:
+            raise ConfigError(f"{prefix}_dims ({dims}) must be a multiple of {prefix}_head "
+                              f"({head}) with an even head dimension (rotary pairs channels)")
+    if d.aud_dims != d.text_dims:
+        raise ConfigError(f"aud_dims ({d.aud_dims}) must equal text_dims ({d.text_dims}): the "
+                          "decoder's cross-attention projects audio states with d x d weights")
+    if "waveform" in feats and d.aud_dims % 8:
+        raise ConfigError(f"aud_dims must be a multiple of 8 with the waveform feature "
+                          f"(its front end has d/8 and d/4 channels), got {d.aud_dims}")
