@@ -188,6 +188,10 @@ def test_compare_view(page):
 def test_learn_view_renders_formulas(page):
     _tab(page, "Learn")
     page.locator("#tab-learn .katex").first.wait_for(state="visible")
-    assert "pitch_partial_spearman" in page.locator("#head-score-definitions").inner_text()
+    definitions = page.locator("#head-score-definitions").inner_text()
+    assert "pitch_partial_spearman" in definitions
+    from echo_core import attention_priors
+
+    assert f"MAX_PAIRS = {attention_priors.MAX_PAIRS}" in definitions  # the limits in force
     _no_error(page)
     _shot(page, "6_learn")

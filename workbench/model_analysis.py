@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from echo_core import attention_priors as priors
 from echo_core import audio, pitch, rotary
 from echo_core import head_scores as hs
 from echo_core.errors import (AudioError, CaptureError, EchoError, TranscriptError,
@@ -435,7 +436,10 @@ def compare_tables(a: ModelResult, b: ModelResult) -> tuple[pd.DataFrame, pd.Dat
 # echo_core/head_scores.py (the Learn view quotes its docstrings).
 
 HEAD_SCORE_ATTENTION_BYTES = 1024 * 2**20  # keep every map of a clip up to MAX_MODEL_SECONDS
-HEAD_SCORE_DEFINITIONS = hs.__doc__  # the one statement of the definitions (Learn view)
+HEAD_SCORE_DEFINITIONS = (  # the one statement of the definitions (Learn view), and its limits
+    f"{hs.__doc__.rstrip()}\n\nIn this build: MAX_ROWS = {priors.MAX_ROWS}, MAX_PAIRS = "
+    f"{priors.MAX_PAIRS}; pitch scores need at least {priors.MIN_VOICED_FRAMES} voiced frames "
+    f"and {priors.MIN_VOICED_FRACTION:.0%} voicing.\n")
 PITCH_BIAS_NOTE = "ADDS the pitch bias"  # what head_score_table's note says for biased heads
 HEAD_SCORE_KEYS = ["kind", "layer", "head"]
 
@@ -470,7 +474,6 @@ def head_scores(model, mel: np.ndarray, f0_frames: np.ndarray, token_ids: Sequen
 
     import torch
 
-    from echo_core import attention_priors as priors
     from echo_core import decode, hooks
     from echo_core import head_scores as hs
     from echo_core.tokenizer import BOS
