@@ -329,6 +329,11 @@ def head_score_table(cache, model, f0, f0_given: bool = True,
             continue
         call = calls[-1]
         weights = call["weights"][0].detach().float().numpy()  # (H, nq, nk)
+        if kind != DECODER_CROSS and weights.shape[1] != weights.shape[2]:
+            raise CaptureError(
+                f"{path} recorded a {weights.shape[1]} x {weights.shape[2]} self-attention map: "
+                "score a teacher-forced forward (model(input_ids=..., ...) inside the capture), "
+                "not cached greedy decoding, whose steps see one new query each")
         scores = call["scores"][0].detach().float().numpy()
         masked = call.get("masked", True) and not np.isfinite(scores.min())  # -inf: blocked
         allowed = (scores > -np.inf).all(0) if masked else None

@@ -299,6 +299,26 @@ def test_shipped_checkpoint_gives_a_full_finite_table():
         figures.head_score_heatmaps(df, "nope")
 
 
+def test_a_capture_of_cached_decoding_is_refused_with_a_reason():
+    """Greedy decoding with the key/value cache records one-query decoder maps; the table asks
+    for a teacher-forced forward instead of failing somewhere inside."""
+    import torch
+
+    from echo_core import decode, hooks
+    from echo_core.model import Echo
+    from echo_core.model_dims import EchoDims
+
+    torch.manual_seed(0)
+    model = Echo(EchoDims(vocab=30, text_ctx=8, text_dims=32, text_head=2, text_idx=1, mels=12,
+                          aud_ctx=100, aud_dims=32, aud_head=2, aud_idx=1, f0_rotary=True,
+                          decoder_mask="causal")).eval()
+    f0 = torch.full((1, 60), 150.0)
+    with hooks.capture(model, depth="full") as cache:
+        decode.greedy_ids(model, torch.randn(1, 12, 60), f0, max_tokens=3)
+    with pytest.raises(errors.CaptureError, match="teacher-forced forward"):
+        hs.head_score_table(cache, model, f0[0].numpy())
+
+
 @pytest.mark.parametrize("f0_rotary", [False, True])
 def test_rope_info_prior_matches_the_models_own_rotations(f0, f0_rotary):
     """The prior read from a module equals the cosine similarity of the rotations the module
