@@ -94,7 +94,7 @@ def greedy_ids(model, spectrogram: torch.Tensor, f0: torch.Tensor | None,
     batch = spectrogram.shape[0]
     ids = torch.full((batch, 1), BOS, dtype=torch.long)
     done = torch.zeros(batch, dtype=torch.bool)
-    cache = {} if model.decoder.decoder_mask == "causal" else None
+    cache = {} if model.decoder.incremental else None
     for _ in range(limit):
         nxt = next_logits(model, ids, encoded, f0, cache).argmax(-1)
         nxt = torch.where(done, torch.full_like(nxt, EOS), nxt)

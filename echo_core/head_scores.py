@@ -204,6 +204,14 @@ def _stacked(maps: list, scores: list | None) -> tuple[list, list]:
     return maps, scores
 
 
+def _by_layer(heads: list, scores_of) -> list[list]:
+    """Per layer, one dict per head: {"head": h, **scores_of(g)}, g the head's index among the
+    heads of all layers (scored in one batch)."""
+    start = np.cumsum([0, *heads])
+    return [[dict(head=h, **scores_of(int(start[k]) + h)) for h in range(count)]
+            for k, count in enumerate(heads)]
+
+
 def _self_rows(layers: list, pairs: PairSample, rope_infos: list, rope_f0=None,
                frame_ms: float | None = FRAME_MS, scores: list | None = None) -> list[list]:
     """Per layer, one dict of scores per head of its self-attention map (H, n, n) over the
@@ -242,13 +250,11 @@ def _self_rows(layers: list, pairs: PairSample, rope_infos: list, rope_f0=None,
                 part = slice(start[layer], start[layer + 1])
                 r_rot[part] = pearson(ranked[part], rotary_prior_ranks(info, i, j, rope_f0))
     ms = dist * frame_ms if frame_ms else nan
-    rows = [dict(head=int(h - start[np.searchsorted(start, h, "right") - 1]),
-                 n_pairs=int(i.size), pitch_spearman=float(r_ap[h]),
-                 rotary_spearman=float(r_rot[h]), distance_spearman=float(r_ad[h]),
-                 pitch_partial_spearman=float(partial[h]), mean_distance_frames=float(dist[h]),
-                 mean_distance_ms=float(ms[h]), entropy_nats=float(entropy[h]),
-                 entropy_normalised=float(normalised[h])) for h in range(start[-1])]
-    return [rows[start[k]:start[k + 1]] for k in range(len(layers))]
+    return _by_layer(heads, lambda g: dict(
+        n_pairs=int(i.size), pitch_spearman=float(r_ap[g]), rotary_spearman=float(r_rot[g]),
+        distance_spearman=float(r_ad[g]), pitch_partial_spearman=float(partial[g]),
+        mean_distance_frames=float(dist[g]), mean_distance_ms=float(ms[g]),
+        entropy_nats=float(entropy[g]), entropy_normalised=float(normalised[g])))
 
 
 def cross_attention_scores(weights: np.ndarray, f0) -> pd.DataFrame:
@@ -267,7 +273,6 @@ def _cross_rows(layers, f0, scores: list | None = None) -> list[list]:
         raise CaptureError("cross-attention weights must be (heads, nq, nk), got "
                            f"{[w.shape for w in layers]}")
     heads = [w.shape[0] for w in layers]
-    start = np.cumsum([0, *heads])
     f0k = f0_at_positions(f0, layers[0].shape[2])
     keys = check_voicing(f0k)
     blocks, score_blocks = _stacked(layers, scores)
@@ -276,14 +281,13 @@ def _cross_rows(layers, f0, scores: list | None = None) -> list[list]:
     entropy, normalised = (np.concatenate(column) for column in list(zip(*parts))[:2])
     marginal = np.concatenate([key_marginal(w)[:, keys] for w in blocks])  # (heads, voiced)
     pitch = pearson(ranks(marginal), ranks(f0k[keys])) if keys.sum() >= 3 \
-        else np.full(start[-1], np.nan)
+        else np.full(sum(heads), np.nan)
     nan = np.nan
-    rows = [dict(head=int(h - start[np.searchsorted(start, h, "right") - 1]),
-                 n_pairs=int(keys.sum()), pitch_spearman=float(pitch[h]),
-                 rotary_spearman=nan, distance_spearman=nan, pitch_partial_spearman=nan,
-                 mean_distance_frames=nan, mean_distance_ms=nan, entropy_nats=float(entropy[h]),
-                 entropy_normalised=float(normalised[h])) for h in range(start[-1])]
-    return [rows[start[k]:start[k + 1]] for k in range(len(layers))]
+    return _by_layer(heads, lambda g: dict(
+        n_pairs=int(keys.sum()), pitch_spearman=float(pitch[g]), rotary_spearman=nan,
+        distance_spearman=nan, pitch_partial_spearman=nan, mean_distance_frames=nan,
+        mean_distance_ms=nan, entropy_nats=float(entropy[g]),
+        entropy_normalised=float(normalised[g])))
 
 
 # ============================================================================= whole model

@@ -100,6 +100,12 @@ class TextDecoder(nn.Module):
             return torch.triu(ones, diagonal=1).bool()
         return torch.tril(ones)
 
+    @property
+    def incremental(self) -> bool:
+        """Whether a decoding cache may be used: only a causal mask keeps earlier positions
+        independent of later tokens."""
+        return self.decoder_mask == "causal"
+
     def forward(self, ids: Tensor, enc: dict, f0: Tensor | None = None,
                 cache: dict | None = None) -> Tensor:
         """Logits (B, L, vocab) of the prefix ``ids`` (B, L).
@@ -111,7 +117,7 @@ class TextDecoder(nn.Module):
         """
         length = ids.shape[-1]
         start = 0 if cache is None else cache.get("length", 0)
-        if cache is not None and self.decoder_mask != "causal":
+        if cache is not None and not self.incremental:
             raise EchoError("incremental decoding needs decoder_mask='causal': with the "
                             "reference's additive mask later tokens change earlier positions")
         if not 0 <= start < length:

@@ -207,8 +207,7 @@ class MultiheadA(nn.Module):
         decoding ``cache`` the text rotations are computed once for TEXT_ROTATIONS positions
         (the F0 does not change while a clip is decoded) and sliced at every step."""
         if cache is None:
-            rotations = self.rope(start + n, f0, per_frame=per_frame)
-            return rotations[:, start:] if start else rotations
+            return self.rope(start + n, f0, per_frame=per_frame)[:, start:]
         table = cache.get("rotations")
         if table is None or table.shape[1] < start + n:  # grows by doubling past the first
             size = max(start + n, TEXT_ROTATIONS, 0 if table is None else 2 * table.shape[1])

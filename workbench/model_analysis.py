@@ -322,7 +322,7 @@ def run_model(clip: Clip, settings: pitch.PraatSettings | None, checkpoint_id: s
     progress(0.8, "statistics and maps")
     tokens = ["<bos>"] + [tokenizer.decode([i]) if tokenizer else str(i) for i in teacher_ids]
     labels = np.array([f"{i}:{t if t.strip() else '␣'}" for i, t in enumerate(tokens)])
-    step_ms = 1000 * audio.FRAME_SECONDS * dims.spec_stride  # one encoder position
+    step_ms = 1000 * position_seconds(dims.spec_stride)
     axes = {"encoder self-attention": (f"key position ({step_ms:g} ms)",
                                        f"query position ({step_ms:g} ms)", None, None),
             "decoder self-attention": ("key token", "query token", labels, labels),
@@ -368,6 +368,12 @@ def _scores_from_cache(cache, model, f0_frames: np.ndarray, uses_f0: bool) -> di
     except VoicingError as e:
         return {"head_scores": None, "head_scores_error": str(e)}
     return {"head_scores": table, "head_scores_error": ""}
+
+
+def position_seconds(spec_stride: int) -> float:
+    """Duration of one encoder position: a mel frame times the spectrogram front end's stride
+    (the axes of the encoder maps and of the pitch bias as used)."""
+    return audio.FRAME_SECONDS * spec_stride
 
 
 def attention_shape(result: ModelResult, kind: str) -> tuple[int, int]:

@@ -11,7 +11,6 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from echo_core.audio import FRAME_SECONDS
 from workbench import analysis as A
 from workbench import checkpoints as C
 from workbench import figures as F
@@ -56,7 +55,7 @@ def model_figures(result, kind, layer, head, which, score=HEAD_SCORES_SHOWN[0]) 
         top = max(1.0, float(np.nanmax(result.bias)))
         figs["pitch_bias_as_used"] = F.bias_figure(
             result.bias, result.bias_positions, result.bias_f0, "seconds",
-            FRAME_SECONDS * result.dims.get("spec_stride", 1), zrange=(0.0, top),
+            M.position_seconds(result.dims["spec_stride"]), zrange=(0.0, top),
             title=("Pitch bias as added to the first encoder block's scores" if result.bias_applied
                    else "Pitch bias this model would see (not applied: pitch_bias is off)"))
     return figs
