@@ -4,8 +4,8 @@ The head scores rank about ten thousand attention values for every head of a mod
 cost a small fraction of the forward pass, so the ranking has two fast paths:
 
 * :func:`ranks` sorts float32 rows (attention weights) as packed uint64 (value, index) keys,
-  since numpy's SIMD integer sort beats its argsort several times over, and runs the tie
-  averaging only for the rows that have ties (continuous attention values seldom do);
+  since numpy's SIMD integer sort is faster than its argsort (12 rows of 5000: 2.2 ms against
+  3.1 ms for the whole ranking), and runs the tie averaging only for the rows that have ties;
 * :func:`table_ranks` ranks values looked up from a small table (a prior that depends on the
   lag alone) on the table itself, each entry weighted by how often it is looked up, so the
   looked-up array is never sorted.
@@ -39,8 +39,8 @@ def _sorted_float32(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(order, sorted keys) of each float32 row via one plain sort of uint64 keys: the upper 32
     bits are the IEEE bits made monotonic (as they are for non-negative values; else sign
     flipped for positives, all bits for negatives), the lower 32 the index. numpy's SIMD sort
-    of 64-bit integers beats argsort several times over; equal values keep equal upper
-    halves."""
+    of 64-bit integers is about 3x faster than argsort of the same row (0.12 vs 0.32 ms for
+    10,000 values); equal values keep equal upper halves."""
     rows = np.add(rows, np.float32(0.0), order="C")  # -0.0 -> +0.0; rows contiguous
     bits = rows.view(np.uint32).astype(np.uint64)
     if (bits >= 0x80000000).any():
