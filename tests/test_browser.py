@@ -103,6 +103,13 @@ def _tab(page, name: str) -> None:
     page.get_by_role("tab", name=name).click()
 
 
+def _clip_loaded(page) -> None:
+    """Wait until the page's opening clip is in (a model run before that is refused with
+    'no clip loaded'), so each test also passes when run alone."""
+    page.wait_for_function("() => (document.querySelector('#clip-info')?.innerText || '')"
+                           ".includes('frames of')")
+
+
 def _shot(page, name: str) -> None:
     time.sleep(0.5)  # let plotly finish its transitions
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
@@ -146,6 +153,7 @@ def test_pitch_bias_view(page):
 def test_model_view(page):
     if not _shipped():
         pytest.skip("no shipped checkpoint in assets/checkpoints yet")
+    _clip_loaded(page)
     _tab(page, "Model")
     page.locator("#ckpt label").first.click()
     page.locator("#run-model").click()
@@ -168,6 +176,7 @@ def test_model_view(page):
 def test_compare_view(page):
     if len(_shipped()) < 2:
         pytest.skip("Compare needs two shipped checkpoints")
+    _clip_loaded(page)
     _tab(page, "Compare")
     page.locator("#ckpt-a label").nth(0).click()
     page.locator("#ckpt-b label").nth(1).click()
