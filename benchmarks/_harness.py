@@ -324,9 +324,6 @@ class Report:
     def note(self, text: str) -> None:
         self.notes.append(text)
 
-    def skip(self, reason: str) -> None:
-        self.status, self.reason = "skipped", reason
-
     def _ratios(self) -> None:
         base = {r["group"]: r["seconds"] for r in self.rows if r["baseline"] and r["seconds"]}
         for r in self.rows:

@@ -1,18 +1,15 @@
-"""Which model the model benchmarks run: shipped checkpoints, else a fresh model of similar size.
+"""Which model the model benchmarks run: the shipped checkpoints, or a tiny fresh one for --quick.
 
-Shared by bench_hooks, bench_head_scores and bench_model. Everything that needs a not-yet-written module is
-imported inside a function, and ``missing()`` says in words what is absent, so a benchmark can
-report "skipped: <reason>" instead of crashing while the other helpers are still at work.
-
-The fallback is a seeded, freshly initialised Echo saved as a real checkpoint folder (config,
-weights, tokenizer) in the temp directory, so every path (load_checkpoint, the app's
-run_model, transcribe) runs exactly as for a shipped one; its label says "random weights".
+Shared by bench_hooks, bench_head_scores and bench_model. A broken library is an error here, not
+a skip: nothing catches an import failure. The --quick model is a seeded, freshly initialised
+Echo saved as a real checkpoint folder (config, weights, tokenizer) in the temp directory, so
+every path (load_checkpoint, the app's run_model, transcribe) runs exactly as for a shipped one;
+its label says "random weights".
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import tempfile
 from functools import lru_cache
@@ -23,18 +20,14 @@ import numpy as np
 from benchmarks import _signals as S
 
 CHECKPOINTS_DIR = S.REPO / "assets" / "checkpoints"
-FRESH = "fresh-init"  # name of the fallback model (random weights, NOT a trained checkpoint)
-# The size of the project's shipped digit models (assets/checkpoints/*/config.json).
+FRESH = "fresh-init"  # name of the --quick model (random weights, NOT a trained checkpoint)
+# The shipped digit models' dims (assets/checkpoints/*/config.json), shrunk for --quick.
 FRESH_DIMS = dict(vocab=29, text_ctx=64, text_dims=128, text_head=4, text_idx=2, mels=80,
                   aud_ctx=640, aud_dims=128, aud_head=4, aud_idx=2, f0_rotary=True,
                   decoder_mask="causal")
 QUICK_DIMS = dict(FRESH_DIMS, text_ctx=8, text_dims=32, aud_dims=32, text_head=2, aud_head=2,
                   text_idx=1, aud_idx=1, mels=32)
 TOKENS = 20  # decoder prefix length used for forward passes
-NEEDS = {"echo_core.model": ("Echo", "EchoDims"), "echo_core.hooks": ("capture",),
-         "echo_core.checkpoint": ("load_checkpoint", "save_checkpoint"),
-         "echo_core.decode": ("transcribe", "audio_features"),
-         "echo_core.tokenizer": ("CharTokenizer",)}
 
 
 @lru_cache(maxsize=1)
@@ -69,18 +62,6 @@ def app_threads(quick: bool) -> str:
     return f"torch intra-op threads: {threads} ({source}; torch's default here is {default})"
 
 
-def missing(*modules: str) -> str | None:
-    """None when every module imports and has what we call, else the reason for skipping."""
-    for name in modules:
-        try:
-            module = importlib.import_module(name)
-        except Exception as e:  # noqa: BLE001 (a half-written module may raise anything)
-            return f"{name} not importable yet ({type(e).__name__}: {e})"
-        absent = [a for a in NEEDS.get(name, ()) if not hasattr(module, a)]
-        if absent:
-            return f"{name} lacks {', '.join(absent)}"
-    return None
-
 
 def shipped() -> list[str]:
     """Names of the checkpoint folders in assets/checkpoints (config.json + weights)."""
@@ -92,11 +73,14 @@ def shipped() -> list[str]:
 
 
 def names(quick: bool, every: bool) -> list[str]:
-    """The models to run: all (or the first) shipped checkpoints, else the fresh fallback."""
+    """The models to run: all (or the first) shipped checkpoints; the tiny fresh one if quick."""
     if quick:
         return [FRESH + "-quick"]
     found = shipped()
-    return (found if every else found[:1]) or [FRESH]
+    if not found:
+        raise FileNotFoundError(f"no checkpoint folders in {CHECKPOINTS_DIR}: the benchmarks "
+                                "measure the shipped models")
+    return found if every else found[:1]
 
 
 def path(name: str) -> Path:
@@ -134,7 +118,7 @@ def load(name: str):
 
 
 def label(name: str) -> str:
-    return f"{name} (random weights: no shipped checkpoint yet)" if name.startswith(FRESH) else name
+    return f"{name} (random weights, --quick)" if name.startswith(FRESH) else name
 
 
 @lru_cache(maxsize=8)

@@ -54,11 +54,6 @@ METHODS = {"forward (no_grad)": "forward", "forward under capture('full')": "cap
 def main(argv=None) -> dict:
     args = H.parse_args(__doc__.splitlines()[0], argv)
     rep = H.Report("head_scores", "Per-head score cost", args)
-    reason = M.missing("echo_core.model", "echo_core.hooks", "echo_core.checkpoint",
-                       "echo_core.decode", "echo_core.tokenizer", "echo_core.head_scores")
-    if reason:
-        rep.skip(reason)
-        return rep.finish()
     rep.note(M.app_threads(args.quick))
     seconds = 1.0 if args.quick else SECONDS
     for name in M.names(args.quick, every=True):

@@ -83,18 +83,6 @@ def _analysis(model, x, ids):
     return _gate_figure_json(gates)
 
 
-def _app_ready() -> str | None:
-    try:
-        from workbench import analysis, checkpoints, model_analysis
-    except Exception as e:  # noqa: BLE001
-        return f"workbench not importable ({type(e).__name__}: {e})"
-    absent = [f"{module.__name__}.{a}" for module, a in ((model_analysis, "run_model"),
-                                                         (analysis, "clip_from_array"),
-                                                         (checkpoints, "register_checkpoint"))
-              if not hasattr(module, a)]
-    return f"workbench lacks {', '.join(absent)}" if absent else None
-
-
 USE_UI = True  # --quick turns it off: importing workbench.ui_model imports gradio (~3 s)
 
 
@@ -157,19 +145,14 @@ def make_stage(name: str, seconds: float, stage: str):
         def call():
             return _statistics(model, kwargs)
     elif stage == "figures":
-        gates, _ = _statistics(model, kwargs)
-        if _app_ready() is None:
-            from workbench import analysis as A
-            from workbench.model_analysis import run_model
+        from workbench import analysis as A
+        from workbench.model_analysis import run_model
 
-            clip = A.clip_from_array(S.SR, x, f"bench {seconds:g} s")
-            result = run_model(clip, None, _app_checkpoint_id(name))
+        clip = A.clip_from_array(S.SR, x, f"bench {seconds:g} s")
+        result = run_model(clip, None, _app_checkpoint_id(name))
 
-            def call():
-                return _app_figures_json(result)
-        else:
-            def call():
-                return _gate_figure_json(gates)
+        def call():
+            return _app_figures_json(result)
     elif stage == "analysis":
         _analysis(model, short, kwargs["input_ids"])
 
@@ -225,12 +208,8 @@ class _WithPrepare:
 
 def run_group(rep: H.Report, args, name: str, seconds: float) -> None:
     group = f"{M.label(name)}, {seconds:g} s"
-    app_reason = _app_ready()
     runs, prepare, refused = {}, {}, {}
     for method, (stage, _) in STAGES.items():
-        if stage == "app" and app_reason:
-            refused[method] = f"skipped: {app_reason}"
-            continue
         try:
             fn = make_stage(name, seconds, stage)
         except ValueError as e:  # the workbench refusing the input (e.g. its length limit)
@@ -268,16 +247,6 @@ def run_group(rep: H.Report, args, name: str, seconds: float) -> None:
 def main(argv=None) -> dict:
     args = H.parse_args(__doc__.splitlines()[0], argv)
     rep = H.Report("model", "Clip analysis and transcription per checkpoint", args)
-    reason = M.missing("echo_core.model", "echo_core.hooks", "echo_core.checkpoint",
-                       "echo_core.decode", "echo_core.tokenizer")
-    if reason:
-        rep.skip(reason)
-        return rep.finish()
-    try:
-        import workbench.figures  # noqa: F401
-    except Exception as e:  # noqa: BLE001
-        rep.skip(f"workbench.figures not importable yet ({type(e).__name__}: {e})")
-        return rep.finish()
     rep.note(M.app_threads(args.quick))
     global USE_UI
     USE_UI = not args.quick
@@ -291,8 +260,6 @@ def main(argv=None) -> dict:
         if row["method"].startswith(("analysis:", "app:")):
             rep.target(f"10 s analysis ≤ 1 s: {row['method'].split(':')[0]} ({row['group']})",
                        "<= 1 s", H.fmt_seconds(row["seconds"]), row["seconds"] <= 1.0)
-    if _app_ready():
-        rep.note(f"app path not measured: {_app_ready()}")
     rep.note("Memory of the app path includes loading the checkpoint and the workbench's caches.")
     return rep.finish()
 

@@ -209,9 +209,15 @@ def _wav_declared(path: str, file_size: int):
 
 
 def _open_error(path: str, e: Exception) -> AudioError:
+    """The decoder's complaint with the file's name only: libsndfile quotes the full path, which
+    on a server is a temp folder the user must never see."""
+    name = os.path.basename(path)
+    said = str(e)
+    for form in {str(path), os.path.abspath(path), os.path.realpath(path)}:
+        said = said.replace(form, name)
     return AudioError(
-        f"'{os.path.basename(path)}' could not be decoded as audio (not an audio file, or "
-        f"corrupt/truncated; decoder said: {e}). Accepted: {ACCEPTED_FORMATS}"
+        f"'{name}' could not be decoded as audio (not an audio file, or "
+        f"corrupt/truncated; decoder said: {said}). Accepted: {ACCEPTED_FORMATS}"
     )
 
 

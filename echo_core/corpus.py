@@ -37,7 +37,6 @@ EXCLUDED_VARIANTS = frozenset({"whisper", "whisperf"})
 PITCH_RANGE = (20, 95)  # espeak -p (0-99)
 SPEED_RANGE = (120, 220)  # espeak -s, words per minute
 MAX_WORDS = 7
-SPLITS = ("train", "validation", "test")
 MANIFEST = "manifest.csv"
 TRIM_MARGIN_SECONDS = 0.08  # silence kept around the speech after trimming espeak's padding
 

@@ -38,7 +38,7 @@ def feature_settings(model) -> dict:
 def load_tokenizer(model) -> CharTokenizer:
     """The tokenizer named in model.meta, looked up beside the checkpoint it was loaded from."""
     meta = getattr(model, "meta", None) or {}
-    folder = meta.get("path") or meta.get("checkpoint_dir") or getattr(model, "checkpoint_dir", None)
+    folder = meta.get("path")
     name = meta.get("tokenizer", TOKENIZER_FILE)
     if folder is None or not (Path(folder) / name).is_file():
         raise CheckpointError(f"cannot find the tokenizer {name!r} for this model (folder "

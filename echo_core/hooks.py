@@ -6,7 +6,7 @@ that return tidy DataFrames, and the reference's printed diagnostic report:
 
 * gate vs MLP activation ratios (:func:`gate_mlp_ratios`), beside the ratio the *initial*
   weights already give, sqrt(5d/(d+1)) for xavier-initialised Linear layers on RMS-normalised
-  input (echo_reference.md, "Read with care"). Our Linear layers are initialised that way, so
+  input (docs/echo_model.md, section 11). Our Linear layers are initialised that way, so
   the formula is used; tests/test_hooks.py checks it against freshly initialised copies, and
   :func:`init_ratio_baseline` measures it for any architecture and input.
 * component statistics (:func:`component_statistics`) from gradients (the reference's
@@ -37,7 +37,7 @@ GREEN, YELLOW = "🟢", "🟡"
 DEFAULT_MAX_ATTENTION_BYTES = 256 * 2**20  # attention maps kept per capture (full depth)
 COMPONENTS = ("GATE", "MLP", "Q", "K", "V", "O", "LN", "ENCODER", "BLEND")
 
-# Parameter names per component (echo_reference.md, "Component statistics").
+# Parameter names per component (docs/echo_model.md, section 11).
 GRADIENT_GROUPS = {
     "GATE": r"(^|\.)mlp_gate\.0\.linear\.weight$",
     "MLP": r"(^|\.)mlp\.0\.linear\.weight$",

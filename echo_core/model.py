@@ -1,4 +1,4 @@
-"""The Echo encoder-decoder (see ../shared/echo_reference.md): the audio encoder, the text
+"""The Echo encoder-decoder (specified in docs/echo_model.md): the audio encoder, the text
 decoder and the model, built from :mod:`echo_core.model_layers` by :class:`EchoDims`.
 
 Module names are the reference's, so hooks read like ``encoder.blocks.spectrogram.1``,

@@ -1,6 +1,6 @@
 """EchoDims: every dimension and switch of an Echo model, validated in one place.
 
-Field names and defaults are the reference's (see ../shared/echo_reference.md), so a reference
+Field names and defaults are the reference's (see docs/echo_model.md), so a reference
 config loads as is; the project's own switches (``spec_stride``, ``f0_mean``, ...) default to
 the reference's behaviour. Bad values raise ConfigError naming the field and what is accepted.
 """
@@ -23,8 +23,8 @@ CGATE_FEATURES = ["spectrogram", "waveform", "pitch"]  # exactly this list build
 class EchoDims:
     """Everything needed to build an Echo; the field names are the reference's config keys.
 
-    The project switches default to the reference's behaviour (echo_reference.md, "Behaviours
-    to reproduce"); the UI should say when a reference default is in force:
+    The project switches default to the reference's behaviour (docs/echo_model.md, section 7,
+    quirks of the reference); the UI should say when a reference default is in force:
 
     * decoder_mask "additive": lower-triangular ones are *added* to the scores of the decoder's
       ``_blocks`` and the feature blocks get no mask, so every token sees the future.
@@ -66,7 +66,7 @@ class EchoDims:
     cross_attn: bool = True  # decoder._blocks carry attnb/lnb (unused: they get no audio)
     features: list = field(default_factory=lambda: ["spectrogram"])  # audio streams, in order
     f0_rotary: bool = False  # rotary theta follows F0 (else the learned inv_freq is used)
-    # Project switches (defaults = the reference's behaviour, see echo_reference.md):
+    # Project switches (defaults = the reference's behaviour, see docs/echo_model.md, section 6):
     decoder_mask: str = "additive"  # "additive" (reference: NOT causal) or "causal"
     pitch_bias: bool = False  # add rotary.pitch_bias to audio self-attention (reference: never)
     pitch_bias_scale: float = 1.0  # multiplier of that bias before it is added to the scores

@@ -22,7 +22,6 @@ THETA_INIT = 10000.0  # initial rotary theta (the base modulated by F0)
 RMS_EPS = 1e-8
 ZERO_KEY_SCALE_MAX = 0.001  # clamp of softplus(fzero), the scale of keys whose channel 0 is 0
 TEXT_ROTATIONS = 64  # text positions whose rotations incremental decoding computes at once
-WAVEFORM_STRIDE = 8 * 4 * 5  # the WEncoder's total downsampling (160 samples per output frame)
 
 
 ACTIVATIONS = {

@@ -4,7 +4,7 @@ The model's rotary module and the workbench's heatmaps call these same functions
 cannot drift from the model. The scalar helpers accept numpy arrays, Python floats or torch
 tensors (the model needs gradients through ``theta``) and return the same kind.
 
-Reference formulas (see ../shared/echo_reference.md, "rotary"):
+Reference formulas (docs/echo_model.md, section 3):
     frequencies_k = 1 / theta ** (2k / d),  k = 0 .. d/2 - 1
     pitch_factor(m) = ln(1 + m/700) / ln(1 + 300/700)
     theta_eff = theta + pitch_factor(mean F0) * (10000 - 800)

@@ -384,34 +384,6 @@ def write_model_card(out: Path, model, meta: dict) -> Path:
     return path
 
 
-def export_checkpoint(run: str | Path, dest: str | Path, **meta_updates) -> Path:
-    """Copy a finished run's checkpoint to ``dest`` (weights, config, tokenizer, model card),
-    adding ``meta_updates`` (e.g. note="...") to its meta and rewriting the card."""
-    model = load_checkpoint(run)
-    meta = {**model.meta, **meta_updates}
-    dest = Path(dest)
-    save_checkpoint(model, dest, meta=meta)
-    shutil.copyfile(Path(run) / meta.get("tokenizer", TOKENIZER_FILE), dest / TOKENIZER_FILE)
-    write_model_card(dest, model, meta)
-    return dest
-
-
-def results_table(folders) -> str:
-    """Markdown table (model, vRoPE, params, steps, wall time, test WER/CER) of checkpoint folders."""
-    rows = ["| model | vRoPE | parameters | steps | wall time | test WER | test CER |",
-            "|---|---|---:|---:|---:|---:|---:|"]
-    for folder in folders:
-        config = json.loads((Path(folder) / "config.json").read_text())
-        meta, dims = config["meta"], config["dims"]
-        vrope = ("learned inv_freq, no F0" if not dims["f0_rotary"] else
-                 f"F0 theta ({dims['theta_mode']})" + (" + pitch bias" if dims["pitch_bias"] else ""))
-        test = meta.get("test", {})
-        rows.append(f"| `{Path(folder).name}` | {vrope} | {meta['params']:,} | {meta['steps']} | "
-                    f"{meta['wall_seconds'] / 60:.1f} min | {100 * test.get('wer', float('nan')):.2f}% | "
-                    f"{100 * test.get('cer', float('nan')):.2f}% |")
-    return "\n".join(rows) + "\n"
-
-
 def _epoch_iterator(lengths, train_idx, cfg):
     """step -> batch indices; epochs reshuffled from (seed, epoch) so resuming is exact.
 

@@ -49,13 +49,17 @@ def test_lru_is_bounded_and_keeps_recent_items():
     assert cache.get_or_compute("d", lambda: calls.append(1) or 5) == 4 and calls == [1]
 
 
-def test_clip_key_is_a_content_hash(write_wav):
+def test_clip_content_is_a_hash_and_names_stay_per_upload(write_wav):
     samples, _ = A.synthetic_samples(0.5)
     a = A.clip_from_path(write_wav(samples, 16000, "a.wav"))
     b = A.clip_from_path(write_wav(samples, 16000, "b.wav"))  # same content, other file
-    assert a.key == b.key and A.get_clip(a.key).n_frames == 1 + len(a.samples) // 128
+    assert a.content == b.content and A.get_clip(a.key).n_frames == 1 + len(a.samples) // 128
+    # another session uploading the same sound under another name never renames a's clip
+    assert a.key != b.key
+    assert A.get_clip(a.key).name == "a.wav" and A.get_clip(b.key).name == "b.wav"
+    assert A.clip_from_path(write_wav(samples, 16000, "a.wav")).key == a.key  # same upload again
     c = A.clip_from_array(16000, samples[::-1].copy())
-    assert c.key != a.key
+    assert c.content != a.content
 
 
 def test_get_clip_explains_missing_clips():
@@ -233,6 +237,7 @@ def test_bias_display_equals_the_full_bias_sampled():
 
 def test_combined_prior_is_the_sum():
     sim, bias = np.eye(3, dtype=np.float32), np.full((3, 3), 0.5, dtype=np.float32)
-    np.testing.assert_allclose(A.combined_prior(sim, bias), sim + bias)
+    expected = [[1.5, 0.5, 0.5], [0.5, 1.5, 0.5], [0.5, 0.5, 1.5]]  # written out, not recomputed
+    np.testing.assert_allclose(A.combined_prior(sim, bias), expected)
     with pytest.raises(RotaryError):
         A.combined_prior(sim, np.zeros((2, 2)))

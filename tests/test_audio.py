@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import struct
-import time
 
 import numpy as np
 import pytest
@@ -134,15 +133,18 @@ def test_empty_file(tmp_path):
 @pytest.mark.parametrize("name", ["notes.wav", "notes.mp3", "notes.txt"])
 def test_text_file(tmp_path, name):
     (tmp_path / name).write_text("this is not audio\n" * 50)
-    with pytest.raises(AudioError, match="could not be decoded.*Accepted: WAV"):
+    with pytest.raises(AudioError, match="could not be decoded.*Accepted: WAV") as err:
         load_audio(tmp_path / name)
+    assert str(tmp_path) not in str(err.value)  # the server's folder never reaches the user
+    assert f"'{name}'" in str(err.value)
 
 
 @pytest.mark.parametrize("name", ["noise.bin", "noise.mp3", "noise.flac"])
 def test_random_bytes(tmp_path, name):
     (tmp_path / name).write_bytes(np.random.default_rng(0).bytes(20000))
-    with pytest.raises(AudioError, match="could not be decoded"):
+    with pytest.raises(AudioError, match="could not be decoded") as err:
         load_audio(tmp_path / name)
+    assert str(tmp_path) not in str(err.value)
 
 
 @pytest.mark.parametrize(
@@ -178,14 +180,19 @@ def _wav_header(data_bytes, sr=SR, channels=1, bits=16):
             + b"fmt " + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", data_bytes))
 
 
-def test_header_claiming_hours_fails_fast(tmp_path):
+def test_header_claiming_hours_is_refused_from_the_header(tmp_path, monkeypatch):
     # 3 hours declared, 1 kB present: libsndfile alone would shrink this to a valid 31 ms clip.
     path = tmp_path / "liar.wav"
     path.write_bytes(_wav_header(SR * 2 * 3 * 3600) + b"\0" * 1000)
-    start = time.perf_counter()
+    import soundfile
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("the samples were decoded: the header alone must decide")
+
+    monkeypatch.setattr(soundfile, "read", no_decoding)
+    monkeypatch.setattr(soundfile.SoundFile, "read", no_decoding)
     with pytest.raises(AudioError, match=r"10800\.0 s long, over the limit of 600 s"):
         load_audio(path)
-    assert time.perf_counter() - start < 5.0  # no hang: the header alone decides
 
 
 def test_length_limit_is_a_parameter(write_wav):

@@ -2,7 +2,7 @@
 
 Every comparison module runs once in its tiny ``--quick`` mode; the five run concurrently in
 one fixture to keep the wall time short. Nothing here asserts on a timing: only that each
-module finishes, reports "ok" or "skipped: <reason>", and that its rows, ratios and targets are
+module finishes, reports "ok" (a broken library is an error, never a skip), and that its rows, ratios and targets are
 shaped as run_all and RESULTS.md expect. The harness's memory counter and the F0 error metric
 are checked against known quantities (an allocation of known size, a known contour).
 """
@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 MODULES = ("f0", "similarity", "hooks", "head_scores", "model", "app")
 ROW_KEYS = {"comparison", "group", "method", "seconds", "runs", "ratio", "baseline", "peak_mb",
             "mem_method", "extra", "note"}
-TIMEOUT = 240
+TIMEOUT = 1800  # s: a hang guard only; under load the quick modules take minutes
 
 
 @pytest.fixture(scope="module")
@@ -62,11 +62,8 @@ def test_module_runs_and_writes_well_formed_json(quick_reports, name):
     assert code == 0, err[-2000:]
     assert report is not None, "no JSON written"
     assert report["module"] == name and report["quick"] is True
-    assert report["status"] in ("ok", "skipped"), report.get("reason")
+    assert report["status"] == "ok", report.get("reason")
     assert set(report["machine"]) >= {"nproc", "cpu", "ram_gb", "versions", "date"}
-    if report["status"] == "skipped":
-        assert report["reason"], "a skip must say why"
-        return
     assert report["rows"], "an ok report has rows"
     groups = {}
     for row in report["rows"]:

@@ -22,6 +22,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = os.environ.get("BROWSER_PATH", "/usr/bin/chromium")
+STARTUP_BOUND = 600  # s: the app answers in ~10 s idle; a loaded box may take minutes
+ACTION_BOUND_MS = 300_000  # each wait ends as soon as the page is ready; this only stops a hang
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() and not shutil.which("chromium"),
@@ -48,8 +50,8 @@ def server():
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 60
-    while time.time() < deadline:
+    deadline = time.monotonic() + STARTUP_BOUND  # readiness, not speed: generous under load
+    while time.monotonic() < deadline:
         try:
             urllib.request.urlopen(url, timeout=2)
             break
@@ -59,7 +61,7 @@ def server():
             time.sleep(0.5)
     else:
         proc.terminate()
-        raise RuntimeError("app.py did not start within 60 s")
+        raise RuntimeError(f"app.py did not answer within {STARTUP_BOUND} s")
     yield url
     proc.terminate()
     try:
@@ -76,7 +78,7 @@ def page(server):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(60000)
+        page.set_default_timeout(ACTION_BOUND_MS)
         page.goto(server)
         yield page
         browser.close()
@@ -159,7 +161,7 @@ def test_model_view(page):
     page.locator("#run-model").click()
     page.wait_for_function("() => { const t = document.querySelector('#report textarea, #report .cm-content');"
                            " return t && (t.value || t.innerText || '').includes('GATE vs MLP'); }",
-                           timeout=120000)
+                           timeout=ACTION_BOUND_MS)
     for plot in ("#gate-plot", "#attention-plot", "#head-score-plot"):
         _rendered(page, plot, min_width=250)
     assert page.locator("#gates").inner_text().count("encoder.blocks") >= 1
@@ -182,7 +184,7 @@ def test_compare_view(page):
     page.locator("#ckpt-b label").nth(1).click()
     page.locator("#run-compare").click()
     page.wait_for_function("() => document.querySelector('#transcript-b').innerText.includes('B ·')",
-                           timeout=120000)
+                           timeout=ACTION_BOUND_MS)
     _rendered(page, "#compare-gate-plot")
     _rendered(page, "#compare-attention-plot")
     _rendered(page, "#compare-head-score-a", min_width=250)

@@ -29,21 +29,12 @@ from echo_core.errors import CheckpointError, ConfigError
 from echo_core.model import Echo
 from echo_core.model_dims import EchoDims
 
-REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
-VECTOR = "ref_a_spectrogram_f0"
 NOT_INFERABLE = ("act", "f0_rotary", "aud_ctx", "debug")
 
 
 @pytest.fixture(scope="module")
-def vector():
-    if not (REFERENCE / f"{VECTOR}.json").exists():
-        pytest.skip(f"reference vectors not found in {REFERENCE}")
-    from safetensors.torch import load_file
-
-    config = json.loads((REFERENCE / f"{VECTOR}.json").read_text())
-    tensors = load_file(str(REFERENCE / f"{VECTOR}.safetensors"))
-    part = lambda p: {k[len(p):]: v for k, v in tensors.items() if k.startswith(p)}  # noqa: E731
-    return config, part("param."), part("input."), part("expected.")
+def vector(reference_vector):
+    return reference_vector
 
 
 def logits_of(model, inputs):

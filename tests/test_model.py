@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,23 +23,6 @@ from echo_core.model_layers import (
     sinusoids,
 )
 
-REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
-VECTOR = "ref_a_spectrogram_f0"
-
-
-def load_vector(name=VECTOR):
-    """(config dict, state dict, inputs, expected) of one reference test vector."""
-    if not (REFERENCE / f"{name}.json").exists():
-        pytest.skip(f"reference vectors not found in {REFERENCE}")
-    from safetensors.torch import load_file
-
-    config = json.loads((REFERENCE / f"{name}.json").read_text())
-    tensors = load_file(str(REFERENCE / f"{name}.safetensors"))
-
-    def part(prefix):
-        return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-
-    return config, part("param."), part("input."), part("expected.")
 
 
 def small_dims(**kw) -> EchoDims:
@@ -60,8 +42,8 @@ def small_inputs(batch=2, frames=24, tokens=6, mels=12, seed=0):
 # ---------------------------------------------------------------------------------------------
 # Reference vectors
 
-def test_reference_vector_logits_and_encoder():
-    config, state, inputs, expected = load_vector()
+def test_reference_vector_logits_and_encoder(reference_vector):
+    config, state, inputs, expected = reference_vector
     model = Echo(EchoDims.from_dict(config)).eval()
     model.load_state_dict(state, strict=True)
     with torch.no_grad():
@@ -72,9 +54,9 @@ def test_reference_vector_logits_and_encoder():
     torch.testing.assert_close(out["logits"], expected["logits"], atol=1e-4, rtol=0)
 
 
-def test_reference_vector_is_sensitive_to_the_quirks():
+def test_reference_vector_is_sensitive_to_the_quirks(reference_vector):
     """The vector pins the reference's decoder: a causal mask or ignoring f0 breaks the match."""
-    config, state, inputs, expected = load_vector()
+    config, state, inputs, expected = reference_vector
     for change in (dict(decoder_mask="causal"), dict(f0_rotary=False)):
         model = Echo(EchoDims.from_dict({**config, **change})).eval()
         model.load_state_dict(state, strict=True)
@@ -84,8 +66,8 @@ def test_reference_vector_is_sensitive_to_the_quirks():
         assert (logits - expected["logits"]).abs().max() > 1e-3, change
 
 
-def test_reference_state_dict_keys_match_exactly():
-    config, state, _, _ = load_vector()
+def test_reference_state_dict_keys_match_exactly(reference_vector):
+    config, state, _, _ = reference_vector
     assert set(Echo(EchoDims.from_dict(config)).state_dict()) == set(state)
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from echo_core import head_scores as hs
-from echo_core.errors import CaptureError, CheckpointError, EchoError, TranscriptError
+from echo_core.errors import CaptureError, CheckpointError, ConfigError, EchoError, TranscriptError
 from workbench import analysis as A
 from workbench import checkpoints as C
 from workbench import model_analysis as M
@@ -151,7 +151,7 @@ def test_model_errors_are_user_errors(tiny_checkpoints, glide):
         M.run_model(clip, None, tiny_checkpoints["causal_bias"], {}, "digits 123")
     with pytest.raises(CheckpointError, match="unknown checkpoint"):
         M.run_model(clip, None, "/etc/passwd")
-    with pytest.raises(Exception, match="unknown override"):
+    with pytest.raises(ConfigError, match="unknown override"):
         M.run_model(clip, None, tiny_checkpoints["reference"], {"vocab": 3})
 
 

@@ -3,7 +3,7 @@
 The kernel is the Python running the tests: a kernelspec written to a temporary JUPYTER_PATH
 points at ``sys.executable``, under a name no other installed kernel uses, so a fresh CI venv
 with only requirements.txt works whatever "python3" kernels the machine has. The kernel starts
-in notebooks/ with the repository on PYTHONPATH (the notebooks' first cell finds it too).
+in notebooks/, importing echo_core and workbench as installed by `pip install -e .`.
 Executed notebooks stay in memory: nothing is written back, so outputs never reach the repo.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import nbformat
@@ -26,8 +25,7 @@ NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 # Notebook 03 reads ECHO_CHECKPOINTS too (the kernel inherits this process's environment).
 CHECKPOINTS_DIR = Path(os.environ.get("ECHO_CHECKPOINTS", REPO / "assets" / "checkpoints"))
 KERNEL_NAME = "echo-workbench-notebook-test"
-CELL_TIMEOUT = 120  # s for any one cell
-NOTEBOOK_BUDGET = 240  # s for a whole notebook (they take ~10-30 s; slack for a busy 2-core CI)
+CELL_TIMEOUT = 900  # s: a hang guard for any one cell (they take seconds), not a speed target
 MAX_NOTEBOOK_BYTES = 100_000  # committed without outputs, a notebook is text of a few 10 kB
 
 # Notebooks that load the shipped checkpoints (assets/checkpoints/<name>/config.json).
@@ -55,7 +53,7 @@ def kernel_env(tmp_path_factory):
     }
     (spec_dir / "kernel.json").write_text(json.dumps(spec))
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    env.pop("PYTHONPATH", None)  # the package is installed (pip install -e .): no path help
     env["JUPYTER_PATH"] = os.pathsep.join(
         p for p in (str(jupyter_path), env.get("JUPYTER_PATH")) if p)
     env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # silences a debugger warning
@@ -67,11 +65,10 @@ def _execute(path: Path, env: dict, monkeypatch) -> tuple[nbformat.NotebookNode,
     monkeypatch.setenv("JUPYTER_PATH", env["JUPYTER_PATH"])
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, kernel_name=KERNEL_NAME, timeout=CELL_TIMEOUT,
-                            allow_errors=False, startup_timeout=120,
+                            allow_errors=False, startup_timeout=600,
                             resources={"metadata": {"path": str(NOTEBOOKS_DIR)}})
-    start = time.monotonic()
     client.execute(env=env, cwd=str(NOTEBOOKS_DIR))
-    return nb, time.monotonic() - start
+    return nb
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -81,10 +78,9 @@ def test_notebook_runs(path, kernel_env, monkeypatch):
     if missing:
         pytest.skip(f"{path.name} needs the shipped checkpoints {missing} in {CHECKPOINTS_DIR}")
     try:
-        nb, seconds = _execute(path, kernel_env, monkeypatch)
+        nb = _execute(path, kernel_env, monkeypatch)
     except (CellExecutionError, CellTimeoutError, DeadKernelError) as e:
         pytest.fail(f"{path.name} failed:\n{e}", pytrace=False)
-    assert seconds < NOTEBOOK_BUDGET, f"{path.name} took {seconds:.0f} s (budget {NOTEBOOK_BUDGET} s)"
     code_cells = [c for c in nb.cells if c.cell_type == "code"]
     assert code_cells and all(c.execution_count for c in code_cells), "not every cell ran"
     errors = [o for c in code_cells for o in c.outputs if o.output_type == "error"]

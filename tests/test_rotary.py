@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import statistics
-import time
 
 import numpy as np
 import pytest
@@ -150,13 +149,14 @@ def test_display_similarity_huge_n_uses_sampled_lags():
     np.testing.assert_allclose(sim, R.similarity_at_lags(lags, 16, 10000.0), atol=1e-12)
 
 
-def test_display_similarity_is_fast_for_a_30_second_clip():
+def test_display_similarity_of_a_30_second_clip_is_display_sized():
+    """A 30 s clip (3750 frames) is drawn on at most 512 positions a side (its speed is measured
+    in benchmarks/bench_similarity.py, not here)."""
     f0 = 120 + 30 * np.sin(np.arange(3750) / 50.0)
-    start = time.perf_counter()
     for per_frame in (False, True):
         positions, sim = R.display_similarity(3750, 64, 10000.0, f0=f0, per_frame=per_frame)
-        assert sim.shape == (512, 512)
-    assert time.perf_counter() - start < 1.0  # milliseconds in practice; generous for shared CPUs
+        assert sim.shape == (512, 512) and positions.shape == (512,)
+        assert positions[0] == 0 and positions[-1] <= 3749 and np.all(np.diff(positions) > 0)
 
 
 def test_position_dot_product_shows_what_cosine_hides():

@@ -295,5 +295,7 @@ def test_api_report_bundle(client):
 
 
 def test_api_batch_results_refuses_server_paths(client):
-    with pytest.raises(Exception, match="not a results folder|not in the list of choices"):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="not a results folder|not in the list of choices"):
         client.predict("/etc", api_name="/batch_results")

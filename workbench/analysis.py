@@ -35,12 +35,17 @@ FEATURES = LRU(64)  # (clip key, what, settings) -> arrays
 
 @dataclass(frozen=True)
 class Clip:
-    """A mono 16 kHz clip and its identity; everything else is derived and cached by ``key``."""
+    """A mono 16 kHz clip and its identity.
+
+    ``content`` hashes the samples: derived features are cached by it, so sessions with the same
+    sound share work. ``key`` is what a session holds: content *and* name, so a second upload of
+    the same sound under another name never renames the first session's clip."""
 
     key: str
     name: str
     samples: np.ndarray
     sr: int
+    content: str
 
     @property
     def duration(self) -> float:
@@ -54,11 +59,12 @@ class Clip:
 
 def _register(samples: np.ndarray, sr: int, name: str) -> Clip:
     samples = np.ascontiguousarray(samples, dtype=np.float32)
-    key = content_key(samples, int(sr))
+    content = content_key(samples, int(sr))
+    key = f"{content}-{content_key(name)[:12]}"
     clip = CLIPS.get(key)
-    if clip is None or clip.name != name:  # same sound, new name: keep the arrays, show the name
-        clip = CLIPS.put(key, Clip(key=key, name=name, samples=clip.samples if clip else samples,
-                                   sr=int(sr)))
+    if clip is None:
+        clip = CLIPS.put(key, Clip(key=key, name=name, samples=samples, sr=int(sr),
+                                   content=content))
     return clip
 
 
@@ -166,13 +172,13 @@ def settings_key(settings: pitch.PraatSettings | None) -> tuple:
 
 def f0_track(clip: Clip, settings: pitch.PraatSettings | None = None) -> pitch.F0Track:
     """Praat F0 of a clip (cached per clip and settings)."""
-    key = (clip.key, "f0", settings_key(settings))
+    key = (clip.content, "f0", settings_key(settings))
     return FEATURES.get_or_compute(key, lambda: pitch.extract_f0(clip.samples, clip.sr, settings))
 
 
 def frame_f0(clip: Clip, settings: pitch.PraatSettings | None = None) -> np.ndarray:
     """F0 on the mel frame grid (n_frames,), NaN unvoiced, aligned by time."""
-    key = (clip.key, "frame_f0", settings_key(settings))
+    key = (clip.content, "frame_f0", settings_key(settings))
     return FEATURES.get_or_compute(
         key, lambda: pitch.align_to_frames(f0_track(clip, settings), clip.n_frames))
 
@@ -180,7 +186,7 @@ def frame_f0(clip: Clip, settings: pitch.PraatSettings | None = None) -> np.ndar
 def mel(clip: Clip, n_mels: int = audio.N_MELS, fmin: float = 0.0,
         fmax: float | None = None) -> np.ndarray:
     """Log-mel features (n_mels, T) of the reference pipeline, cached."""
-    key = (clip.key, "mel", n_mels, fmin, fmax)
+    key = (clip.content, "mel", n_mels, fmin, fmax)
     return FEATURES.get_or_compute(
         key, lambda: audio.log_mel(clip.samples, clip.sr, n_mels=n_mels, fmin=fmin, fmax=fmax))
 

@@ -29,7 +29,7 @@ from workbench.checkpoints import check_overrides, load_model, model_key, resolv
 ATTENTION_KINDS = ("encoder self-attention", "decoder self-attention",
                    "decoder cross-attention")
 ATTENTION_DISPLAY = 320  # attention maps are kept at most this size per side
-REFERENCE_MEL_RANGE = {"fmin": 150.0, "fmax": 2000.0}  # echo_reference.md, feature extraction
+REFERENCE_MEL_RANGE = {"fmin": 150.0, "fmax": 2000.0}  # docs/echo_model.md, section 1
 MAX_MODEL_SECONDS = 30.0  # attention maps grow with T^2: 30 s already means 3750^2 scores
 _MODEL_LOCK = threading.Lock()  # hooks attach to a shared model: one capture at a time
 MODEL_THREADS = 1  # torch intra-op threads during a model run (see run_model)
@@ -258,7 +258,7 @@ def run_model(clip: Clip, settings: pitch.PraatSettings | None, checkpoint_id: s
         raise AudioError(f"the clip is {clip.duration:.1f} s long; model analysis accepts clips "
                          f"up to {MAX_MODEL_SECONDS:g} s (attention maps grow with the square of "
                          "the length): trim it or pick a shorter one")
-    key = content_key(clip.key, settings_key(settings), model_key(checkpoint_id, overrides),
+    key = content_key(clip.content, settings_key(settings), model_key(checkpoint_id, overrides),
                       transcript.strip())
     cached = RESULTS.get(key)
     if cached is not None:
