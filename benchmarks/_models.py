@@ -126,16 +126,16 @@ def inputs(name: str, seconds: float) -> dict:
     """Echo.forward keyword arguments for ``seconds`` of looped example speech."""
     import torch
 
-    from echo_core.decode import audio_features
+    from echo_core.clip_run import clip_features, model_inputs
 
     model = load(name)
-    mel, f0 = audio_features(model, S.real_speech(float(seconds)), S.SR)
+    mel, f0_frames = clip_features(model, S.real_speech(float(seconds)), S.SR)
     generator = torch.Generator().manual_seed(0)
-    length = min(TOKENS, model.dims.text_ctx)
-    ids = torch.randint(3, model.dims.vocab, (1, length), generator=generator)
-    ids[0, 0] = 1  # bos
-    return {"input_ids": ids, "spectrogram": torch.from_numpy(mel)[None],
-            "f0": None if f0 is None else torch.from_numpy(np.asarray(f0, np.float32))[None]}
+    length = min(TOKENS, model.dims.text_ctx) - 1  # bos comes first
+    ids = torch.randint(3, model.dims.vocab, (length,), generator=generator).tolist()
+    inputs = model_inputs(model, mel, f0_frames, ids)
+    inputs.pop("labels")
+    return inputs
 
 
 def forward(name: str, seconds: float, depth: str | None):

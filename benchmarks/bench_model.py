@@ -11,7 +11,7 @@ For each shipped checkpoint (else a freshly initialised Echo of similar size, la
 * the app's own ``workbench.model_analysis.run_model`` (greedy transcript, then one teacher-forced
   forward + backward under ``capture("full", gradients=True)``, tables), plus its figures, with
   a new clip before every call (one sample nudged, so no cache answers);
-* ``echo_core.decode.transcribe`` (greedy): its real-time factor.
+* ``echo_core.clip_run.transcribe`` (greedy): its real-time factor.
 """
 
 from __future__ import annotations
@@ -71,14 +71,12 @@ def _gate_figure_json(gates) -> int:
 
 
 def _analysis(model, x, ids):
-    import torch
+    """Features and F0 through the pipeline (clip_run), a stats capture, the gate figure."""
+    from echo_core.clip_run import clip_features, model_inputs
 
-    from echo_core.decode import model_uses_f0
-
-    mel = _features(model, x)
-    f0 = _f0(x, mel.shape[1]) if model_uses_f0(model) else None
-    kwargs = {"input_ids": ids, "spectrogram": torch.from_numpy(mel)[None],
-              "f0": None if f0 is None else torch.from_numpy(f0)[None]}
+    mel, f0_frames = clip_features(model, x, S.SR)
+    kwargs = model_inputs(model, mel, f0_frames, ids[0, 1:].tolist())  # ids without bos
+    kwargs.pop("labels")
     gates, _ = _statistics(model, kwargs)
     return _gate_figure_json(gates)
 
@@ -181,7 +179,7 @@ def make_stage(name: str, seconds: float, stage: str):
         call()  # once at full length, untimed: a clip the workbench refuses fails here
         return _WithPrepare(call, prepare)
     elif stage == "transcribe":
-        from echo_core.decode import transcribe
+        from echo_core.clip_run import transcribe
         from echo_core.tokenizer import CharTokenizer
 
         tokenizer = None if not name.startswith(M.FRESH) else CharTokenizer()

@@ -73,32 +73,16 @@ def _draw(total: int, k: int) -> np.ndarray:
     return np.sort(np.random.default_rng(SEED).choice(total, k, replace=False, shuffle=False))
 
 
-def f0_at_positions(f0, n: int) -> np.ndarray:
-    """The frame contour mapped onto n positions by time, as the model does (position i covers
-    the fraction (i + 0.5) / n of the utterance); identity when the lengths agree."""
-    f0 = np.asarray(f0, dtype=np.float64)
-    if f0.size == n:
-        return f0
-    index = np.minimum(((np.arange(n) + 0.5) * f0.size / n).astype(int), f0.size - 1)
-    return f0[index]
-
-
 def _rotary_per_lag(rope_info: dict, max_lag: int, f0) -> np.ndarray | None:
     """R as a function of the lag 0..max_lag, or None when per-frame angles make R depend on
     the pair itself."""
     d, radius = rope_info["head_dim"], rope_info.get("radius")
     lags = np.arange(max_lag + 1, dtype=np.float64)
     if f0 is None or not rope_info["f0_rotary"]:
-        return np.cos(lags[:, None] * rope_info["inv_freq"]) @ _pair_weights(d, radius)
+        return np.cos(lags[:, None] * rope_info["inv_freq"]) @ rotary.pair_weights(d, radius)
     if rope_info["per_frame"]:
         return None
     return rotary.similarity_at_lags(lags, d, theta_used(rope_info, f0), radius=radius)
-
-
-def _pair_weights(head_dim: int, radius) -> np.ndarray:
-    """w_k of the rotary similarity: uniform, or r_k^2 / sum r^2 with a learned radius."""
-    pairs = head_dim // 2
-    return np.full(pairs, 1.0 / pairs) if radius is None else radius**2 / np.sum(radius**2)
 
 
 def _per_frame_prior(rope_info: dict, i: np.ndarray, j: np.ndarray, f0) -> np.ndarray:
@@ -106,7 +90,7 @@ def _per_frame_prior(rope_info: dict, i: np.ndarray, j: np.ndarray, f0) -> np.nd
     d = rope_info["head_dim"]
     angles = rotary.rotation_angles_per_frame(np.where(np.isfinite(f0), f0, 0.0), d,
                                               rope_info["theta"])  # (n, d/2)
-    return np.cos(angles[i] - angles[j]) @ _pair_weights(d, rope_info.get("radius"))
+    return np.cos(angles[i] - angles[j]) @ rotary.pair_weights(d, rope_info.get("radius"))
 
 
 def rotary_prior(rope_info: dict, i: np.ndarray, j: np.ndarray, f0=None) -> np.ndarray:
@@ -132,13 +116,8 @@ def rotary_prior_ranks(rope_info: dict, i: np.ndarray, j: np.ndarray, f0=None) -
 
 
 def theta_used(rope_info: dict, f0) -> float:
-    """theta_eff of a mean-F0 layer by the model's rule: voiced mean ("voiced") or the mean
-    with unvoiced frames as 0 ("batch", the reference)."""
-    f0 = np.asarray(f0, dtype=np.float64)
-    if rope_info["f0_mean"] == "voiced":
-        return rotary.theta_from_f0(f0, rope_info["theta"])
-    mean = float(np.mean(np.where(rotary.voiced_mask(f0), f0, 0.0)))
-    return float(rotary.theta_eff(rope_info["theta"], mean))
+    """theta_eff of a mean-F0 layer by the model's own mean rule (rotary.mean_f0)."""
+    return rotary.theta_from_f0(f0, rope_info["theta"], rope_info["f0_mean"])
 
 
 def pitch_prior(f0, i: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -172,7 +151,7 @@ def pair_sample(n: int, f0=None, allowed: np.ndarray | None = None,
     and switches the pitch prior on (VoicingError if too little voicing); None scores every
     position. ``allowed`` (n, n) marks the pairs a mask lets through. Query rows are those
     entropy and distance read (:func:`row_step`), so one strided pass serves both."""
-    f0_pos = None if f0 is None else f0_at_positions(f0, n)
+    f0_pos = None if f0 is None else rotary.f0_at_positions(f0, n)
     rows = np.ones(n, bool) if f0 is None else check_voicing(f0_pos)
     mask = None if allowed is None or np.all(allowed) else np.asarray(allowed, bool)
     step = row_step(n)

@@ -1,4 +1,5 @@
-"""Greedy transcription with an Echo checkpoint, and WER/CER evaluation.
+"""Greedy decoding with an Echo checkpoint on tensors, the checkpoint's feature settings and
+tokenizer, and WER/CER (running a checkpoint on a clip of audio: ``clip_run``).
 
 The audio is encoded once; the decoder then runs step by step on the growing prefix (the
 project's models use a causal decoder mask, so a prefix sees what it saw in training, and each
@@ -44,22 +45,6 @@ def load_tokenizer(model) -> CharTokenizer:
         raise CheckpointError(f"cannot find the tokenizer {name!r} for this model (folder "
                               f"{folder!r}); pass tokenizer=CharTokenizer.load(path)")
     return CharTokenizer.load(Path(folder) / name)
-
-
-def audio_features(model, samples: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """(log-mel (n_mels, T), F0 for the model (T,) with 0 unvoiced, or None) for raw audio."""
-    from echo_core.audio import SAMPLE_RATE, audio_from_array, log_mel
-
-    audio = audio_from_array(samples, sr)
-    settings = feature_settings(model)
-    mel = log_mel(audio.samples, SAMPLE_RATE, n_mels=int(settings["n_mels"]),
-                  fmin=float(settings["fmin"]), fmax=settings["fmax"])
-    if not model_uses_f0(model):
-        return mel, None
-    from echo_core.pitch import align_to_frames, extract_f0, f0_for_model
-
-    f0 = f0_for_model(align_to_frames(extract_f0(audio.samples, SAMPLE_RATE), mel.shape[1]))
-    return mel, f0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,17 +111,6 @@ def batch_greedy(model, mels: list[np.ndarray], f0s: list[np.ndarray] | None,
     return [tokenizer.decode(ids) for ids in greedy_ids(model, torch.from_numpy(spec), f0_t)]
 
 
-def transcribe(model, samples: np.ndarray, sr: int, tokenizer: CharTokenizer | None = None,
-               max_tokens: int | None = None) -> str:
-    """Greedy transcript of raw audio (any rate; resampled to 16 kHz, features as trained)."""
-    tokenizer = tokenizer or load_tokenizer(model)
-    model.eval()
-    mel, f0 = audio_features(model, samples, sr)
-    f0_t = None if f0 is None else torch.from_numpy(np.asarray(f0, np.float32))[None]
-    ids = greedy_ids(model, torch.from_numpy(mel)[None], f0_t, max_tokens=max_tokens)[0]
-    return tokenizer.decode(ids)
-
-
 # ---------------------------------------------------------------------------------------------
 # Scores
 
@@ -148,18 +122,3 @@ def wer_cer(references: list[str], hypotheses: list[str]) -> tuple[float, float]
         return float("nan"), float("nan")
     return (float(jiwer.wer(references, hypotheses)), float(jiwer.cer(references, hypotheses)))
 
-
-def evaluate(model, clips, tokenizer: CharTokenizer | None = None) -> tuple[float, float]:
-    """(WER, CER) of greedy transcripts for ``clips``: (wav path or (samples, sr), text) pairs."""
-    import soundfile as sf
-
-    tokenizer = tokenizer or load_tokenizer(model)
-    refs, hyps = [], []
-    for audio, text in clips:
-        if isinstance(audio, (str, Path)):
-            samples, sr = sf.read(str(audio), dtype="float32")
-        else:
-            samples, sr = audio
-        refs.append(tokenizer.normalize(text))
-        hyps.append(transcribe(model, samples, sr, tokenizer))
-    return wer_cer(refs, hyps)

@@ -51,24 +51,18 @@ every kind. The ``note`` column says what each row's pitch score means.
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pandas as pd
 
-from .attention_priors import (MAX_PAIRS, MAX_ROWS, PairSample, check_voicing,
-                               f0_at_positions, pair_sample, rope_info, rotary_prior_ranks,
-                               row_step)
+from . import rotary
+from .attention_kinds import DECODER_CROSS, DECODER_SELF, ENCODER_SELF, attention_kind
+from .attention_priors import (MAX_PAIRS, MAX_ROWS, PairSample, check_voicing, pair_sample,
+                               rope_info, rotary_prior_ranks, row_step)
 from .errors import CaptureError
 from .rank_stats import pearson, partial_from, ranks
 
 FRAME_MS = 8.0  # one mel / F0 frame (hop 128 at 16 kHz)
 
-ENCODER_SELF, DECODER_SELF, DECODER_CROSS = ("encoder self-attention", "decoder self-attention",
-                                             "decoder cross-attention")
-KIND_PATTERNS = {ENCODER_SELF: r"^encoder\.blocks\.\w+\.(\d+)\.attna$",
-                 DECODER_SELF: r"^decoder\._blocks\.(\d+)\.attna$",
-                 DECODER_CROSS: r"^decoder\.blocks\.\w+\.(\d+)\.attnb$"}
 SCORES = ("pitch_spearman", "rotary_spearman", "distance_spearman", "pitch_partial_spearman",
           "mean_distance_frames", "mean_distance_ms", "entropy_nats", "entropy_normalised")
 NOTES = {ENCODER_SELF: "pitch: rho(attention, exp(-|z_i - z_j|)) over voiced off-diagonal pairs",
@@ -273,7 +267,7 @@ def _cross_rows(layers, f0, scores: list | None = None) -> list[list]:
         raise CaptureError("cross-attention weights must be (heads, nq, nk), got "
                            f"{[w.shape for w in layers]}")
     heads = [w.shape[0] for w in layers]
-    f0k = f0_at_positions(f0, layers[0].shape[2])
+    f0k = rotary.f0_at_positions(f0, layers[0].shape[2])
     keys = check_voicing(f0k)
     blocks, score_blocks = _stacked(layers, scores)
     parts = [entropy_and_distance(w, np.ones(w.shape[1], bool), scores=sc)
@@ -292,14 +286,6 @@ def _cross_rows(layers, f0, scores: list | None = None) -> list[list]:
 
 # ============================================================================= whole model
 
-def _kind_and_layer(path: str) -> tuple[str, int] | None:
-    for kind, pattern in KIND_PATTERNS.items():
-        match = re.match(pattern, path)
-        if match:
-            return kind, int(match.group(1))
-    return None
-
-
 def head_score_table(cache, model, f0, f0_given: bool = True,
                      max_pairs: int = MAX_PAIRS) -> pd.DataFrame:
     """Tidy table, one row per (attention module, head): module, kind, layer, head, n_pairs,
@@ -316,8 +302,7 @@ def head_score_table(cache, model, f0, f0_given: bool = True,
     f0 = np.asarray(f0, dtype=np.float64)
     check_voicing(f0)
     paths = sorted(set(cache.attention) | {d["path"] for d in cache.dropped})
-    located = [(p, _kind_and_layer(p)) for p in paths]
-    located = [(p, kl) for p, kl in located if kl is not None]
+    located = [(p, attention_kind(p)[:2]) for p in paths if attention_kind(p) is not None]
     if not located:
         raise CaptureError("the cache holds no attention maps: run the forward pass inside "
                            "hooks.capture(model, depth='full')")
@@ -359,7 +344,7 @@ def head_score_table(cache, model, f0, f0_given: bool = True,
             audio, n = kind == ENCODER_SELF, shape[-1]
             pairs = pair_sample(n, f0 if audio else None, members[0]["allowed"], max_pairs)
             # decoder self: text positions, rotary by the mean-F0 theta over the clip's frames
-            rope_f0 = None if not f0_given else f0_at_positions(f0, n) if audio else f0
+            rope_f0 = None if not f0_given else rotary.f0_at_positions(f0, n) if audio else f0
             parts = _self_rows(maps, pairs, [m["info"] for m in members], rope_f0,
                                FRAME_MS * f0.size / n if audio else None, scores)
         for m, part in zip(members, parts):

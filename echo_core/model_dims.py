@@ -12,7 +12,11 @@ import math
 from dataclasses import dataclass, field
 
 from .errors import ConfigError
-from .model_layers import ACTIVATIONS
+
+# Activation names a config may give (the torch modules behind them: model_layers.ACTIVATIONS).
+# Kept here as plain names so the config, like Whisper's dimensions, needs no torch.
+ACTIVATIONS = ("gelu", "relu", "sigmoid", "tanh", "swish", "tanhshrink", "softplus",
+               "softshrink", "leaky_relu", "elu")
 
 FEATURE_INPUTS = ("spectrogram", "waveform", "pitch")  # features that have a model input
 FEATURE_SLOTS = FEATURE_INPUTS + ("spec_envelope", "spec_phase")  # the encoder's module dict keys
@@ -34,7 +38,7 @@ class EchoDims:
     * theta_mode "mean_f0": one theta from the mean of the whole f0 tensor (batch and unvoiced
       zeros included). "per_frame": audio positions (encoder queries/keys, cross-attention
       keys) turn frame by frame at theta_eff(f0_t) (static theta where unvoiced), see
-      :func:`per_frame_angles`; text positions and cross-attention queries keep the mean-F0
+      :func:`rotary.rotation_angles_per_frame`; text positions and cross-attention queries keep the mean-F0
       theta.
     * f0_mean "batch": the mean F0 behind theta is taken over the whole f0 tensor, as in the
       reference (other utterances of the batch, padding and unvoiced zeros included, so theta
@@ -48,7 +52,7 @@ class EchoDims:
       so the encoder runs at 8 ms x spec_stride per position (1-3; 3 still reads every frame).
       The reference's FEncoder takes a stride but uses 1 for the spectrogram; 2 halves the
       audio sequence, which makes training and attention several times cheaper. F0 reaches the
-      shorter positions by time, as it does for any length mismatch (see ``_f0_rows``).
+      shorter positions by time, as it does for any length mismatch (see ``rotary.f0_at_positions``).
     """
 
     vocab: int  # token vocabulary size (embedding rows = logit columns)

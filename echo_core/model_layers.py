@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from . import rotary as R
 from .errors import ConfigError
+from .model_dims import ACTIVATIONS as ACTIVATION_NAMES
 
 INV_FREQ_BASE = 19000.0  # initial base of the learned inv_freq (used only without f0)
 THETA_INIT = 10000.0  # initial rotary theta (the base modulated by F0)
@@ -24,11 +25,9 @@ ZERO_KEY_SCALE_MAX = 0.001  # clamp of softplus(fzero), the scale of keys whose 
 TEXT_ROTATIONS = 64  # text positions whose rotations incremental decoding computes at once
 
 
-ACTIVATIONS = {
-    "gelu": nn.GELU, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "swish": nn.SiLU,
-    "tanhshrink": nn.Tanhshrink, "softplus": nn.Softplus, "softshrink": nn.Softshrink,
-    "leaky_relu": nn.LeakyReLU, "elu": nn.ELU,
-}
+ACTIVATIONS = dict(zip(ACTIVATION_NAMES, (  # the modules behind the config's names
+    nn.GELU, nn.ReLU, nn.Sigmoid, nn.Tanh, nn.SiLU, nn.Tanhshrink, nn.Softplus, nn.Softshrink,
+    nn.LeakyReLU, nn.ELU)))
 
 
 def get_activation(act) -> nn.Module:
@@ -87,27 +86,6 @@ def sinusoids(length: int, channels: int, max_timescale: float = 10000.0) -> Ten
     return torch.cat([torch.sin(scaled_time), torch.cos(scaled_time)], dim=1)  # (length, C)
 
 
-def _f0_rows(f0: Tensor, n: int) -> Tensor:
-    """F0 as (rows, n): batch rows kept, the frame axis mapped onto n positions by nearest frame
-    in time (position i covers the fraction (i + 0.5) / n of the utterance)."""
-    f0 = f0.reshape(-1, f0.shape[-1]) if f0.ndim > 1 else f0.reshape(1, -1)  # (rows, T)
-    frames = f0.shape[-1]
-    if frames == n:
-        return f0
-    index = ((torch.arange(n, device=f0.device) + 0.5) * frames / n).long().clamp(max=frames - 1)
-    return f0[:, index]  # (rows, n)
-
-
-def per_frame_angles(theta: Tensor, f0_rows: Tensor, head_dim: int) -> Tensor:
-    """Rotation angles (rows, n, head_dim/2) accumulated frame by frame: position t has turned by
-    sum_{s<t} freq_k(theta_eff(f0_s)). Unvoiced frames (0 Hz) advance at the static theta
-    (pitch_factor(0) = 0), so a flat contour reduces to the ordinary t * freq_k."""
-    thetas = R.theta_eff(theta, f0_rows.to(theta.dtype))  # (rows, n)
-    freqs = R.inv_freq(head_dim, thetas.unsqueeze(-1))  # (rows, n, d/2)
-    steps = torch.cumsum(freqs, dim=1)
-    return torch.cat([torch.zeros_like(steps[:, :1]), steps[:, :-1]], dim=1)  # (rows, n, d/2)
-
-
 class rotary(nn.Module):  # noqa: N801  (the reference's class name)
     """Rotary position embedding with F0-modulated theta (vRoPE); formulas in rotary.py.
 
@@ -132,17 +110,13 @@ class rotary(nn.Module):  # noqa: N801  (the reference's class name)
     def angles(self, n: int, f0: Tensor | None = None, per_frame: bool = False) -> Tensor:
         """Rotation angle of each position and pair: (1, n, d/2), or (rows, n, d/2) per frame."""
         if f0 is not None and per_frame:
-            return per_frame_angles(self.theta, _f0_rows(f0.float(), n), self.dims)
+            return R.rotation_angles_per_frame(R.f0_at_positions(f0.float(), n), self.dims,
+                                               self.theta)  # (rows, n, d/2)
         if f0 is None:
             freqs = self.inv_freq.unsqueeze(0)  # (1, d/2)
-        elif self.f0_mean == "voiced":
-            rows = f0.float().reshape(-1, f0.shape[-1])  # (rows, T)
-            voiced = rows > 0
-            mean = (rows * voiced).sum(-1) / voiced.sum(-1).clamp(min=1)  # 0 when none voiced
-            freqs = R.inv_freq(self.dims, R.theta_eff(self.theta, mean).unsqueeze(-1))  # (rows, d/2)
-        else:
-            theta = R.theta_eff(self.theta, f0.float().mean())  # whole tensor, zeros included
-            freqs = R.inv_freq(self.dims, theta).unsqueeze(0)  # (1, d/2)
+        else:  # (rows,) per utterance ("voiced") or one value for the batch (the reference)
+            theta = R.theta_eff(self.theta, R.mean_f0(f0, self.f0_mean)).reshape(-1, 1)
+            freqs = R.inv_freq(self.dims, theta)  # (rows or 1, d/2)
         t = torch.arange(n, device=freqs.device, dtype=freqs.dtype)
         return t[None, :, None] * freqs[:, None, :]  # (rows, n, d/2)
 
@@ -193,7 +167,7 @@ class MultiheadA(nn.Module):
 
     def pitch_bias_map(self, f0: Tensor, n: int) -> Tensor:
         """rotary.pitch_bias per batch row, scaled: (rows, 1, n, n), 0 for unvoiced rows/cols."""
-        bias = R.pitch_bias(_f0_rows(f0.float(), n), self.rope.pitch_scale)  # (rows, n, n)
+        bias = R.pitch_bias(R.f0_at_positions(f0.float(), n), self.rope.pitch_scale)  # (rows, n, n)
         return (self.pitch_bias_scale * bias).unsqueeze(1)  # (rows, 1, n, n)
 
     def _heads(self, x: Tensor) -> Tensor:

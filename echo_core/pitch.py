@@ -9,7 +9,6 @@ becomes the 0 the reference model expects.
 from __future__ import annotations
 
 import dataclasses
-import io
 import math
 from dataclasses import dataclass
 
@@ -280,12 +279,17 @@ def f0_for_model(hz) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def f0_to_csv(track: F0Track) -> str:
-    """CSV text with header ``time_s,f0_hz``; unvoiced frames have an empty f0 field."""
+def f0_table(track: F0Track):
+    """The track as a pandas table (time_s, f0_hz with NaN unvoiced): what users export."""
+    import pandas as pd
+
     if not isinstance(track, F0Track):
-        raise PitchSettingsError(f"f0_to_csv needs an F0Track, got {type(track).__name__}")
-    buf = io.StringIO()
-    buf.write("time_s,f0_hz\n")
-    for t, f in zip(track.times, track.hz):
-        buf.write(f"{t:.6f},{f:.4f}\n" if np.isfinite(f) else f"{t:.6f},\n")
-    return buf.getvalue()
+        raise PitchSettingsError(f"an F0 table needs an F0Track, got {type(track).__name__}")
+    return pd.DataFrame({"time_s": np.asarray(track.times, dtype=np.float64),
+                         "f0_hz": np.asarray(track.hz, dtype=np.float64)})
+
+
+def f0_to_csv(track: F0Track) -> str:
+    """:func:`f0_table` as CSV text (header ``time_s,f0_hz``; unvoiced frames have an empty
+    f0 field; 6 decimals)."""
+    return f0_table(track).to_csv(index=False, lineterminator="\n", float_format="%.6f")

@@ -87,18 +87,64 @@ def voiced_mask(f0) -> np.ndarray:
         return np.isfinite(f0) & (f0 > 0)
 
 
-def theta_from_f0(f0, theta=10000.0) -> float:
-    """Theta modulated by the mean F0 of the *voiced* frames of a contour (or one Hz value).
+F0_MEAN_RULES = ("batch", "voiced")  # EchoDims.f0_mean: which mean F0 sets theta_eff
 
-    Unlike the reference model (which averages zeros in), unvoiced frames are left out; with no
-    voiced frame at all the static theta is returned unchanged.
+
+def mean_f0(f0, rule: str = "voiced"):
+    """The mean F0 (Hz) that sets theta_eff, by the model's rule (EchoDims.f0_mean).
+
+    "voiced": the mean of the voiced frames, 0 when none is voiced (so theta stays static).
+    "batch" (the reference): the mean of the whole contour with unvoiced frames counted as 0.
+    A numpy contour (NaN or <= 0 unvoiced) gives a float; the model's torch F0 (B, T) (0
+    unvoiced) gives one value per row for "voiced" and one for the whole tensor for "batch",
+    as the reference averages over the batch.
     """
-    theta = check_theta(theta)
+    if rule not in F0_MEAN_RULES:
+        raise RotaryError(f"f0 mean rule must be one of {F0_MEAN_RULES}, got {rule!r}")
+    if _is_torch(f0):
+        f0 = f0.float()
+        if rule == "batch":
+            return f0.mean()  # whole tensor, zeros included
+        rows = f0.reshape(-1, f0.shape[-1])  # (rows, T)
+        voiced = rows > 0
+        return (rows * voiced).sum(-1) / voiced.sum(-1).clamp(min=1)  # (rows,)
     f0 = np.atleast_1d(np.asarray(f0, dtype=np.float64))
     voiced = voiced_mask(f0)
-    if not voiced.any():
-        return theta
-    return float(theta_eff(theta, float(f0[voiced].mean())))
+    if rule == "batch":
+        return float(np.mean(np.where(voiced, f0, 0.0)))
+    return float(f0[voiced].mean()) if voiced.any() else 0.0
+
+
+def theta_from_f0(f0, theta=10000.0, rule: str = "voiced") -> float:
+    """Theta modulated by the mean F0 of a contour (or one Hz value) under ``rule``
+    (:func:`mean_f0`): by default the *voiced* frames' mean, so with no voiced frame at all the
+    static theta comes back unchanged (pitch_factor(0) = 0)."""
+    theta = check_theta(theta)
+    return float(theta_eff(theta, mean_f0(f0, rule)))
+
+
+def frame_index(n_frames: int, n_positions: int) -> np.ndarray:
+    """Which of ``n_frames`` F0 frames each of ``n_positions`` positions reads, by time: position
+    i covers the fraction (i + 0.5) / n_positions of the utterance (the nearest frame in time).
+    The model, the maps and the head scores all map F0 onto positions with this index."""
+    index = ((np.arange(n_positions) + 0.5) * n_frames / n_positions).astype(np.int64)
+    return np.minimum(index, max(n_frames - 1, 0))
+
+
+def f0_at_positions(f0, n_positions: int):
+    """The F0 contour mapped onto ``n_positions`` positions by time (:func:`frame_index`) along
+    its last axis; numpy (T,) -> (n,) float64, or the model's torch (rows, T) -> (rows, n).
+    Identity when the lengths agree."""
+    if _is_torch(f0):
+        import torch
+
+        rows = f0.reshape(-1, f0.shape[-1]) if f0.ndim > 1 else f0.reshape(1, -1)  # (rows, T)
+        if rows.shape[-1] == n_positions:
+            return rows
+        index = torch.from_numpy(frame_index(rows.shape[-1], n_positions)).to(rows.device)
+        return rows[:, index]  # (rows, n)
+    f0 = np.asarray(f0, dtype=np.float64)
+    return f0 if f0.size == n_positions else f0[frame_index(f0.size, n_positions)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -122,16 +168,18 @@ def check_positions(n_positions, limit=MAX_POSITIONS) -> int:
     return int(n_positions)
 
 
-def _pair_weights(head_dim: int, radius) -> np.ndarray:
-    """Weights r_k^2 / sum r^2 of the d/2 channel pairs (uniform without a radius)."""
-    pairs = head_dim // 2
+def pair_weights(head_dim: int, radius=None) -> np.ndarray:
+    """Weights w_k = r_k^2 / sum r^2 of the d/2 channel pairs in the rotary similarity
+    (uniform 1/(d/2) without a radius). A learned radius may be any finite values, negative
+    ones included (only r^2 matters), as long as not all are zero."""
+    pairs = check_head_dim(head_dim) // 2
     if radius is None:
         return np.full(pairs, 1.0 / pairs)
     r = np.asarray(radius, dtype=np.float64)
-    if r.shape != (pairs,) or not np.isfinite(r).all() or (r < 0).any() or not (r > 0).any():
+    if r.shape != (pairs,) or not np.isfinite(r).all() or not (r != 0).any():
         raise RotaryError(
-            f"radius must be {pairs} finite non-negative values (one per channel pair of "
-            f"head_dim {head_dim}), not all zero; got shape {r.shape}"
+            f"radius must be {pairs} finite values (one per channel pair of head_dim "
+            f"{head_dim}), not all zero; got shape {r.shape}"
         )
     return r**2 / np.sum(r**2)
 
@@ -147,7 +195,7 @@ def similarity_at_lags(lags, head_dim: int, theta=10000.0, f0=None, radius=None)
     """
     head_dim = check_head_dim(head_dim)
     freqs = inv_freq(head_dim, _theta_used(theta, f0))
-    weights = _pair_weights(head_dim, radius)
+    weights = pair_weights(head_dim, radius)
     lags = np.asarray(lags, dtype=np.float64)
     return np.cos(lags[..., None] * freqs) @ weights
 
@@ -190,20 +238,27 @@ def _f0_contour(f0, n_positions=None) -> np.ndarray:
     return f0
 
 
-def rotation_angles_per_frame(f0, head_dim, theta=10000.0) -> np.ndarray:
-    """(n, d/2) angles when theta follows the pitch frame by frame (beyond the reference).
+def rotation_angles_per_frame(f0, head_dim, theta=10000.0):
+    """Angles (n, d/2) when theta follows the pitch frame by frame (beyond the reference).
 
     Frame t rotates at freq_k(theta_t) with theta_t = theta_eff(theta, f0_t) when voiced and
-    the static ``theta`` when unvoiced (NaN or <= 0). Angles accumulate step by step, the step
-    from t to t+1 taken at frame t's rate: angle_0 = 0, angle_i = sum_{t<i} freq_k(theta_t).
-    A constant F0 gives exactly i * freq_k(theta_eff), the mean-F0 rotary.
+    the static ``theta`` when unvoiced (NaN or <= 0; pitch_factor(0) = 0). Angles accumulate
+    step by step, the step from t to t+1 taken at frame t's rate: angle_0 = 0, angle_i =
+    sum_{t<i} freq_k(theta_t). A constant F0 gives exactly i * freq_k(theta_eff), the mean-F0
+    rotary. numpy: f0 (n,) Hz -> float64 (n, d/2). torch (the model, gradient through a tensor
+    ``theta``): f0 (rows, n) with 0 unvoiced -> (rows, n, d/2) in theta's dtype.
     """
     head_dim = check_head_dim(head_dim)
+    if _is_torch(f0):
+        import torch
+
+        thetas = theta_eff(theta, f0.to(theta.dtype))  # (rows, n)
+        rates = inv_freq(head_dim, thetas.unsqueeze(-1))  # (rows, n, d/2) radians per frame
+        steps = torch.cumsum(rates, dim=-2)
+        return torch.cat([torch.zeros_like(steps[..., :1, :]), steps[..., :-1, :]], dim=-2)
     theta = check_theta(theta)
     f0 = _f0_contour(f0)
-    voiced = voiced_mask(f0)
-    thetas = np.full(f0.size, theta)
-    thetas[voiced] = theta_eff(theta, f0[voiced])
+    thetas = theta_eff(theta, np.where(voiced_mask(f0), f0, 0.0))  # (n,)
     exponent = np.arange(0, head_dim, 2, dtype=np.float64) / head_dim
     rates = 1.0 / thetas[:, None] ** exponent  # (n, d/2) radians per frame
     angles = np.zeros_like(rates)
@@ -227,7 +282,7 @@ def position_similarity_per_frame(f0, head_dim, theta=10000.0, radius=None) -> n
     f0 = _f0_contour(f0)
     check_positions(f0.size, MAX_FULL_POSITIONS)
     angles = rotation_angles_per_frame(f0, head_dim, theta)  # (n, d/2)
-    v = _rotary_vectors(angles, _pair_weights(head_dim, radius))  # (n, d)
+    v = _rotary_vectors(angles, pair_weights(head_dim, radius))  # (n, d)
     return v @ v.T
 
 
@@ -257,7 +312,7 @@ def display_similarity(n_positions, head_dim, theta=10000.0, f0=None, max_size=5
     positions = display_positions(n, max_size)
     if per_frame and f0 is not None:
         angles = rotation_angles_per_frame(_f0_contour(f0, n), head_dim, theta)[positions]
-        v = _rotary_vectors(angles, _pair_weights(head_dim, radius))
+        v = _rotary_vectors(angles, pair_weights(head_dim, radius))
         return positions, v @ v.T
     lags = np.abs(positions[:, None] - positions[None, :])  # (R, R)
     if n <= _LAG_TABLE_LIMIT:
@@ -278,13 +333,13 @@ def position_dot_product(n_positions, head_dim, theta=10000.0, f0=None, radius=N
     head_dim = check_head_dim(head_dim)
     n = check_positions(n_positions, MAX_FULL_POSITIONS)
     pairs = head_dim // 2
-    _pair_weights(head_dim, radius)  # validates the radius
+    pair_weights(head_dim, radius)  # validates the radius
     r = np.ones(pairs) if radius is None else np.asarray(radius, dtype=np.float64)
-    pair_weights = r**2 / pairs
+    unnormalised = r**2 / pairs
     from scipy.linalg import toeplitz
 
     freqs = inv_freq(head_dim, _theta_used(theta, f0))
-    sim = toeplitz(np.cos(np.arange(n, dtype=np.float64)[:, None] * freqs) @ pair_weights)
+    sim = toeplitz(np.cos(np.arange(n, dtype=np.float64)[:, None] * freqs) @ unnormalised)
     if radius_per_position is None:
         return sim
     rho = np.asarray(radius_per_position, dtype=np.float64)

@@ -25,7 +25,8 @@ import torch.nn.functional as F
 
 from echo_core.checkpoint import load_checkpoint, save_checkpoint
 from echo_core.corpus import load_features
-from echo_core.decode import batch_greedy, evaluate, model_uses_f0, wer_cer
+from echo_core.clip_run import evaluate
+from echo_core.decode import batch_greedy, model_uses_f0, wer_cer
 from echo_core.errors import ConfigError
 from echo_core.model import Echo
 from echo_core.model_dims import EchoDims
@@ -372,7 +373,7 @@ def write_model_card(out: Path, model, meta: dict) -> Path:
         f"`python -m echo_core.train --data data/digits --config {meta.get('preset')} "
         f"--out runs/{meta.get('preset')} --steps {meta.get('steps')} --seed {meta.get('seed')}`.",
         "Scores are greedy decoding from raw audio, one clip at a time "
-        "(`echo_core.decode.evaluate`). Decode one utterance at a time: the model was trained "
+        "(`echo_core.clip_run.evaluate`). Decode one utterance at a time: the model was trained "
         "on length-bucketed batches and loses accuracy when a batch pads short clips with long "
         "stretches of silence.",
         "",

@@ -81,7 +81,7 @@ def _force(model, rule):
 
 
 def test_transcribe_stops_at_length_limit(tiny_model):
-    from echo_core.decode import transcribe
+    from echo_core.clip_run import transcribe
 
     def never_eos(step, logits):
         logits[..., :3] = -1e9
@@ -99,7 +99,7 @@ def test_transcribe_stops_at_length_limit(tiny_model):
 
 
 def test_transcribe_stops_at_eos(tiny_model):
-    from echo_core.decode import transcribe
+    from echo_core.clip_run import transcribe
 
     def three_then_eos(step, logits):
         logits[..., :] = -1e9
@@ -136,7 +136,7 @@ def test_encode_once_greedy_matches_full_forward(tiny_model):
 
 
 def test_feature_settings_must_match_model(tiny_model):
-    from echo_core.decode import transcribe
+    from echo_core.clip_run import transcribe
 
     meta = tiny_model.meta
     tiny_model.meta = {"features": {"n_mels": 64}}

@@ -18,7 +18,6 @@ from echo_core.model_layers import (
     MultiheadA,
     apply_rotary,
     get_activation,
-    per_frame_angles,
     rotary,
     sinusoids,
 )
@@ -188,12 +187,14 @@ def test_voiced_f0_mean_makes_logits_independent_of_batch_mates():
     assert (mixed - single).abs().max() > 10 * (both[:1] - alone).abs().max() + 1e-5
 
 
-def test_per_frame_angles_match_rotary_module_function():
+def test_per_frame_angles_torch_branch_matches_the_numpy_branch():
+    """The model's torch branch of rotation_angles_per_frame against its numpy branch (which
+    test_rotary checks against an explicit loop)."""
     f0 = np.array([0.0, 120.0, 180.0, 0.0, 240.0, 90.0])
-    ours = per_frame_angles(torch.tensor(10000.0), torch.tensor(f0)[None].float(), 8)[0]
+    ours = R.rotation_angles_per_frame(torch.tensor(f0)[None].float(), 8, torch.tensor(10000.0))[0]
     np.testing.assert_allclose(ours.numpy(), R.rotation_angles_per_frame(f0, 8, 10000.0),
                                rtol=1e-5, atol=1e-6)
-    flat = per_frame_angles(torch.tensor(10000.0), torch.full((1, 5), 150.0), 8)[0]
+    flat = R.rotation_angles_per_frame(torch.full((1, 5), 150.0), 8, torch.tensor(10000.0))[0]
     theta = R.theta_eff(10000.0, 150.0)
     np.testing.assert_allclose(flat.numpy(), np.outer(np.arange(5), R.inv_freq(8, theta)),
                                rtol=1e-5)

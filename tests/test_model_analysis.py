@@ -169,3 +169,14 @@ def test_upload_of_a_bare_state_dict_with_overrides(tmp_path, tiny_checkpoints):
     assert model.dims.decoder_mask == "additive"
     with pytest.raises(CheckpointError, match="exactly one weights file"):
         C.register_upload([str(tmp_path / "x.json")])
+
+
+def test_pool_takes_exact_block_means_without_padding():
+    """7 positions to at most 3: blocks of 3, 3 and 1; the last block is its own mean (edge
+    padding used to weight it as three copies of the last value)."""
+    a = np.arange(7.0)[None, :] * np.ones((7, 1))  # (7, 7): value = key index
+    pooled = M._pool(a[None], 3)[0]
+    assert pooled.shape == (3, 3)
+    np.testing.assert_allclose(pooled[0], [1.0, 4.0, 6.0])
+    b = np.arange(8.0).reshape(1, 2, 4)  # keys 4 -> blocks of 2; queries 2 stay
+    np.testing.assert_allclose(M._pool(b, 3), [[[0.5, 2.5], [4.5, 6.5]]])

@@ -286,6 +286,6 @@ def test_csv_round_trip():
     text = f0_to_csv(track)
     assert text.splitlines()[0] == "time_s,f0_hz"
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert [r["f0_hz"] for r in rows] == ["101.2500", "", "99.5000"]
+    assert [r["f0_hz"] for r in rows] == ["101.250000", "", "99.500000"]
     np.testing.assert_allclose([float(r["time_s"]) for r in rows], track.times)
     assert f0_to_csv(F0Track([], [])) == "time_s,f0_hz\n"

@@ -247,7 +247,7 @@ def test_pitch_bias_torch_nan_input_and_batch():
      (lambda: R.position_similarity(5, 7), "head_dim"),
      (lambda: R.position_similarity(5, 8, theta=1.0), "theta"),
      (lambda: R.position_similarity(5, 8, radius=[1.0, 1.0]), "radius"),
-     (lambda: R.position_similarity(5, 8, radius=[1.0, -1.0, 1.0, 1.0]), "radius"),
+     (lambda: R.position_similarity(5, 8, radius=[1.0, np.nan, 1.0, 1.0]), "radius"),
      (lambda: R.position_similarity(5, 8, radius=np.zeros(4)), "radius"),
      (lambda: R.similarity_vs_distance(-1, 8), "max_lag"),
      (lambda: R.position_similarity_per_frame(np.zeros((2, 3)), 8), "f0"),
@@ -260,3 +260,12 @@ def test_pitch_bias_torch_nan_input_and_batch():
 def test_bad_arguments_raise_rotary_error(call, match):
     with pytest.raises(RotaryError, match=match):
         call()
+
+
+def test_a_learned_radius_may_be_negative_only_its_square_weights():
+    """A learned radius can cross zero in training; r_k^2 / sum r^2 is what weights the pairs,
+    so a sign flip changes nothing (the model and the head-score prior accept it alike)."""
+    r = np.array([1.0, -2.0, 0.5, 0.0])
+    np.testing.assert_allclose(R.pair_weights(8, r), np.array([1.0, 4.0, 0.25, 0.0]) / 5.25)
+    np.testing.assert_allclose(R.position_similarity(6, 8, radius=r),
+                               R.position_similarity(6, 8, radius=np.abs(r)), atol=1e-15)

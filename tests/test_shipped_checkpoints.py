@@ -78,7 +78,8 @@ def test_transcribes_unseen_voices(models, name):
     model drops the "oh" of the steph voice's "nine oh one", and at 7 % WER a second miss among
     four clips is not rare, so demanding every clip would be a coin toss.
     """
-    from echo_core.decode import transcribe, wer_cer
+    from echo_core.clip_run import transcribe
+    from echo_core.decode import wer_cer
 
     model = models[name]
     assert not model.training and model.meta["source"] == "project"

@@ -234,13 +234,8 @@ def f0_statistics_table(track) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def f0_table(track) -> pd.DataFrame:
-    """The F0 track as a table (time_s, f0_hz with NaN unvoiced), for CSV export."""
-    return pd.DataFrame({"time_s": np.asarray(track.times), "f0_hz": np.asarray(track.hz)})
-
-
-def f0_csv(track) -> str:
-    return pitch.f0_to_csv(track)
+f0_table = pitch.f0_table  # the F0 track as a table (time_s, f0_hz, NaN unvoiced)
+f0_csv = pitch.f0_to_csv  # the same table as CSV text
 
 
 # ============================================================================= rotary

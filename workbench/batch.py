@@ -41,7 +41,6 @@ CLIP_COLUMNS = ("clip", "checkpoint", "checkpoint_path", "duration_s", "f0_media
                 "f0_min", "f0_max", "f0_std", "voiced_fraction", "n_frames", "n_voiced",
                 "transcript", "reference", "wer", "cer", "head_scores_note", "seconds")
 ERROR_COLUMNS = ("clip", "checkpoint", "checkpoint_path", "error_type", "message")
-HEAD_ATTENTION_BYTES = 1024 * 2**20  # keep every attention map of a clip (as model_analysis does)
 
 _MODELS: dict = {}  # per worker process: (path, mtime) -> (model, tokenizer)
 
@@ -146,31 +145,18 @@ def analyse_unit(clip_path: str, clip: str, label: str, checkpoint: str,
                  reference: str | None, audio=None, track=None) -> dict:
     """Everything measured for one clip x checkpoint: {"rows": DataFrame, "heads": DataFrame}.
     ``audio``/``track`` let a batch share one decode and one F0 track across checkpoints."""
-    import torch
-
-    from echo_core import decode, hooks, pitch
+    from echo_core import clip_run, decode, hooks, pitch
     from echo_core import head_scores as hs
-    from echo_core.audio import SAMPLE_RATE, load_audio, log_mel
-    from echo_core.tokenizer import BOS
+    from echo_core.audio import SAMPLE_RATE, load_audio
 
     start = time.perf_counter()
     audio = audio if audio is not None else load_audio(clip_path)
     track = track if track is not None else _clip_f0(audio.samples)
     model, tokenizer = _model(checkpoint)
-    feats = decode.feature_settings(model)
-    mel = log_mel(audio.samples, SAMPLE_RATE, n_mels=int(feats["n_mels"]),
-                  fmin=float(feats["fmin"]), fmax=feats["fmax"])
-    f0_frames = pitch.align_to_frames(track, mel.shape[1])  # (T,) Hz, NaN unvoiced
-    uses_f0 = decode.model_uses_f0(model)
-    spec = torch.from_numpy(mel)[None]  # (1, n_mels, T)
-    f0_t = torch.from_numpy(pitch.f0_for_model(f0_frames))[None] if uses_f0 else None  # (1, T)
-    with torch.no_grad():
-        ids = decode.greedy_ids(model, spec, f0_t)[0]
-        tokens = torch.tensor([[BOS] + list(ids)][:model.dims.text_ctx])
-        with hooks.capture(model, depth="full", max_attention_bytes=HEAD_ATTENTION_BYTES) \
-                as cache:
-            model(input_ids=tokens, spectrogram=spec, f0=f0_t)
-    transcript = tokenizer.decode(ids) if tokenizer else " ".join(map(str, ids))
+    mel, f0_frames = clip_run.clip_features(model, audio.samples, SAMPLE_RATE, track)
+    run = clip_run.run_clip(model, mel, f0_frames, tokenizer=tokenizer, capture="forward",
+                            samples=audio.samples)
+    cache, uses_f0, transcript = run.cache, run.uses_f0, run.transcript
     wer = cer = np.nan
     if reference is not None and tokenizer is not None:
         wer, cer = decode.wer_cer([tokenizer.normalize(reference)], [transcript])

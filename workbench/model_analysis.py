@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,14 +19,12 @@ import pandas as pd
 from echo_core import attention_priors as priors
 from echo_core import audio, pitch, rotary
 from echo_core import head_scores as hs
-from echo_core.errors import (AudioError, CaptureError, EchoError, TranscriptError,
-                              VoicingError)
+from echo_core.attention_kinds import ATTENTION_KINDS, attention_kind
+from echo_core.errors import AudioError, CaptureError, EchoError, VoicingError
 from workbench.analysis import FEATURES, MAX_DISPLAY, Clip, frame_f0, mel, settings_key
 from workbench.cache import LRU, content_key
 from workbench.checkpoints import check_overrides, load_model, model_key, resolve
 
-ATTENTION_KINDS = ("encoder self-attention", "decoder self-attention",
-                   "decoder cross-attention")
 ATTENTION_DISPLAY = 320  # attention maps are kept at most this size per side
 REFERENCE_MEL_RANGE = {"fmin": 150.0, "fmax": 2000.0}  # docs/echo_model.md, section 1
 MAX_MODEL_SECONDS = 30.0  # attention maps grow with T^2: 30 s already means 3750^2 scores
@@ -141,34 +138,34 @@ def get_result(key: str | None) -> ModelResult:
 
 
 def _pool(a: np.ndarray, size: int) -> np.ndarray:
-    """Mean-pool the last two axes to at most ``size`` each (softmax mass survives pooling)."""
+    """Mean-pool the last two axes to at most ``size`` each: blocks of ``ceil(n / size)``
+    positions, the last block the exact mean of what remains (no padding to skew it), so the
+    softmax mass of every block survives. A block holding a masked (-inf) score stays -inf
+    (drawn blank)."""
     out = np.asarray(a, dtype=np.float32)
     for axis in (out.ndim - 2, out.ndim - 1):
         n = out.shape[axis]
         if n <= size:
             continue
         group = math.ceil(n / size)
-        blocks = math.ceil(n / group)
-        widths = [(0, 0)] * out.ndim
-        widths[axis] = (0, group * blocks - n)
-        out = np.pad(out, widths, mode="edge")
-        shape = out.shape[:axis] + (blocks, group) + out.shape[axis + 1:]
-        out = out.reshape(shape).mean(axis=axis + 1)
+        starts = np.arange(0, n, group)
+        sums = np.add.reduceat(out, starts, axis=axis)
+        counts = np.diff(np.append(starts, n)).astype(np.float32)
+        shape = [1] * out.ndim
+        shape[axis] = counts.size
+        out = sums / counts.reshape(shape)
     return out
 
 
 def _attention_by_kind(cache, feature: str) -> dict:
     """{kind: [layer maps]} from a full-depth capture (None for a layer too large to keep)."""
-    patterns = {"encoder self-attention": rf"^encoder\.blocks\.{feature}\.(\d+)\.attna$",
-                "decoder self-attention": r"^decoder\._blocks\.(\d+)\.attna$",
-                "decoder cross-attention": rf"^decoder\.blocks\.{feature}\.(\d+)\.attnb$"}
     paths = set(cache.attention) | {d["path"] for d in cache.dropped}
+    located = sorted((attention_kind(p)[1], p, attention_kind(p)[0]) for p in paths
+                     if attention_kind(p) is not None and attention_kind(p)[2] in (feature, ""))
     out = {}
-    for kind, pattern in patterns.items():
-        names = sorted((p for p in paths if re.match(pattern, p)),
-                       key=lambda p: int(re.match(pattern, p).group(1)))
+    for kind in ATTENTION_KINDS:
         layers = []
-        for path in names:
+        for path in (p for _, p, k in located if k == kind):
             calls = cache.attention.get(path)
             if not calls:
                 layers.append(None)
@@ -189,12 +186,9 @@ def _learned_table(model, f0_model: np.ndarray | None) -> pd.DataFrame:
     from echo_core.checkpoint import implied_theta
     from echo_core.model_layers import MultiheadA, Residual
 
-    mean_f0 = None
-    if f0_model is not None:  # the model's own rule: voiced frames only, or zeros included
-        voiced = f0_model[f0_model > 0]
-        voiced_mean = float(voiced.mean()) if voiced.size else 0.0
-        by_voiced = getattr(model.dims, "f0_mean", "batch") == "voiced"
-        mean_f0 = voiced_mean if by_voiced else float(np.mean(f0_model))
+    mean_f0 = None  # the model's own rule (EchoDims.f0_mean)
+    if f0_model is not None:
+        mean_f0 = rotary.mean_f0(f0_model, getattr(model.dims, "f0_mean", "batch"))
     blends = {p: float(torch.sigmoid(m.blend.detach())) for p, m in model.named_modules()
               if isinstance(m, Residual)}
     rows = []
@@ -264,60 +258,24 @@ def run_model(clip: Clip, settings: pitch.PraatSettings | None, checkpoint_id: s
     if cached is not None:
         return cached
     progress = progress or (lambda fraction, what: None)
-    import torch
-
-    from echo_core import decode, hooks
-    from echo_core.tokenizer import BOS, EOS
+    from echo_core import clip_run, hooks
 
     progress(0.05, "loading the checkpoint")
     model = load_model(checkpoint_id, overrides)
     dims, warnings = model.dims, []
-    spec = torch.from_numpy(_features(model, clip, warnings))[None]  # (1, n_mels, T)
     f0_frames = frame_f0(clip, settings)
-    f0_model = pitch.f0_for_model(f0_frames)
-    uses_f0 = decode.model_uses_f0(model)
-    f0_t = torch.from_numpy(f0_model)[None] if uses_f0 else None  # (1, T), 0 = unvoiced
-    try:
-        tokenizer = decode.load_tokenizer(model)
-    except EchoError:
-        tokenizer = None
-        warnings.append("No tokenizer.json beside this checkpoint: transcripts are token ids.")
-
     # One intra-op thread: the queue already runs two callbacks on the machine's two cores, and
     # an oversubscribed torch (2 threads beside other busy processes) measured 10x slower.
     with _MODEL_LOCK, _torch_threads(MODEL_THREADS):
-        progress(0.2, "greedy decoding")
-        ids = decode.greedy_ids(model, spec, f0_t)[0]
-        greedy = tokenizer.decode(ids) if tokenizer else " ".join(map(str, ids))
-        if transcript.strip():
-            if tokenizer is None:
-                raise TranscriptError("this checkpoint has no tokenizer, so a typed transcript "
-                                      "cannot be tokenised; leave the box empty to use the "
-                                      "model's own output")
-            teacher_ids = tokenizer.encode(transcript)
-            teacher_text, source = tokenizer.normalize(transcript), "typed transcript"
-        else:
-            teacher_ids, teacher_text, source = list(ids), greedy, "model's greedy transcript"
-        if len(teacher_ids) > dims.text_ctx - 1:
-            raise TranscriptError(f"the transcript has {len(teacher_ids)} tokens; this model "
-                                  f"reads at most {dims.text_ctx - 1} (text_ctx minus the start "
-                                  "token)")
-        inputs = dict(input_ids=torch.tensor([[BOS] + teacher_ids]),
-                      labels=torch.tensor([teacher_ids + [EOS]]), f0=f0_t,
-                      spectrogram=spec if "spectrogram" in dims.features else None)
-        if "waveform" in dims.features:
-            inputs["waveform"] = torch.from_numpy(clip.samples)[None]
-        if "pitch" in dims.features:
-            inputs["pitch"] = torch.from_numpy(f0_model)[None]
-        progress(0.5, "teacher-forced forward + backward with hooks")
-        model.zero_grad(set_to_none=True)
-        try:
-            with hooks.capture(model, depth="full", gradients=True) as cache, \
-                    torch.enable_grad():
-                out = model(**inputs)
-                out["loss"].backward()
-        finally:
-            model.zero_grad(set_to_none=True)
+        progress(0.2, "greedy decoding, then a teacher-forced forward + backward with hooks")
+        run = clip_run.run_clip(model, _features(model, clip, warnings), f0_frames,
+                                teacher_text=transcript, capture="backward",
+                                samples=clip.samples,
+                                max_attention_bytes=hooks.DEFAULT_MAX_ATTENTION_BYTES)
+    if run.tokenizer is None:
+        warnings.append("No tokenizer.json beside this checkpoint: transcripts are token ids.")
+    tokenizer, teacher_ids, cache, uses_f0 = run.tokenizer, run.teacher_ids, run.cache, run.uses_f0
+    source = "typed transcript" if transcript.strip() else "model's greedy transcript"
 
     progress(0.8, "statistics and maps")
     tokens = ["<bos>"] + [tokenizer.decode([i]) if tokenizer else str(i) for i in teacher_ids]
@@ -339,21 +297,21 @@ def run_model(clip: Clip, settings: pitch.PraatSettings | None, checkpoint_id: s
         full = call["pitch_bias"][0, 0].float().numpy()  # (T, T), scaled as the model adds it
         pos = rotary.display_positions(full.shape[0], MAX_DISPLAY)
         bias = full[np.ix_(pos, pos)].astype(np.float32)
-        frames = np.minimum(((pos + 0.5) * len(f0_frames) / full.shape[0]).astype(int),
-                            len(f0_frames) - 1)  # the model maps F0 frames to positions by time
-        bias_f0, applied = f0_frames[frames], bool(call.get("pitch_bias_applied"))
+        bias_f0 = rotary.f0_at_positions(f0_frames, full.shape[0])[pos]  # as the model maps it
+        applied = bool(call.get("pitch_bias_applied"))
     result = ModelResult(
         key=key, label=resolve(checkpoint_id)[2], checkpoint=checkpoint_id,
         clip_name=clip.name, dims=dims.to_dict(),
         meta={k: v for k, v in (model.meta or {}).items() if k not in ("path", "weights")},
-        overrides=overrides, transcript=greedy, teacher_text=teacher_text,
-        teacher_source=source, loss=float(out["loss"].detach()),
+        overrides=overrides, transcript=run.transcript, teacher_text=run.teacher_text,
+        teacher_source=source, loss=run.loss,
         activations=hooks.component_statistics(cache, "activations"),
         gradients=hooks.component_statistics(cache, "gradients"),
         gates=hooks.gate_mlp_ratios(cache), report=hooks.format_report(cache),
         attention=_attention_by_kind(cache, dims.features[0]), axes=axes, bias=bias,
         bias_f0=bias_f0, bias_positions=pos, bias_applied=applied,
-        learned=_learned_table(model, f0_model if uses_f0 else None), warnings=warnings,
+        learned=_learned_table(model, pitch.f0_for_model(f0_frames) if uses_f0 else None),
+        warnings=warnings,
         praat=dataclasses.asdict(settings or pitch.PraatSettings()),
         **_scores_from_cache(cache, model, f0_frames, uses_f0))
     progress(1.0, "done")
@@ -441,7 +399,6 @@ def compare_tables(a: ModelResult, b: ModelResult) -> tuple[pd.DataFrame, pd.Dat
 # Per-head pitch / rotary / distance alignment, attention distance and entropy; definitions in
 # echo_core/head_scores.py (the Learn view quotes its docstrings).
 
-HEAD_SCORE_ATTENTION_BYTES = 1024 * 2**20  # keep every map of a clip up to MAX_MODEL_SECONDS
 HEAD_SCORE_DEFINITIONS = (  # the one statement of the definitions (Learn view), and its limits
     f"{hs.__doc__.rstrip()}\n\nIn this build: MAX_ROWS = {priors.MAX_ROWS}, MAX_PAIRS = "
     f"{priors.MAX_PAIRS}; pitch scores need at least {priors.MIN_VOICED_FRAMES} voiced frames "
@@ -470,19 +427,15 @@ def head_scores(model, mel: np.ndarray, f0_frames: np.ndarray, token_ids: Sequen
                 = None, max_pairs: int | None = None) -> pd.DataFrame:
     """One full-depth capture of a teacher-forced forward, then ``head_scores.head_score_table``.
 
-    mel (n_mels, T) as the checkpoint expects; f0_frames (T,) Hz, NaN unvoiced (pitch
-    .f0_for_model converts it for the model only here). ``token_ids`` (without bos): the decoder
-    input; None uses the model's greedy transcript (one extra, uncaptured decode). A barely
-    voiced clip raises errors.VoicingError before the model runs. ``df.attrs`` holds
-    "forward_seconds" (captured forward) and "scores_seconds".
+    mel (n_mels, T) as the checkpoint expects; f0_frames (T,) Hz, NaN unvoiced (the pipeline,
+    ``clip_run.run_clip``, converts it at the model's door). ``token_ids`` (without bos): the
+    decoder input; None uses the model's greedy transcript (one extra, uncaptured decode). A
+    barely voiced clip raises errors.VoicingError before the model runs. ``df.attrs`` holds
+    "forward_seconds" (decoding if any, and the captured forward) and "scores_seconds".
     """
     import time
 
-    import torch
-
-    from echo_core import decode, hooks
-    from echo_core import head_scores as hs
-    from echo_core.tokenizer import BOS
+    from echo_core import clip_run
 
     f0_frames = np.asarray(f0_frames, dtype=np.float64)
     mel = np.asarray(mel, dtype=np.float32)
@@ -490,20 +443,14 @@ def head_scores(model, mel: np.ndarray, f0_frames: np.ndarray, token_ids: Sequen
         raise AudioError(f"need mel (n_mels, T) and one F0 value per mel frame (T,), got "
                          f"{mel.shape} and {f0_frames.shape}")
     priors.check_voicing(f0_frames)
-    uses_f0 = decode.model_uses_f0(model)
-    spec = torch.from_numpy(mel)[None]  # (1, n_mels, T)
-    f0_t = torch.from_numpy(pitch.f0_for_model(f0_frames))[None] if uses_f0 else None  # (1, T)
-    with _MODEL_LOCK, _torch_threads(MODEL_THREADS), torch.no_grad():
-        if token_ids is None:
-            token_ids = decode.greedy_ids(model, spec, f0_t)[0]
-        ids = torch.tensor([[BOS] + list(token_ids)][:model.dims.text_ctx])
+    with _MODEL_LOCK, _torch_threads(MODEL_THREADS):
         start = time.perf_counter()
-        with hooks.capture(model, depth="full",
-                           max_attention_bytes=HEAD_SCORE_ATTENTION_BYTES) as cache:
-            model(input_ids=ids, spectrogram=spec, f0=f0_t)
+        run = clip_run.run_clip(model, mel, f0_frames, teacher_ids=token_ids, capture="forward",
+                                greedy=token_ids is None,
+                                max_attention_bytes=clip_run.MAX_ATTENTION_BYTES)
         forward_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    table = hs.head_score_table(cache, model, f0_frames, f0_given=uses_f0,
+    table = hs.head_score_table(run.cache, model, f0_frames, f0_given=run.uses_f0,
                                 max_pairs=max_pairs or priors.MAX_PAIRS)
     table.attrs.update(forward_seconds=forward_seconds,
                        scores_seconds=time.perf_counter() - start)

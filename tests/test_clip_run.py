@@ -1,0 +1,116 @@
+"""echo_core.clip_run: the one pipeline that runs a checkpoint on a clip, checked against
+independent computations (a plain forward, hand-made inputs, the shipped checkpoints)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from echo_core import clip_run, rotary
+from echo_core.checkpoint import load_checkpoint
+from echo_core.decode import greedy_ids
+from echo_core.errors import EchoError, TranscriptError
+from echo_core.tokenizer import BOS, EOS
+
+REPO = Path(__file__).resolve().parents[1]
+CLIP = REPO / "assets" / "clips" / "digits_en-us_m5_four-two-seven.wav"
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return {name: load_checkpoint(REPO / "assets" / "checkpoints" / name)
+            for name in ("static_theta", "mean_f0_theta")}
+
+
+@pytest.fixture(scope="module")
+def clip():
+    import soundfile as sf
+
+    samples, sr = sf.read(str(CLIP), dtype="float32")
+    return samples, sr
+
+
+def test_model_inputs_convert_nan_at_the_door_and_only_for_f0_models(shipped):
+    mel = np.zeros((shipped["static_theta"].dims.mels, 6), np.float32)
+    f0 = np.array([np.nan, 120.0, 130.0, np.nan, 0.0, 140.0])
+    f0_model = clip_run.model_inputs(shipped["mean_f0_theta"], mel, f0, [5, 6])
+    np.testing.assert_array_equal(f0_model["f0"][0].numpy(), [0, 120, 130, 0, 0, 140])
+    assert f0_model["f0"].dtype == torch.float32
+    assert f0_model["input_ids"].tolist() == [[BOS, 5, 6]]
+    assert f0_model["labels"].tolist() == [[5, 6, EOS]]
+    assert clip_run.model_inputs(shipped["static_theta"], mel, f0)["f0"] is None
+
+
+def test_run_clip_matches_a_plain_forward(shipped, clip):
+    """Greedy ids equal decode.greedy_ids on hand-built tensors; the captured teacher-forced
+    loss and per-token log-probabilities equal a plain forward's cross-entropy."""
+    model = shipped["mean_f0_theta"]
+    mel, f0_frames = clip_run.clip_features(model, *clip)
+    run = clip_run.run_clip(model, mel, f0_frames, capture="forward")
+    spec = torch.from_numpy(mel)[None]
+    f0 = torch.from_numpy(np.nan_to_num(f0_frames, nan=0.0).astype(np.float32))[None]
+    with torch.no_grad():
+        ids = greedy_ids(model, spec, f0)[0]
+        logits = model(torch.tensor([[BOS] + ids]), spectrogram=spec, f0=f0)["logits"][0]
+    assert run.token_ids == ids and run.teacher_ids == ids
+    assert run.transcript == run.tokenizer.decode(ids) == "four two seven"
+    labels = torch.tensor(ids + [EOS])
+    expected = torch.log_softmax(logits.double(), -1)[torch.arange(len(labels)), labels]
+    np.testing.assert_allclose(run.token_logprobs, expected.numpy(), atol=1e-4)
+    assert run.loss == pytest.approx(float(F.cross_entropy(logits, labels)), abs=1e-5)
+    assert any(p.endswith("attna") for p in run.cache.attention)
+    assert clip_run.transcribe(model, *clip) == run.transcript
+
+
+def test_teacher_text_and_its_errors(shipped, clip):
+    model = shipped["static_theta"]
+    mel, f0_frames = clip_run.clip_features(model, *clip)
+    run = clip_run.run_clip(model, mel, f0_frames, teacher_text="Nine  oh", capture="forward")
+    assert run.teacher_text == "nine oh" and run.teacher_ids == run.tokenizer.encode("nine oh")
+    assert run.token_logprobs.shape == (len("nine oh") + 1,)
+    with pytest.raises(TranscriptError, match="reads at most"):
+        clip_run.run_clip(model, mel, f0_frames, teacher_text="a" * model.dims.text_ctx,
+                          capture="forward")
+    with pytest.raises(EchoError, match="capture must be"):
+        clip_run.run_clip(model, mel, f0_frames, capture="everything")
+    with pytest.raises(EchoError, match="one F0 value per mel frame"):
+        clip_run.run_clip(model, mel, f0_frames[:-1])
+
+
+def test_backward_capture_records_gradients_and_leaves_none(shipped, clip):
+    model = shipped["static_theta"]
+    mel, f0_frames = clip_run.clip_features(model, *clip)
+    run = clip_run.run_clip(model, mel, f0_frames, capture="backward")
+    assert run.cache.gradients and all(p.grad is None for p in model.parameters())
+
+
+# ------------------------------------------------------------------ the formulas it relies on
+
+def test_mean_f0_rules_against_hand_computation():
+    f0 = np.array([np.nan, 100.0, 200.0, 0.0, 300.0])
+    assert rotary.mean_f0(f0, "voiced") == pytest.approx(200.0)
+    assert rotary.mean_f0(f0, "batch") == pytest.approx(600.0 / 5)
+    assert rotary.mean_f0(np.full(4, np.nan), "voiced") == 0.0
+    rows = torch.tensor([[0.0, 100.0, 200.0], [0.0, 0.0, 0.0]])
+    np.testing.assert_allclose(rotary.mean_f0(rows, "voiced").numpy(), [150.0, 0.0])
+    assert float(rotary.mean_f0(rows, "batch")) == pytest.approx(50.0)
+    assert rotary.theta_from_f0(f0, 1000.0, "batch") == pytest.approx(
+        1000.0 + np.log1p(120 / 700) / np.log1p(300 / 700) * 9200)
+    with pytest.raises(EchoError, match="f0 mean rule"):
+        rotary.mean_f0(f0, "median")
+
+
+def test_frame_index_maps_positions_by_time():
+    # 10 frames onto 4 positions: centres at 1.25, 3.75, 6.25, 8.75 frames -> floor
+    np.testing.assert_array_equal(rotary.frame_index(10, 4), [1, 3, 6, 8])
+    np.testing.assert_array_equal(rotary.frame_index(5, 5), np.arange(5))
+    np.testing.assert_array_equal(rotary.frame_index(3, 6), [0, 0, 1, 1, 2, 2])
+    f0 = np.arange(10.0)
+    np.testing.assert_array_equal(rotary.f0_at_positions(f0, 4), [1.0, 3.0, 6.0, 8.0])
+    rows = torch.arange(20.0).reshape(2, 10)
+    np.testing.assert_array_equal(rotary.f0_at_positions(rows, 4).numpy(),
+                                  [[1, 3, 6, 8], [11, 13, 16, 18]])
