@@ -218,3 +218,30 @@ def test_results_folder_refuses_anything_not_listed(tmp_path, name):
     (root / "link_out").symlink_to(outside, target_is_directory=True)
     with pytest.raises(EchoError, match="not a results folder of .*accepted: one of"):
         batch.results_folder(name, root)
+
+
+def test_conditions_columns_and_bootstrap_summary(folder, tmp_path):
+    """--conditions: one row per clip x condition against the true F0, summarised per
+    checkpoint with a paired bootstrap interval (checked against echo_core directly)."""
+    from echo_core.interventions import paired_bootstrap
+    from workbench import batch_conditions as BC
+
+    out = tmp_path / "conditions"
+    summary = batch.run(folder, [CHECKPOINT], out, workers=1, progress=False, report=False,
+                        conditions="shuffled,true,constant:100")
+    rows, table = summary["tables"]["conditions"], summary["tables"]["conditions_summary"]
+    assert len(rows) == 4 * 3  # 3 digit clips and the noise clip (corrupt.wav is an error)
+    assert set(rows.condition) == {"true", "shuffled:0", "constant:100"}
+    true = rows[rows.condition == "true"]
+    assert (true.delta_nll == 0).all() and not true.changed.any()
+    shuffled = rows[rows.condition == "shuffled:0"].sort_values("clip")
+    mean, low, high = paired_bootstrap(shuffled.delta_nll.to_numpy())
+    row = table[table.condition == "shuffled:0"].iloc[0]
+    assert row.clips == len(shuffled)
+    assert (row.delta_nll_mean, row.delta_nll_low, row.delta_nll_high) == pytest.approx(
+        (mean, low, high))
+    assert row.verdict in ("uses pitch", "no effect measured", "pitch hurts")
+    assert (out / "conditions.csv").is_file() and (out / "conditions_summary.csv").is_file()
+    with pytest.raises(ValueError, match="unknown pitch condition"):
+        BC.parse_conditions("true,sideways")
+    assert BC.parse_conditions("shuffled, true ,shuffled:0") == ["true", "shuffled:0"]

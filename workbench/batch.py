@@ -32,10 +32,13 @@ import numpy as np
 import pandas as pd
 
 from echo_core.errors import EchoError, VoicingError
+from workbench.batch_conditions import COLUMNS as CONDITION_COLUMNS
+from workbench.batch_conditions import parse_conditions, summarise_conditions
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 PARTS = "parts"
-TABLES = ("results", "head_scores", "errors", "summary")
+TABLES = ("results", "head_scores", "errors", "summary", "conditions",
+          "conditions_summary")
 TIMING_COLUMNS = ("seconds",)  # differ run to run: left out when comparing runs
 CLIP_COLUMNS = ("clip", "checkpoint", "checkpoint_path", "duration_s", "f0_median", "f0_mean",
                 "f0_min", "f0_max", "f0_std", "voiced_fraction", "n_frames", "n_voiced",
@@ -142,9 +145,12 @@ def _theta_rows(model, f0_frames: np.ndarray, uses_f0: bool) -> dict[str, dict]:
 
 
 def analyse_unit(clip_path: str, clip: str, label: str, checkpoint: str,
-                 reference: str | None, audio=None, track=None) -> dict:
-    """Everything measured for one clip x checkpoint: {"rows": DataFrame, "heads": DataFrame}.
-    ``audio``/``track`` let a batch share one decode and one F0 track across checkpoints."""
+                 reference: str | None, audio=None, track=None,
+                 conditions: Sequence[str] = ()) -> dict:
+    """Everything measured for one clip x checkpoint: {"rows", "heads", "conditions"}
+    DataFrames. ``audio``/``track`` let a batch share one decode and one F0 track across
+    checkpoints; ``conditions`` (pitch condition names, see batch_conditions) adds one row per
+    condition against the true F0."""
     from echo_core import clip_run, decode, hooks, pitch
     from echo_core import head_scores as hs
     from echo_core.audio import SAMPLE_RATE, load_audio
@@ -193,7 +199,13 @@ def analyse_unit(clip_path: str, clip: str, label: str, checkpoint: str,
     if len(heads):
         heads.insert(0, "checkpoint", label)
         heads.insert(0, "clip", clip)
-    return {"rows": rows, "heads": heads}
+    conditions_table = pd.DataFrame()
+    if conditions:
+        from workbench.batch_conditions import condition_rows
+
+        conditions_table = condition_rows(model, audio.samples, SAMPLE_RATE, conditions, clip,
+                                          label)
+    return {"rows": rows, "heads": heads, "conditions": conditions_table}
 
 
 def run_batch(units: Sequence[dict]) -> list[dict]:
@@ -220,7 +232,8 @@ def _run_unit(unit: dict, decoded: dict) -> dict:
             decoded[unit["clip_path"]] = (audio, _clip_f0(audio.samples))
         audio, track = decoded[unit["clip_path"]]
         result = analyse_unit(unit["clip_path"], unit["clip"], unit["label"],
-                              unit["checkpoint"], unit["reference"], audio, track)
+                              unit["checkpoint"], unit["reference"], audio, track,
+                              unit.get("conditions", ()))
         return {"unit": unit, **result}
     except Exception as e:  # noqa: BLE001  recorded in the errors table; the run goes on
         # type name and text only: some EchoError subclasses take extra arguments and would
@@ -248,6 +261,8 @@ def write_result(parts: Path, result: dict) -> None:
         return
     if len(result["heads"]):
         _write_atomic(result["heads"], parts / f"{key}.heads.parquet")
+    if len(result.get("conditions", ())):
+        _write_atomic(result["conditions"], parts / f"{key}.conditions.parquet")
     _write_atomic(result["rows"], parts / f"{key}.parquet")
 
 
@@ -281,12 +296,16 @@ def assemble(out_dir) -> dict[str, pd.DataFrame]:
                                if p.name.split(".")[0] in ok),
         "errors": _concat((p for p in parts.glob("*.error.parquet")
                            if p.name.split(".")[0] not in ok), ERROR_COLUMNS),
+        "conditions": _concat((p for p in parts.glob("*.conditions.parquet")
+                               if p.name.split(".")[0] in ok), CONDITION_COLUMNS),
     }
     tables["results"] = _sorted(tables["results"], ["clip", "checkpoint", "record", "name"])
     tables["head_scores"] = _sorted(tables["head_scores"],
                                     ["clip", "checkpoint", "kind", "layer", "head"])
     tables["errors"] = _sorted(tables["errors"], ["clip", "checkpoint"])
+    tables["conditions"] = _sorted(tables["conditions"], ["clip", "checkpoint"])
     tables["summary"] = summarise(tables["results"])
+    tables["conditions_summary"] = summarise_conditions(tables["conditions"])
     for name, df in tables.items():
         _write_atomic(df, out_dir / f"{name}.parquet")
         tmp = out_dir / f".{name}.csv.tmp"
@@ -329,7 +348,7 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
 # ============================================================================= running
 
 def plan(clips_dir, checkpoints: Sequence, out_dir, transcripts=None,
-         retry_errors: bool = False) -> tuple[list[dict], int]:
+         retry_errors: bool = False, conditions: Sequence[str] = ()) -> tuple[list[dict], int]:
     """(units still to do, units already done)."""
     root = Path(clips_dir).resolve()
     clips = discover_clips(root)
@@ -337,7 +356,7 @@ def plan(clips_dir, checkpoints: Sequence, out_dir, transcripts=None,
     labels = checkpoint_labels(checkpoints)
     done = done_units(Path(out_dir) / PARTS, retry_errors)
     units = [dict(clip_path=str(root / clip), clip=clip, label=label, checkpoint=path,
-                  reference=refs.get(clip))
+                  reference=refs.get(clip), conditions=list(conditions))
              for clip in clips for label, path in labels.items()]
     todo = [u for u in units if unit_key(u["clip"], u["label"]) not in done]
     return todo, len(units) - len(todo)
@@ -391,8 +410,11 @@ def _dask(batches, scheduler: str | None, local_cluster: int | None):
 
 def run(clips_dir, checkpoints: Sequence, out_dir, transcripts=None, workers: int | None = None,
         scheduler: str | None = None, local_cluster: int | None = None, batch_size: int = 4,
-        retry_errors: bool = False, progress: bool = True, report: bool = True) -> dict:
+        retry_errors: bool = False, progress: bool = True, report: bool = True,
+        conditions: Sequence[str] | str | None = None) -> dict:
     """Analyse every unit not yet done, then assemble the tables (and the HTML report).
+    ``conditions``: pitch conditions run on every unit beside the true F0 (e.g.
+    "true,shuffled,constant:100"; see workbench.batch_conditions).
     Returns {"done": units analysed now, "skipped": already done, "errors": failed now,
     "seconds": wall time, "tables": {...}}."""
     from tqdm.auto import tqdm
@@ -404,7 +426,8 @@ def run(clips_dir, checkpoints: Sequence, out_dir, transcripts=None, workers: in
     out_dir = Path(out_dir)
     (out_dir / PARTS).mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    todo, skipped = plan(clips_dir, checkpoints, out_dir, transcripts, retry_errors)
+    todo, skipped = plan(clips_dir, checkpoints, out_dir, transcripts, retry_errors,
+                         parse_conditions(conditions))
     batches = _batches(todo, max(1, int(batch_size)))
     if scheduler or local_cluster:
         stream = _dask(batches, scheduler, local_cluster)
@@ -501,11 +524,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=4, help="units per task")
     parser.add_argument("--retry-errors", action="store_true", help="rerun failed units")
     parser.add_argument("--no-report", action="store_true", help="skip report.html")
+    parser.add_argument("--conditions", help="pitch conditions beside the true F0, e.g. "
+                        "true,shuffled,constant:100,semitones:4,audio:3 (adds the conditions "
+                        "and conditions_summary tables)")
     args = parser.parse_args(argv)
     try:
         summary = run(args.clips_dir, args.checkpoint, args.out, args.transcripts,
                       args.workers, args.scheduler, args.local_cluster, args.batch_size,
-                      args.retry_errors, report=not args.no_report)
+                      args.retry_errors, report=not args.no_report,
+                      conditions=args.conditions)
     except EchoError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
