@@ -338,8 +338,11 @@ def gradient_step_statistics(model: nn.Module, batches, optimizer=None,
 
 def init_ratio_baseline(make_model, inputs: dict, copies: int = 4, seed: int = 0) -> pd.DataFrame:
     """Gate/MLP ratios of ``copies`` freshly initialised models (``make_model()``, seeded
-    seed, seed+1, ...) on the same ``inputs``: block, init_ratio_mean, init_ratio_std. The
-    empirical at-initialisation baseline for any architecture or init."""
+    seed, seed+1, ...) on the same ``inputs``: block, init_ratio_mean, init_ratio_std,
+    init_ratio_low, init_ratio_high (the band: smallest and largest over the copies). The
+    empirical at-initialisation baseline for any architecture or init: single blocks spread
+    widely around sqrt(5d/(d+1)), so a measured ratio is read against this band, not that
+    one value."""
     ratios = []
     for i in range(copies):
         torch.manual_seed(seed + i)
@@ -349,4 +352,15 @@ def init_ratio_baseline(make_model, inputs: dict, copies: int = 4, seed: int = 0
         ratios.append(gate_mlp_ratios(cache).set_index("block")["ratio"])
     table = pd.concat(ratios, axis=1)
     return pd.DataFrame({"block": table.index, "init_ratio_mean": table.mean(axis=1).values,
-                         "init_ratio_std": table.std(axis=1).values})
+                         "init_ratio_std": table.std(axis=1).values,
+                         "init_ratio_low": table.min(axis=1).values,
+                         "init_ratio_high": table.max(axis=1).values})
+
+
+def blocks_with_gradient(cache, blocks) -> dict[str, bool]:
+    """For each block path (with its trailing dot), whether any of its parameters received a
+    gradient in the backward passes the cache recorded. A block whose output the model throws
+    away (the reference's ``decoder.blocks.spectrogram.0``) never does: its statistics describe
+    its initial weights only."""
+    names = list(cache.gradients)
+    return {b: any(n.startswith(b) for n in names) for b in blocks}

@@ -144,8 +144,36 @@ def test_init_ratio_baseline_of_a_whole_model():
     b = batch()
     inputs = {k: v for k, v in b.items() if k != "labels"}
     df = init_ratio_baseline(lambda: make_model(), inputs, copies=3)
-    assert list(df.columns) == ["block", "init_ratio_mean", "init_ratio_std"]
+    assert list(df.columns) == ["block", "init_ratio_mean", "init_ratio_std", "init_ratio_low",
+                                "init_ratio_high"]
     assert len(df) == 3 and (df.init_ratio_mean > 0).all()
+    # independently: the same seeded copies, measured one by one
+    ratios = []
+    for i in range(3):
+        torch.manual_seed(i)
+        fresh = make_model().eval()
+        with torch.no_grad(), capture(fresh) as cache:
+            fresh(**inputs)
+        ratios.append(gate_mlp_ratios(cache).set_index("block")["ratio"])
+    table = pd.concat(ratios, axis=1).loc[df.block]
+    np.testing.assert_allclose(df.init_ratio_low, table.min(axis=1), rtol=1e-6)
+    np.testing.assert_allclose(df.init_ratio_high, table.max(axis=1), rtol=1e-6)
+    np.testing.assert_allclose(df.init_ratio_mean, table.mean(axis=1), rtol=1e-6)
+
+
+def test_blocks_that_get_no_gradient_are_flagged():
+    """The reference decoder runs its feature blocks but keeps only the last one's output:
+    block 0 of decoder.blocks.spectrogram gets no gradient (docs/echo_model.md, section 7)."""
+    from echo_core.hooks import blocks_with_gradient
+
+    model = make_model(text_idx=2)
+    b = batch()
+    with capture(model, gradients=True) as cache:
+        model(**b)["loss"].backward()
+    blocks = ["decoder.blocks.spectrogram.0.", "decoder.blocks.spectrogram.1.",
+              "decoder._blocks.0.", "encoder.blocks.spectrogram.1."]
+    got = blocks_with_gradient(cache, blocks)
+    assert got == {blocks[0]: False, blocks[1]: True, blocks[2]: True, blocks[3]: True}
 
 
 # ---------------------------------------------------------------------------------------------

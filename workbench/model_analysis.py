@@ -7,6 +7,7 @@ so the app starts without it.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import threading
 from contextlib import contextmanager
@@ -94,8 +95,12 @@ class ModelResult:
 
     def gates_display(self) -> pd.DataFrame:
         g = self.gates
+        band = [f"{lo:.2f}–{hi:.2f}" for lo, hi in zip(g["init_ratio_low"], g["init_ratio_high"])]
         return pd.DataFrame({"status": g["status"], "block": g["block"], "ratio": g["ratio"],
-                             "at init": g["init_expected_ratio"], "gate mean": g["gate_mean"],
+                             "at init (formula)": g["init_expected_ratio"],
+                             f"at init ({INIT_COPIES} fresh inits)": band,
+                             "gradient": np.where(g["gradient"], "yes", "never: init weights"),
+                             "gate mean": g["gate_mean"],
                              "MLP mean": g["mlp_mean"],
                              "sparsity diff": g["sparsity_difference"]})
 
@@ -307,7 +312,7 @@ def run_model(clip: Clip, settings: pitch.PraatSettings | None, checkpoint_id: s
         teacher_source=source, loss=run.loss,
         activations=hooks.component_statistics(cache, "activations"),
         gradients=hooks.component_statistics(cache, "gradients"),
-        gates=hooks.gate_mlp_ratios(cache), report=hooks.format_report(cache),
+        gates=_gates_with_baseline(model, run, clip), report=hooks.format_report(cache),
         attention=_attention_by_kind(cache, dims.features[0]), axes=axes, bias=bias,
         bias_f0=bias_f0, bias_positions=pos, bias_applied=applied,
         learned=_learned_table(model, pitch.f0_for_model(f0_frames) if uses_f0 else None),
@@ -316,6 +321,34 @@ def run_model(clip: Clip, settings: pitch.PraatSettings | None, checkpoint_id: s
         **_scores_from_cache(cache, model, f0_frames, uses_f0))
     progress(1.0, "done")
     return RESULTS.put(key, result)
+
+
+INIT_COPIES = 5  # fresh initialisations behind the at-init band of each block
+INIT_SECONDS = 4.0  # of the clip fed to them (the band depends on shapes, not on length)
+
+
+def _gates_with_baseline(model, run, clip: Clip) -> pd.DataFrame:
+    """Gate/MLP ratios with, per block, the band of INIT_COPIES fresh initialisations of the
+    same dims on this clip (init_ratio_mean/low/high) and whether the block got a gradient."""
+    from echo_core import clip_run, hooks
+    from echo_core.model import Echo
+
+    gates = hooks.gate_mlp_ratios(run.cache)
+    frames = int(INIT_SECONDS / audio.FRAME_SECONDS)
+    key = ("init band", json.dumps(model.dims.to_dict(), sort_keys=True), clip.content,
+           tuple(run.teacher_ids))
+
+    def compute():
+        inputs = clip_run.model_inputs(model, run.mel[:, :frames], run.f0_frames[:frames],
+                                       run.teacher_ids, clip.samples[:frames * audio.HOP_LENGTH])
+        inputs.pop("labels")
+        return hooks.init_ratio_baseline(lambda: Echo(model.dims), inputs, INIT_COPIES)
+
+    with _torch_threads(MODEL_THREADS):
+        band = FEATURES.get_or_compute(key, compute)
+    gates = gates.merge(band.drop(columns=["init_ratio_std"]), on="block", how="left")
+    gates["gradient"] = gates["block"].map(hooks.blocks_with_gradient(run.cache, gates["block"]))
+    return gates
 
 
 def _scores_from_cache(cache, model, f0_frames: np.ndarray, uses_f0: bool) -> dict:
