@@ -5,6 +5,7 @@ of known pitch). Model runs: test_model_analysis.py."""
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from echo_core import rotary
@@ -47,6 +48,24 @@ def test_lru_is_bounded_and_keeps_recent_items():
     calls = []
     assert cache.get_or_compute("d", lambda: calls.append(1) or 4) == 4
     assert cache.get_or_compute("d", lambda: calls.append(1) or 5) == 4 and calls == [1]
+
+
+def test_lru_is_bounded_by_bytes_too():
+    from workbench.cache import nbytes
+
+    mb = np.zeros(2**18, np.float32)  # 1 MiB
+    assert nbytes(mb) == 2**20 and nbytes((mb, mb)) == 2**20  # shared arrays count once
+    frame = pd.DataFrame({"a": np.zeros(1000)})
+    assert nbytes({"t": frame}) >= 8000
+    cache = LRU(100, max_bytes=3 * 2**20 + 1000)
+    for i in range(5):
+        cache.put(i, np.zeros(2**18, np.float32))
+    assert len(cache) == 3 and cache.bytes <= 3 * 2**20 + 1000
+    assert cache.get(0) is None and cache.get(4) is not None
+    huge = np.zeros(2**20, np.float32)  # 4 MiB: returned, not kept
+    assert cache.put("huge", huge) is huge and cache.get("huge") is None and len(cache) == 3
+    cache.put(4, np.zeros(10, np.float32))  # replacing an entry releases its bytes
+    assert cache.bytes < 3 * 2**20
 
 
 def test_clip_content_is_a_hash_and_names_stay_per_upload(write_wav):

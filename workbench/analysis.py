@@ -27,8 +27,8 @@ MAX_DISPLAY = 512  # largest side of any map sent to the browser
 MEL_DISPLAY_FRAMES = 1600  # time columns of the spectrogram image
 THETA_RANGE = (1e2, 1e6)  # what the log slider offers
 
-CLIPS = LRU(16)  # clip key -> Clip
-FEATURES = LRU(64)  # (clip key, what, settings) -> arrays
+CLIPS = LRU(16, 400 * 2**20)  # clip key -> Clip (a 10-minute clip is 38 MB)
+FEATURES = LRU(64, 400 * 2**20)  # (clip content, what, settings) -> arrays
 
 
 # ============================================================================= clips

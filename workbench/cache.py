@@ -1,23 +1,69 @@
 """Bounded, thread-safe LRU caches and the content hash that keys them: sessions with the
 same clip share work, and no session can grow memory without bound.
+
+Each cache is bounded twice: by entries and by bytes (numpy arrays, DataFrames and the
+containers and dataclasses holding them are measured by :func:`nbytes`), so one 10-minute clip
+cannot hold as much memory as a hundred short ones.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import sys
 import threading
 from collections import OrderedDict
 from typing import Any, Callable
 
 import numpy as np
 
+_SEEN_LIMIT = 10_000  # objects visited per measurement: a guard against huge containers
+
+
+def nbytes(value: Any) -> int:
+    """Approximate memory held by ``value``: array buffers, DataFrame columns, strings, and
+    everything reachable through tuples, lists, dicts and dataclass fields (counted once)."""
+    seen: set[int] = set()
+
+    def size(v) -> int:
+        if id(v) in seen or len(seen) > _SEEN_LIMIT:
+            return 0
+        seen.add(id(v))
+        if isinstance(v, np.ndarray):
+            return int(v.nbytes) if v.base is None or id(v.base) not in seen else 0
+        if type(v).__module__.startswith("pandas"):
+            if hasattr(v, "memory_usage"):
+                usage = v.memory_usage(deep=True)
+                return int(usage.sum()) if hasattr(usage, "sum") else int(usage)
+            return sys.getsizeof(v)
+        if type(v).__module__.startswith("torch") and hasattr(v, "element_size"):
+            return int(v.element_size() * v.nelement())
+        if isinstance(v, (str, bytes, bytearray)):
+            return sys.getsizeof(v)
+        if isinstance(v, dict):
+            return sum(size(k) + size(x) for k, x in v.items())
+        if isinstance(v, (list, tuple, set, frozenset)):
+            return sum(size(x) for x in v)
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            return sum(size(getattr(v, f.name)) for f in dataclasses.fields(v))
+        if hasattr(v, "__dict__") and not isinstance(v, type):
+            return size(vars(v))
+        return sys.getsizeof(v)
+
+    return size(value)
+
 
 class LRU:
-    """A small thread-safe least-recently-used cache (the queue runs callbacks in threads)."""
+    """A thread-safe least-recently-used cache bounded by ``maxsize`` entries and, when given,
+    ``max_bytes`` (measured with :func:`nbytes` at insertion). A single value larger than
+    ``max_bytes`` is returned but not kept."""
 
-    def __init__(self, maxsize: int):
+    def __init__(self, maxsize: int, max_bytes: int | None = None):
         self.maxsize = maxsize
+        self.max_bytes = max_bytes
         self._data: OrderedDict = OrderedDict()
+        self._sizes: dict = {}
+        self._bytes = 0
         self._lock = threading.Lock()
 
     def get(self, key):
@@ -28,11 +74,20 @@ class LRU:
         return None
 
     def put(self, key, value):
+        size = nbytes(value) if self.max_bytes is not None else 0
         with self._lock:
+            if key in self._data:
+                self._bytes -= self._sizes.pop(key)
+                del self._data[key]
+            if self.max_bytes is not None and size > self.max_bytes:
+                return value  # too big to keep: the caller still gets it
             self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.maxsize:
-                self._data.popitem(last=False)
+            self._sizes[key] = size
+            self._bytes += size
+            while len(self._data) > self.maxsize or (
+                    self.max_bytes is not None and self._bytes > self.max_bytes):
+                old, _ = self._data.popitem(last=False)
+                self._bytes -= self._sizes.pop(old)
         return value
 
     def get_or_compute(self, key, compute: Callable[[], Any]):
@@ -40,6 +95,11 @@ class LRU:
         if value is None:
             value = self.put(key, compute())
         return value
+
+    @property
+    def bytes(self) -> int:
+        """Bytes held (as measured at insertion); 0 when the cache is bounded by entries only."""
+        return self._bytes
 
     def __len__(self) -> int:
         return len(self._data)
@@ -55,4 +115,3 @@ def content_key(*parts) -> str:
         else:
             h.update(repr(part).encode())
     return h.hexdigest()[:16]
-

@@ -7,7 +7,10 @@ to plotly as numpy (float32 where large) and travel as compact typed arrays, nev
 
 The maps redrawn while a slider moves (similarity, curves, bias, attention) are assembled from
 plain dicts without plotly's per-property validation, which costs more than the maths (about
-20 ms per figure); the tests check those figures like the others.
+20 ms per figure); the tests check those figures like the others. Maps of more than
+``IMAGE_MIN_CELLS`` cells are sent as a colour-mapped PNG (``workbench.map_image``) under a
+coarse invisible heatmap that carries hover values and the colour bar: the browser paints an
+image in milliseconds where a 512 x 512 heatmap held its main thread for seconds.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import numpy as np
 import plotly.colors as pc
 import plotly.graph_objects as go
 import plotly.io as pio
+
+from workbench.map_image import colourise, hover_grid, png_data_uri
 
 TEMPLATE = "plotly_white"
 SIMILARITY_COLORSCALE = "RdBu_r"  # diverging: -1 blue, 0 white, +1 red
@@ -33,7 +38,51 @@ HZ_TICKS = (100, 200, 500, 1000, 2000, 4000, 8000)
 TOP_LEGEND = dict(orientation="h", x=1.0, xanchor="right", y=1.02, yanchor="bottom")
 
 
+IMAGE_MIN_CELLS = 20_000  # larger numeric maps travel as PNG + a hover grid
+
+
 # ============================================================================= helpers
+
+
+def _numeric(values) -> bool:
+    return values is not None and np.asarray(values).dtype.kind in "iuf" and len(values) > 1
+
+
+def _map_traces(z, x, y, axis: str, *, colorscale: str, zmin: float, zmax: float, name: str,
+                showscale: bool, colorbar: dict, hovertemplate: str, **extra) -> list[dict]:
+    """A map as traces on subplot ``axis``: a plain heatmap when small (or on a categorical
+    axis), else a PNG image at full resolution plus an invisible heatmap of at most
+    map_image.HOVER_CELLS a side (hover values, colour bar). Rows run downwards."""
+    z = np.asarray(z, dtype=np.float32)
+    x = np.arange(z.shape[1]) if x is None else x
+    y = np.arange(z.shape[0]) if y is None else y
+    heat = dict(type="heatmap", z=z, x=x, y=y, zmin=zmin, zmax=zmax,
+                colorscale=_scale(colorscale), name=name, showscale=showscale,
+                colorbar=colorbar, xaxis=f"x{axis}", yaxis=f"y{axis}",
+                hovertemplate=hovertemplate, **extra)
+    if z.size < IMAGE_MIN_CELLS or not (_numeric(x) and _numeric(y)):
+        return [heat]
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    rows, cols = hover_grid(z.shape[0]), hover_grid(z.shape[1])
+    image = dict(type="image", source=png_data_uri(colourise(z, zmin, zmax, colorscale)),
+                 x0=float(x[0]), dx=float(x[-1] - x[0]) / (x.size - 1), y0=float(y[0]),
+                 dy=float(y[-1] - y[0]) / (y.size - 1), name=name, hoverinfo="skip",
+                 xaxis=f"x{axis}", yaxis=f"y{axis}")
+    heat.update(z=z[np.ix_(rows, cols)], x=x[cols], y=y[rows], opacity=0.0,
+                hoverlabel=dict(bgcolor="#333", font=dict(color="white")))
+    if extra.get("customdata") is not None:
+        heat["customdata"] = np.asarray(extra["customdata"])[np.ix_(rows, cols)]
+    return [image, heat]
+
+
+def _finite_range(arrays, default=(0.0, 1.0)) -> tuple[float, float]:
+    """(min, max) over the finite values of several arrays (a tiny span is widened)."""
+    finite = np.concatenate([np.asarray(a, dtype=np.float64)[np.isfinite(a)].ravel()
+                             for a in arrays]) if arrays else np.zeros(0)
+    if not finite.size:
+        return default
+    lo, hi = float(finite.min()), float(finite.max())
+    return lo, hi if hi > lo else lo + 1e-6
 
 @functools.lru_cache(maxsize=1)
 def _template() -> dict:
@@ -133,12 +182,15 @@ def pitch_figure(mel: np.ndarray, mel_times: np.ndarray, mel_hz: np.ndarray,
 
 # ============================================================================= rotary
 
-def _sim_trace(sim, coords, name: str, axis: str, showscale: bool) -> dict:
-    return dict(type="heatmap", z=np.asarray(sim, dtype=np.float32), x=coords, y=coords,
-                zmin=-1.0, zmax=1.0, zmid=0.0, colorscale=_scale(SIMILARITY_COLORSCALE), name=name,
-                showscale=showscale, colorbar=dict(title=dict(text="cos sim"), len=0.9),
-                xaxis=f"x{axis}", yaxis=f"y{axis}",
-                hovertemplate="i=%{y}<br>j=%{x}<br>sim=%{z:.3f}<extra>" + name + "</extra>")
+def _sim_traces(sim, coords, name: str, axis: str, showscale: bool,
+                zrange: tuple[float, float] = (-1.0, 1.0)) -> list[dict]:
+    coords = np.asarray(coords)
+    lag = np.abs(coords[:, None] - coords[None, :]).astype(np.float32)  # what a reader wants
+    return _map_traces(sim, coords, coords, axis, colorscale=SIMILARITY_COLORSCALE,
+                       zmin=zrange[0], zmax=zrange[1], name=name, showscale=showscale,
+                       colorbar=dict(title=dict(text="cos sim"), len=0.9), customdata=lag,
+                       hovertemplate="i=%{y}<br>j=%{x}<br>lag=%{customdata:.3~f}<br>"
+                                     "sim=%{z:.3f}<extra>" + name + "</extra>")
 
 
 def similarity_maps(maps: Sequence[tuple[str, np.ndarray]], positions: np.ndarray,
@@ -156,7 +208,7 @@ def similarity_maps(maps: Sequence[tuple[str, np.ndarray]], positions: np.ndarra
     data, layout = [], {"annotations": []}
     for i, (label, sim) in enumerate(maps):
         a = _axis(i)
-        data.append(_sim_trace(sim, coords, label, a, showscale=i == len(maps) - 1))
+        data += _sim_traces(sim, coords, label, a, showscale=i == len(maps) - 1)
         layout[f"xaxis{a}"] = dict(domain=domains[i], anchor=f"y{a}", title=dict(text=axis_title))
         layout[f"yaxis{a}"] = dict(domain=[0.0, 1.0], anchor=f"x{a}", autorange="reversed",
                                    title=dict(text=axis_title if i == 0 else ""))
@@ -183,8 +235,8 @@ def sweep_grid(maps: np.ndarray, row_labels: Sequence[str], col_labels: Sequence
     for r in range(rows):
         for c in range(cols):
             a = _axis(r * cols + c)
-            data.append(_sim_trace(maps[r, c], positions, f"{row_labels[r]}, {col_labels[c]}", a,
-                                   showscale=(r == 0 and c == 0)))
+            data += _sim_traces(maps[r, c], positions, f"{row_labels[r]}, {col_labels[c]}", a,
+                                showscale=(r == 0 and c == 0))
             layout[f"xaxis{a}"] = dict(domain=x_domains[c], anchor=f"y{a}",
                                        showticklabels=False)
             layout[f"yaxis{a}"] = dict(domain=y_domains[r], anchor=f"x{a}", autorange="reversed",
@@ -234,16 +286,15 @@ def bias_figure(bias: np.ndarray, positions: np.ndarray, f0_display: np.ndarray,
     f0 = np.asarray(f0_display, dtype=np.float64)
     left, right = [0.0, 0.12], [0.14, 1.0]
     bottom, top = [0.0, 0.8], [0.83, 1.0]
-    heat = dict(type="heatmap", z=np.asarray(bias, dtype=np.float32), x=coords, y=coords,
-                colorscale=_scale(colorscale), name=colorbar_title, xaxis="x", yaxis="y",
-                colorbar=dict(title=dict(text=colorbar_title), len=0.8, y=0.4),
-                hovertemplate="i=%{y}<br>j=%{x}<br>%{z:.3f}<extra></extra>")
-    if zrange:
-        heat.update(zmin=zrange[0], zmax=zrange[1])
+    zrange = zrange or _finite_range([bias])
+    heat = _map_traces(bias, coords, coords, "", colorscale=colorscale, zmin=zrange[0],
+                       zmax=zrange[1], name=colorbar_title, showscale=True,
+                       colorbar=dict(title=dict(text=colorbar_title), len=0.8, y=0.4),
+                       hovertemplate="i=%{y}<br>j=%{x}<br>%{z:.3f}<extra></extra>")
     track = dict(type="scatter", mode="lines", connectgaps=False, name="F0 (Hz)",
                  line=dict(color=TRACK_COLOR, width=1.8), showlegend=False,
                  hovertemplate="%{x}, %{y}<extra>F0</extra>")
-    data = [heat, {**track, "x": coords, "y": f0, "xaxis": "x2", "yaxis": "y2"},
+    data = [*heat, {**track, "x": coords, "y": f0, "xaxis": "x2", "yaxis": "y2"},
             {**track, "x": f0, "y": coords, "xaxis": "x3", "yaxis": "y3"}]
     layout = dict(
         xaxis=dict(domain=right, anchor="y", title=dict(text=axis_title)),
@@ -312,20 +363,15 @@ def attention_maps(maps: Sequence[tuple], x_title: str = "key position",
     items = [(m[0], np.asarray(m[1], dtype=np.float32), *(list(m[2:4]) + [None, None])[:2])
              for m in maps]
     if zrange is None:
-        finite = np.concatenate([a[np.isfinite(a)].ravel() for _, a, _, _ in items])
-        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-        zrange = (lo, hi if hi > lo else lo + 1e-6)
+        zrange = _finite_range([a for _, a, _, _ in items])
     domains = _columns(len(items), 0.07)
     data, layout = [], {"annotations": []}
     for i, (label, arr, x, y) in enumerate(items):
         a = _axis(i)
-        data.append(dict(type="heatmap", z=arr,
-                         x=np.arange(arr.shape[1]) if x is None else x,
-                         y=np.arange(arr.shape[0]) if y is None else y,
-                         zmin=zrange[0], zmax=zrange[1], colorscale=_scale(ATTENTION_COLORSCALE),
-                         showscale=i == len(items) - 1, xaxis=f"x{a}", yaxis=f"y{a}",
-                         colorbar=dict(title=dict(text=colorbar_title), len=0.9),
-                         hovertemplate="q=%{y}<br>k=%{x}<br>%{z:.3f}<extra></extra>"))
+        data += _map_traces(arr, x, y, a, colorscale=ATTENTION_COLORSCALE, zmin=zrange[0],
+                            zmax=zrange[1], name=label, showscale=i == len(items) - 1,
+                            colorbar=dict(title=dict(text=colorbar_title), len=0.9),
+                            hovertemplate="q=%{y}<br>k=%{x}<br>%{z:.3f}<extra></extra>")
         layout[f"xaxis{a}"] = dict(domain=domains[i], anchor=f"y{a}", title=dict(text=x_title))
         layout[f"yaxis{a}"] = dict(anchor=f"x{a}", autorange="reversed",
                                    title=dict(text=y_title if i == 0 else ""))

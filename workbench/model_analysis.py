@@ -36,7 +36,7 @@ MASK_WARNING = ("⚠️ **This checkpoint uses the reference's non-causal (addit
                 "every token can attend to future tokens. Teacher-forced statistics therefore see "
                 "the whole transcript, and greedy decoding runs the model differently from how "
                 "it was trained.")
-RESULTS = LRU(12)  # result key -> ModelResult (attention maps pooled to <= 320 per side)
+RESULTS = LRU(12, 300 * 2**20)  # result key -> ModelResult (attention maps pooled to <= 320)
 
 
 @dataclass
