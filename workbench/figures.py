@@ -16,6 +16,7 @@ image in milliseconds where a 512 x 512 heatmap held its main thread for seconds
 from __future__ import annotations
 
 import functools
+import os
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -38,7 +39,9 @@ HZ_TICKS = (100, 200, 500, 1000, 2000, 4000, 8000)
 TOP_LEGEND = dict(orientation="h", x=1.0, xanchor="right", y=1.02, yanchor="bottom")
 
 
-IMAGE_MIN_CELLS = 20_000  # larger numeric maps travel as PNG + a hover grid
+# Larger numeric maps travel as PNG + a hover grid. ECHO_IMAGE_MIN_CELLS overrides it (a huge
+# value draws every map as a plain heatmap: the baseline of benchmarks/bench_browser.py).
+IMAGE_MIN_CELLS = int(os.environ.get("ECHO_IMAGE_MIN_CELLS", 20_000))
 
 
 # ============================================================================= helpers

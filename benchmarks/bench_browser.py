@@ -1,0 +1,215 @@
+"""Interactive speed where the user sees it: Debian's Chromium (Playwright) to painted pixels.
+
+The app runs in its own process; a headless Chromium page drives it as a user would and times
+each action from the input event to the frame in which the changed figures are painted: the
+plot's rendered images (plotly draws heatmaps, and we draw large maps, as SVG <image>
+elements) differ from before the action, and one more animation frame has passed. Beside each
+to-pixels time stands the server time of the same action (the same callback over HTTP with
+gradio_client), so the share the browser adds is visible.
+
+Actions (medians over several repetitions): page load to the first painted plot; on a 30 s and a
+3 s speech clip, a theta / head-dim / radius-tilt / bias-scale change until its figures are
+painted; a 10 s Model run until its figures are painted; the report zip until the download
+link appears. Baseline, side by side in the same run: the same app with every map drawn as a
+plain plotly heatmap (``ECHO_IMAGE_MIN_CELLS`` set above any map size), what the app sent
+before maps became images.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from benchmarks import _harness as H
+from benchmarks.bench_app import Server, _clip_file
+
+CHROMIUM = os.environ.get("BROWSER_PATH", "/usr/bin/chromium")
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--no-first-run"]
+WAIT_MS = 300_000  # a hang guard for every wait; the timings are measured in the page
+HEATMAPS_ONLY = {"ECHO_IMAGE_MIN_CELLS": str(10**9)}
+PRAAT = ["ac", 75.0, 600.0, 0.45, 0.03, 0.01, 0.35, 0.14, 15, False]  # the /extract_f0 defaults
+
+# In-page helpers: a signature of what a plot has painted, and "run this action and resolve
+# with the milliseconds until the plots' signatures all changed and one more frame passed".
+PAGE_JS = """
+() => {
+  window.__sig = (sel) => {
+    const root = document.querySelector(sel);
+    if (!root) return '';
+    const imgs = [...root.querySelectorAll('image')].map(i => {
+      const h = i.getAttribute('href') || i.getAttribute('xlink:href') || '';
+      return h.length + ':' + h.slice(-64);
+    });
+    const paths = root.querySelectorAll('.scatterlayer path.js-line');
+    const line = [...paths].map(p => (p.getAttribute('d') || '').length).join(',');
+    const title = (root.querySelector('.gtitle') || {}).textContent || '';
+    return imgs.join('|') + '#' + line + '#' + title;
+  };
+  window.__until = (sels, before, t0) => new Promise(resolve => {
+    const check = () => {
+      const done = sels.every((s, k) => window.__sig(s) !== before[k] && window.__sig(s) !== '');
+      if (done) requestAnimationFrame(() => resolve(performance.now() - t0));
+      else requestAnimationFrame(check);
+    };
+    requestAnimationFrame(check);
+  });
+}
+"""
+
+
+def _page(browser, url: str):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(WAIT_MS)
+    t0 = time.perf_counter()
+    page.goto(url)
+    page.evaluate(PAGE_JS)
+    page.wait_for_function("() => window.__sig('#pitch-plot').includes('|') || "
+                           "document.querySelector('#pitch-plot image')")
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => r()))")
+    return page, time.perf_counter() - t0
+
+
+def _timed(page, sels: list[str], action_js: str) -> float:
+    """Milliseconds from running ``action_js`` (in the page) to the painted change of sels."""
+    return page.evaluate(
+        """([sels, action]) => {
+             const before = sels.map(s => window.__sig(s));
+             const t0 = performance.now();
+             (new Function(action))();
+             return window.__until(sels, before, t0);
+           }""", [sels, action_js])
+
+
+def _set_slider(elem_id: str, value: float) -> str:
+    """JS that sets a Gradio slider's range input and fires what a drag fires."""
+    return (f"const r = document.querySelector('#{elem_id} input[type=range]');"
+            f"r.value = {value}; r.dispatchEvent(new Event('input', {{bubbles: true}}));"
+            "r.dispatchEvent(new Event('change', {bubbles: true}));"
+            "r.dispatchEvent(new PointerEvent('pointerup', {bubbles: true}));")
+
+
+def _load_clip(page, path: str) -> None:
+    page.locator("#audio input[type=file]").set_input_files(path)
+    page.wait_for_function("() => document.querySelector('#clip-info') && "
+                           f"document.querySelector('#clip-info').innerText.includes("
+                           f"'{Path(path).name}')")
+
+
+def _tab(page, name: str, sels: list[str]) -> None:
+    page.get_by_role("tab", name=name).click()
+    page.wait_for_function("([s]) => s.every(x => window.__sig(x) !== '')", [sels])
+
+
+ROTARY = ["#sim-plot", "#variants-plot", "#curves-plot"]
+
+
+def browser_actions(url: str, clip: str, repeat: int) -> dict[str, list[float]]:
+    """{action: [ms, ...]} for one app, one clip."""
+    from playwright.sync_api import sync_playwright
+
+    out: dict[str, list[float]] = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        try:
+            page, load_s = _page(browser, url)
+            out["page load -> first plot"] = [1000 * load_s]
+            _load_clip(page, clip)
+            _tab(page, "Rotary patterns", ROTARY)
+            values = [3.0, 3.4, 3.8, 4.2, 4.6, 5.0, 4.4, 3.6]
+            out["theta change -> maps painted"] = [
+                _timed(page, ROTARY, _set_slider("theta", values[i % len(values)]))
+                for i in range(repeat)]
+            out["radius tilt -> variants painted"] = [
+                _timed(page, ["#variants-plot"], _set_slider("tilt", (-2.0, 1.5)[i % 2]))
+                for i in range(repeat)]
+            _tab(page, "Pitch bias", ["#bias-plot", "#prior-plot"])
+            out["bias scale -> maps painted"] = [
+                _timed(page, ["#bias-plot", "#prior-plot"],
+                       _set_slider("bias-scale", (0.5, 2.0)[i % 2])) for i in range(repeat)]
+        finally:
+            browser.close()
+    return out
+
+
+def server_actions(url: str, clip: str, repeat: int) -> dict[str, list[float]]:
+    """The same actions' server time: the endpoints over HTTP (gradio_client), in ms."""
+    from gradio_client import Client, handle_file
+
+    client = Client(url, verbose=False)
+    client.predict(handle_file(clip), *PRAAT, api_name="/extract_f0")
+    out = {"theta change -> maps painted": [], "bias scale -> maps painted": []}
+    for i in range(repeat):
+        t0 = time.perf_counter()
+        client.predict(3.0 + 0.25 * (i % 8), 64, "positions", 0.0, api_name="/similarity_map")
+        out["theta change -> maps painted"].append(1000 * (time.perf_counter() - t0))
+        t0 = time.perf_counter()
+        client.predict((0.5, 2.0)[i % 2], 4.0, 64, "positions", api_name="/pitch_bias")
+        out["bias scale -> maps painted"].append(1000 * (time.perf_counter() - t0))
+    return out
+
+
+def _row(rep, group: str, method: str, samples: list[float], baseline: bool, extra=None):
+    seconds = [s / 1000 for s in samples]
+    timing = dict(seconds=statistics.median(seconds), runs=len(seconds), number=1,
+                  min_s=min(seconds), max_s=max(seconds))
+    return rep.row(group, method, timing, baseline=baseline, extra=extra or {})
+
+
+def main(argv=None) -> dict:
+    args = H.parse_args(__doc__.splitlines()[0], argv)
+    rep = H.Report("browser", "Browser: input to painted pixels (Chromium)", args)
+    repeat = 3 if args.quick else max(5, args.repeat)
+    clips = {"3 s": _clip_file(3.0)} if args.quick else {"30 s": _clip_file(30.0),
+                                                         "3 s": _clip_file(3.0)}
+    results = {}
+    for label, env in (("images (this app)", {}), ("plain heatmaps (baseline)", HEATMAPS_ONLY)):
+        os.environ.update(env)
+        try:
+            with Server(H.REPO / "app.py") as server:
+                server.wait()
+                for clip_label, clip in clips.items():
+                    H.progress(f"browser | {label} | {clip_label}")
+                    results[(label, clip_label, "browser")] = browser_actions(
+                        server.url, clip, repeat)
+                    results[(label, clip_label, "server")] = server_actions(
+                        server.url, clip, repeat)
+        finally:
+            for key in env:
+                os.environ.pop(key, None)
+    for clip_label in clips:
+        for action in results[("images (this app)", clip_label, "browser")]:
+            group = f"{clip_label} clip: {action}"
+            for label in ("plain heatmaps (baseline)", "images (this app)"):
+                samples = results[(label, clip_label, "browser")][action]
+                server = results[(label, clip_label, "server")].get(action)
+                extra = {"server_ms": statistics.median(server)} if server else {}
+                _row(rep, group, f"{label}: to pixels", samples,
+                     baseline=label.startswith("plain"), extra=extra)
+    _targets(rep, results, clips)
+    rep.note("To-pixels times are measured inside the page (performance.now) from the input "
+             "event to the animation frame after every changed plot's rendered image differs. "
+             "server_ms: the same callback over HTTP with gradio_client (median).")
+    return rep.finish()
+
+
+def _targets(rep, results, clips) -> None:
+    goals = {"30 s": 0.300, "3 s": 0.150}
+    for clip_label in clips:
+        browser = results[("images (this app)", clip_label, "browser")]
+        for action in ("theta change -> maps painted", "radius tilt -> variants painted",
+                       "bias scale -> maps painted"):
+            value = statistics.median(browser[action]) / 1000
+            rep.target(f"{action}, {clip_label} clip", f"<= {goals[clip_label] * 1000:g} ms",
+                       H.fmt_seconds(value), value <= goals[clip_label])
+    load = results[("images (this app)", next(iter(clips)), "browser")]["page load -> first plot"]
+    rep.target("page load -> first plot", "<= 2 s", H.fmt_seconds(load[0] / 1000),
+               load[0] / 1000 <= 2.0)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
+    sys.exit(0)
