@@ -90,3 +90,30 @@ def test_paired_bootstrap_against_independent_computations():
     half = 1.96 * d.std(ddof=1) / np.sqrt(d.size)  # the normal approximation
     assert low == pytest.approx(d.mean() - half, abs=0.02)
     assert high == pytest.approx(d.mean() + half, abs=0.02)
+
+
+# ------------------------------------------------------------------ the workbench's view of it
+
+def test_intervention_analysis_beside_the_true_run():
+    from echo_core.pitch_conditions import ConditionError
+    from workbench import analysis as A
+    from workbench import intervention_analysis as IA
+
+    clip = A.clip_from_path(CLIP)
+    with pytest.raises(ConditionError, match="other than the true F0"):
+        IA.run_intervention(clip, None, "shipped/static_theta", "true")
+    with pytest.raises(ConditionError, match="pick that clip"):
+        IA.run_intervention(clip, None, "shipped/static_theta", "other:x")
+    r = IA.run_intervention(clip, None, "shipped/mean_f0_theta", "constant:300")
+    assert list(r.summary["condition"]) == ["true F0", "constant:300"]
+    assert r.summary["Δ NLL"].iloc[1] == pytest.approx(
+        -np.mean(r.logprob_condition) + np.mean(r.logprob_true))
+    assert len(r.tokens) == len(r.logprob_true) == len(r.logprob_condition)
+    encoder = r.theta[r.theta.kind == "encoder self-attention"]
+    assert (encoder["θ in force (condition)"] > encoder["θ in force (true F0)"]).all()  # 300 Hz
+    cond, true, diff = r.attention_difference(0, 1)
+    np.testing.assert_allclose(diff, cond - true)
+    assert {"pitch_partial_spearman_null_p95", "follows_pitch"} <= set(r.head_scores.columns)
+    with pytest.raises(ConditionError, match="head must be"):
+        r.attention_difference(0, 99)
+    assert IA.get_result(r.key) is r

@@ -162,7 +162,7 @@ def _pool(a: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
-def _attention_by_kind(cache, feature: str) -> dict:
+def attention_by_kind(cache, feature: str) -> dict:
     """{kind: [layer maps]} from a full-depth capture (None for a layer too large to keep)."""
     paths = set(cache.attention) | {d["path"] for d in cache.dropped}
     located = sorted((attention_kind(p)[1], p, attention_kind(p)[0]) for p in paths
@@ -243,6 +243,21 @@ def _torch_threads(n: int):
         torch.set_num_threads(before)
 
 
+@contextmanager
+def model_session():
+    """One model run at a time (hooks attach to a shared, cached model), on MODEL_THREADS."""
+    with _MODEL_LOCK, _torch_threads(MODEL_THREADS):
+        yield
+
+
+def check_model_length(clip: Clip) -> None:
+    """AudioError for a clip too long to analyse with attention maps."""
+    if clip.duration > MAX_MODEL_SECONDS:
+        raise AudioError(f"the clip is {clip.duration:.1f} s long; model analysis accepts clips "
+                         f"up to {MAX_MODEL_SECONDS:g} s (attention maps grow with the square of "
+                         "the length): trim it or pick a shorter one")
+
+
 def run_model(clip: Clip, settings: pitch.PraatSettings | None, checkpoint_id: str,
               overrides: dict | None = None, transcript: str = "",
               progress: Callable[[float, str], None] | None = None) -> ModelResult:
@@ -253,10 +268,7 @@ def run_model(clip: Clip, settings: pitch.PraatSettings | None, checkpoint_id: s
     here, at the model's door. Cached per clip, settings, checkpoint version and transcript.
     """
     overrides = check_overrides(overrides or {})
-    if clip.duration > MAX_MODEL_SECONDS:
-        raise AudioError(f"the clip is {clip.duration:.1f} s long; model analysis accepts clips "
-                         f"up to {MAX_MODEL_SECONDS:g} s (attention maps grow with the square of "
-                         "the length): trim it or pick a shorter one")
+    check_model_length(clip)
     key = content_key(clip.content, settings_key(settings), model_key(checkpoint_id, overrides),
                       transcript.strip())
     cached = RESULTS.get(key)
@@ -271,7 +283,7 @@ def run_model(clip: Clip, settings: pitch.PraatSettings | None, checkpoint_id: s
     f0_frames = frame_f0(clip, settings)
     # One intra-op thread: the queue already runs two callbacks on the machine's two cores, and
     # an oversubscribed torch (2 threads beside other busy processes) measured 10x slower.
-    with _MODEL_LOCK, _torch_threads(MODEL_THREADS):
+    with model_session():
         progress(0.2, "greedy decoding, then a teacher-forced forward + backward with hooks")
         run = clip_run.run_clip(model, _features(model, clip, warnings), f0_frames,
                                 teacher_text=transcript, capture="backward",
@@ -313,7 +325,7 @@ def run_model(clip: Clip, settings: pitch.PraatSettings | None, checkpoint_id: s
         activations=hooks.component_statistics(cache, "activations"),
         gradients=hooks.component_statistics(cache, "gradients"),
         gates=_gates_with_baseline(model, run, clip), report=hooks.format_report(cache),
-        attention=_attention_by_kind(cache, dims.features[0]), axes=axes, bias=bias,
+        attention=attention_by_kind(cache, dims.features[0]), axes=axes, bias=bias,
         bias_f0=bias_f0, bias_positions=pos, bias_applied=applied,
         learned=_learned_table(model, pitch.f0_for_model(f0_frames) if uses_f0 else None),
         warnings=warnings,
