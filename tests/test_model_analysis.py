@@ -68,9 +68,9 @@ def test_run_model_statistics_maps_and_warnings(tiny_checkpoints, glide):
     # The bias map is drawn against time: its sampled positions x the duration of one position.
     assert result.bias_positions.shape == (result.bias.shape[0],)
     assert np.all(np.diff(result.bias_positions) > 0)
-    from workbench import ui_model
+    from workbench.ui import model_views
 
-    figure = ui_model.model_figures(result, "encoder self-attention", 0, 0, "weights")
+    figure = model_views.model_figures(result, "encoder self-attention", 0, 0, "weights")
     heat = [t for t in figure["pitch_bias_as_used"].data if t.type == "heatmap"][0]
     assert heat.x[-1] == pytest.approx(result.bias_positions[-1] * 0.008)
     assert 1.9 < heat.x[-1] <= 2.0 + 1e-9 and figure["pitch_bias_as_used"].layout.xaxis.title.text == \

@@ -10,7 +10,7 @@ import gradio as gr
 import pandas as pd
 
 from workbench import batch as B
-from workbench.ui_common import (PRIVATE, QUIET, _plot, guarded, note_update, tab_selected,
+from workbench.ui.common import (PRIVATE, QUIET, _plot, guarded, note_update, tab_selected,
                                  table)
 
 BATCH_PLOTS = 4  # figure slots of the Batch results tab; report.html in the folder has them all

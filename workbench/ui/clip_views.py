@@ -1,6 +1,6 @@
 """The Gradio app: the clip views (Audio & Pitch, Rotary patterns, Pitch bias), the exports, and
 :func:`build_demo` / :func:`launch_kwargs`, which app.py calls to lay out every tab, wire the
-events and launch. The other tabs live in ``ui_model``, ``ui_batch`` and ``ui_learn``; callbacks
+events and launch. The other tabs live in ``model_views``, ``batch_view`` and ``learn``; callbacks
 stay thin (validate, analyse, draw) and sessions keep only small keys.
 """
 
@@ -18,12 +18,12 @@ from workbench import analysis as A
 from workbench import export as X
 from workbench import figures as F
 from workbench import model_analysis as M
-from workbench.ui_batch import batch_tab, wire_batch
-from workbench.ui_common import (LIVE, MAX_FILE_SIZE, PRIVATE, QUIET, _export_button, _plot,
+from workbench.ui.batch_view import batch_tab, wire_batch
+from workbench.ui.common import (LIVE, MAX_FILE_SIZE, PRIVATE, QUIET, _export_button, _plot,
                                  _settings, guarded, tab_selected)
-from workbench.ui_learn import HEAD_SCORE_MD, LATEX, LEARN_MD
-from workbench.ui_model import (HEAD_SCORES_SHOWN, cb_checkpoints, compare_figures, compare_tab,
-                                model_figures, model_tab, wire_model)
+from workbench.ui.learn import HEAD_SCORE_MD, LATEX, LEARN_MD
+from workbench.ui.model_views import (HEAD_SCORES_SHOWN, cb_checkpoints, compare_figures,
+                                      compare_tab, model_figures, model_tab, wire_model)
 
 HEAD_DIMS = [16, 32, 64, 128]
 AXIS_UNITS = ["positions", "seconds"]

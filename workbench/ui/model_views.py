@@ -15,7 +15,7 @@ from workbench import analysis as A
 from workbench import checkpoints as C
 from workbench import figures as F
 from workbench import model_analysis as M
-from workbench.ui_common import (LIVE, MAX_FILE_SIZE, PRIVATE, QUIET, _export_button, _plot,
+from workbench.ui.common import (LIVE, MAX_FILE_SIZE, PRIVATE, QUIET, _export_button, _plot,
                                  _settings, guarded, note_update, tab_selected, table)
 
 ATTENTION_KINDS = list(M.ATTENTION_KINDS)
