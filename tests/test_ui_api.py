@@ -16,7 +16,8 @@ from echo_core.errors import PitchSettingsError
 from workbench import analysis as A
 from workbench import checkpoints as C
 from workbench import ui
-from workbench.ui import batch_view, clip_views, common
+from workbench.ui import batch_view, clip_views, common, report
+from workbench.ui.report import ReportSettings
 
 PRAAT = ["ac", 75.0, 600.0, 0.45, 0.03, 0.01, 0.35, 0.14, 15, False]
 
@@ -129,17 +130,15 @@ def test_bias_and_sweep_callbacks(long_clip):
 
 def test_export_view_writes_png_html_and_csv(long_clip):
     key, praat, *_ = clip_views.cb_extract_f0(str(long_clip), *PRAAT)
-    attention = ["encoder self-attention", 0, 0, "scores"]
-    files = clip_views.cb_export_view("pitch", key, praat, 4.0, 64, "positions", 0.0, 1.0, None,
-                              *attention, None, *attention)
+    settings = ReportSettings(clip_key=key, praat=praat)  # the other controls as they open
+    files = report.export_view("pitch", settings)
     by_suffix = {os.path.splitext(f)[1]: f for f in files}
     assert set(by_suffix) == {".png", ".html", ".csv"}
     with open(by_suffix[".png"], "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert "plotly" in open(by_suffix[".html"], encoding="utf-8").read(200000).lower()
     with pytest.raises(gr.Error, match="Nothing to export"):
-        clip_views.cb_export_view("model", key, praat, 4.0, 64, "positions", 0.0, 1.0, None,
-                          *attention, None, *attention)
+        report.export_view("model", settings)
 
 
 # ----------------------------------------------------------------------------- the launched app
@@ -279,9 +278,10 @@ def test_api_model_and_compare(client, checkpoints):
 
 
 def test_api_report_bundle(client):
-    attention = ["encoder self-attention", 0, 0, "scores"]
-    files = client.predict(4.0, 64, "positions", 0.0, 1.0, *attention, *attention,
-                           "pitch_spearman", "pitch_partial_spearman", api_name="/report")
+    settings = ReportSettings(score="pitch_spearman", cmp_score="pitch_partial_spearman")
+    endpoint = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert len(endpoint["/report"]["parameters"]) == len(settings.api_args())
+    files = client.predict(*settings.api_args(), api_name="/report")
     with zipfile.ZipFile(path_of(files)) as zf:
         names = zf.namelist()
         scores = next(n for n in names if n.endswith("tables/head_scores.csv"))

@@ -59,7 +59,7 @@ def cb_batch_results(name):
     return (info, table(tables.get("summary", pd.DataFrame())), table(errors), *plots)
 
 
-def batch_tab() -> SimpleNamespace:
+def build_batch_tab() -> SimpleNamespace:
     """The tab's components, built in place (inside gr.Tabs)."""
     with gr.Tab("Batch results", id="batch", elem_id="tab-batch") as tab:
         names = B.list_results()
