@@ -151,7 +151,7 @@ def slider_http(rep: H.Report, args, seconds: float) -> None:
     from gradio_client import Client, handle_file
 
     from workbench import analysis as A
-    from workbench import ui
+    from workbench.ui import clip_views
 
     group = f"slider update, {seconds:g} s clip"
     path = _clip_file(seconds)
@@ -177,7 +177,7 @@ def slider_http(rep: H.Report, args, seconds: float) -> None:
         clip = A.clip_from_path(path, Path(path).name)
 
         def inproc():  # praat None: the default settings, as extract_f0 stored them
-            return ui.cb_rotary(clip.key, None, next(theta), 64, "positions", 0.0)
+            return clip_views.cb_rotary(clip.key, None, next(theta), 64, "positions", 0.0)
 
         def inproc_json():
             out = inproc()

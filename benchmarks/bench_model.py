@@ -81,15 +81,16 @@ def _analysis(model, x, ids):
     return _gate_figure_json(gates)
 
 
-USE_UI = True  # --quick turns it off: importing workbench.ui_model imports gradio (~3 s)
+USE_UI = True  # --quick turns it off: importing workbench.ui.model_views imports gradio (~3 s)
 
 
 def _app_figures_json(result) -> int:
-    """The Model view's figures as the app draws them (workbench.ui_model.model_figures) in JSON."""
+    """The Model view's figures as the app draws them (workbench.ui.model_views.model_figures)
+    in JSON."""
     try:
         if not USE_UI:
             raise ImportError("--quick: gradio not imported")
-        from workbench.ui_model import model_figures
+        from workbench.ui.model_views import model_figures
     except Exception:  # noqa: BLE001 (no ui yet: the gate figure alone)
         return _gate_figure_json(result.gates)
     from workbench.model_analysis import ATTENTION_KINDS

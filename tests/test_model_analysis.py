@@ -63,14 +63,14 @@ def test_run_model_statistics_maps_and_warnings(tiny_checkpoints, glide):
                                            "decoder._blocks.0.", "decoder.blocks.spectrogram.0."]
     expected = math.sqrt(5 * 32 / 33)
     assert result.expected_ratio == pytest.approx(expected)
-    assert result.warning_markdown() == ""  # causal decoder: no warning
+    from workbench.ui import model_views
+
+    assert model_views.warning_markdown(result) == ""  # causal decoder: no warning
     assert result.bias is not None and result.bias_applied
     # The bias map is drawn against time: its sampled positions x the duration of one position.
     assert result.bias_positions.shape == (result.bias.shape[0],)
     assert np.all(np.diff(result.bias_positions) > 0)
-    from workbench import ui_model
-
-    figure = ui_model.model_figures(result, "encoder self-attention", 0, 0, "weights")
+    figure = model_views.model_figures(result, "encoder self-attention", 0, 0, "weights")
     heat = [t for t in figure["pitch_bias_as_used"].data if t.type == "heatmap"][0]
     assert heat.x[-1] == pytest.approx(result.bias_positions[-1] * 0.008)
     assert 1.9 < heat.x[-1] <= 2.0 + 1e-9 and figure["pitch_bias_as_used"].layout.xaxis.title.text == \
@@ -98,7 +98,9 @@ def test_run_model_head_scores_equal_a_separate_captured_forward(tiny_checkpoint
     table = result.head_scores
     assert result.head_scores_error == "" and len(table) == (2 + 1 + 1) * 2  # modules x heads
     assert np.isfinite(table.loc[table["kind"] == hs.ENCODER_SELF, "pitch_spearman"]).all()
-    assert result.pitch_bias_in_scores and "partly built in" in result.head_score_markdown()
+    from workbench.ui.model_views import head_score_markdown
+
+    assert result.pitch_bias_in_scores and "partly built in" in head_score_markdown(result)
     assert "head_scores" in result.tables()
     model = C.load_model(tiny_checkpoints["causal_bias"])
     ids = decode.load_tokenizer(model).encode("one two")
@@ -121,7 +123,9 @@ def test_barely_voiced_clip_still_runs_without_scores(tiny_checkpoints):
     clip = A._register(noise, 16000, "noise")
     result = M.run_model(clip, None, tiny_checkpoints["reference"])
     assert result.head_scores is None and "voiced frames" in result.head_scores_error
-    assert "voiced frames" in result.head_score_markdown() and "head_scores" not in result.tables()
+    from workbench.ui.model_views import head_score_markdown
+
+    assert "voiced frames" in head_score_markdown(result) and "head_scores" not in result.tables()
     assert len(result.gates) > 0 and np.isfinite(result.loss)
     empty = M.head_score_difference(result, result, "pitch_spearman")
     assert list(empty.columns) == ["kind", "layer", "head", "A", "B", "B − A"] and empty.empty
@@ -130,7 +134,9 @@ def test_barely_voiced_clip_still_runs_without_scores(tiny_checkpoints):
 def test_reference_mask_is_flagged_and_greedy_text_used(tiny_checkpoints, glide):
     clip, _ = glide
     result = M.run_model(clip, None, tiny_checkpoints["reference"])
-    assert "non-causal" in result.warning_markdown()
+    from workbench.ui.model_views import warning_markdown
+
+    assert "non-causal" in warning_markdown(result)
     assert result.teacher_source == "model's greedy transcript"
     assert result.bias is None  # no F0 reaches a static-theta model
     assert np.isnan(result.learned["theta_eff (this clip)"]).all()

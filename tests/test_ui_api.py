@@ -15,7 +15,9 @@ from echo_core import head_scores as hs
 from echo_core.errors import PitchSettingsError
 from workbench import analysis as A
 from workbench import checkpoints as C
-from workbench import ui, ui_batch, ui_common
+from workbench import ui
+from workbench.ui import batch_view, clip_views, common, report
+from workbench.ui.report import ReportSettings
 
 PRAAT = ["ac", 75.0, 600.0, 0.45, 0.03, 0.01, 0.35, 0.14, 15, False]
 
@@ -76,7 +78,7 @@ def checkpoints(tmp_path_factory):
 # ----------------------------------------------------------------------------- callbacks as functions
 
 def test_library_errors_become_page_messages():
-    @ui_common.guarded
+    @common.guarded
     def bad():
         raise PitchSettingsError("pitch_floor=-1 is not valid; accepted: a positive frequency")
 
@@ -85,31 +87,31 @@ def test_library_errors_become_page_messages():
 
 
 def test_extract_then_rotary_callbacks(long_clip):
-    key, praat, info, fig, stats, csv = ui.cb_extract_f0(str(long_clip), *PRAAT)
+    key, praat, info, fig, stats, csv = clip_views.cb_extract_f0(str(long_clip), *PRAAT)
     assert "30.00 s" in info and praat["pitch_floor"] == 75.0
     trace = fig.data[1]
     assert trace.connectgaps is False and np.isnan(np.asarray(trace.y, dtype=float)).any()
     assert stats.shape[0] == 8 and csv.endswith("_f0.csv")
-    text, sim, variants, curves = ui.cb_rotary(key, praat, 4.0, 64, "seconds", 0.0)
+    text, sim, variants, curves = clip_views.cb_rotary(key, praat, 4.0, 64, "seconds", 0.0)
     assert "θ = 10,000" in text
     for fig in (sim, variants):
         for h in fig.data:
             assert (h.zmin, h.zmax) == (-1.0, 1.0) and h.z.shape[0] <= 512
     assert sim.layout.xaxis.title.text == "time (s)"
     with pytest.raises(gr.Error, match="theta must be between"):
-        ui.cb_rotary(key, praat, 7.5, 64, "positions", 0.0)
-    assert all(out == gr.skip() for out in ui.cb_extract_f0(None, *PRAAT))  # player cleared
+        clip_views.cb_rotary(key, praat, 7.5, 64, "positions", 0.0)
+    assert all(out == gr.skip() for out in clip_views.cb_extract_f0(None, *PRAAT))  # player cleared
     with pytest.raises(gr.Error, match="pitch_ceiling"):
-        ui.cb_extract_f0(str(long_clip), "ac", 300.0, 200.0, *PRAAT[3:])
+        clip_views.cb_extract_f0(str(long_clip), "ac", 300.0, 200.0, *PRAAT[3:])
 
 
 def test_theta_slider_on_a_30_second_clip_draws_at_display_resolution(long_clip):
     """What keeps the slider live (timed in benchmarks/, not here): a 3751-frame clip is drawn
     from at most 512 x 512 sampled positions, and every figure serialises."""
-    key, praat, *_ = ui.cb_extract_f0(str(long_clip), *PRAAT)
+    key, praat, *_ = clip_views.cb_extract_f0(str(long_clip), *PRAAT)
     plot = gr.Plot()
     for log_theta in (2.2, 4.0, 5.8):
-        out = ui.cb_rotary(key, praat, log_theta, 64, "positions", 0.0)
+        out = clip_views.cb_rotary(key, praat, log_theta, 64, "positions", 0.0)
         for fig in out[1:]:
             plot.postprocess(fig)
         heat = [t for t in out[1].data if t.type == "heatmap"]
@@ -118,26 +120,25 @@ def test_theta_slider_on_a_30_second_clip_draws_at_display_resolution(long_clip)
 
 
 def test_bias_and_sweep_callbacks(long_clip):
-    key, praat, *_ = ui.cb_extract_f0(str(long_clip), *PRAAT)
-    bias, prior = ui.cb_bias(key, praat, 2.0, 4.0, 64, "positions")
+    key, praat, *_ = clip_views.cb_extract_f0(str(long_clip), *PRAAT)
+    bias, prior = clip_views.cb_bias(key, praat, 2.0, 4.0, 64, "positions")
     heat = [t for t in bias.data if t.type == "heatmap"][0]
     assert (heat.zmin, heat.zmax) == (0.0, 1.0) and float(np.nanmax(heat.z)) <= 1.0
-    assert len(ui.cb_sweep(32).data) == len(ui.SWEEP_THETAS) * len(ui.SWEEP_PITCHES)
+    assert len(clip_views.cb_sweep(32).data) == (len(clip_views.SWEEP_THETAS)
+                                                 * len(clip_views.SWEEP_PITCHES))
 
 
 def test_export_view_writes_png_html_and_csv(long_clip):
-    key, praat, *_ = ui.cb_extract_f0(str(long_clip), *PRAAT)
-    attention = ["encoder self-attention", 0, 0, "scores"]
-    files = ui.cb_export_view("pitch", key, praat, 4.0, 64, "positions", 0.0, 1.0, None,
-                              *attention, None, *attention)
+    key, praat, *_ = clip_views.cb_extract_f0(str(long_clip), *PRAAT)
+    settings = ReportSettings(clip_key=key, praat=praat)  # the other controls as they open
+    files = report.export_view("pitch", settings)
     by_suffix = {os.path.splitext(f)[1]: f for f in files}
     assert set(by_suffix) == {".png", ".html", ".csv"}
     with open(by_suffix[".png"], "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert "plotly" in open(by_suffix[".html"], encoding="utf-8").read(200000).lower()
     with pytest.raises(gr.Error, match="Nothing to export"):
-        ui.cb_export_view("model", key, praat, 4.0, 64, "positions", 0.0, 1.0, None,
-                          *attention, None, *attention)
+        report.export_view("model", settings)
 
 
 # ----------------------------------------------------------------------------- the launched app
@@ -164,15 +165,15 @@ def test_batch_results_tab_shows_tables_and_figures(results_root, monkeypatch):
     import pandas as pd
 
     monkeypatch.setenv("ECHO_RESULTS_DIR", str(results_root))
-    choice, note = ui_batch.cb_batch_list(None)
+    choice, note = batch_view.cb_batch_list(None)
     assert choice["choices"] == ["digits"] and choice["value"] == "digits"
     assert note["visible"] is False
-    info, summary, errors, *plots = ui_batch.cb_batch_results("digits")
+    info, summary, errors, *plots = batch_view.cb_batch_results("digits")
     assert "1 clip(s) × 1 checkpoint(s), 1 failed" in info
     on_disk = pd.read_parquet(results_root / "digits" / "summary.parquet")
     assert list(summary["block"]) == list(on_disk["block"]) and len(summary) > 0
     assert list(errors["clip"]) == ["broken.wav"]
-    assert len(plots) == ui_batch.BATCH_PLOTS
+    assert len(plots) == batch_view.BATCH_PLOTS
     # one checkpoint: ratio distributions and ratio vs F0 (no A-against-B pair)
     shown = [p["value"] for p in plots if p["visible"]]
     assert len(shown) == 2
@@ -185,15 +186,15 @@ def test_batch_results_tab_shows_tables_and_figures(results_root, monkeypatch):
 def test_batch_results_refuses_paths_outside_the_list(results_root, monkeypatch, path):
     monkeypatch.setenv("ECHO_RESULTS_DIR", str(results_root))
     with pytest.raises(gr.Error, match="not a results folder"):
-        ui_batch.cb_batch_results(path)
+        batch_view.cb_batch_results(path)
 
 
 def test_batch_results_empty_state_names_the_command(tmp_path, monkeypatch):
     monkeypatch.setenv("ECHO_RESULTS_DIR", str(tmp_path / "none_yet"))
-    choice, note = ui_batch.cb_batch_list("digits")
+    choice, note = batch_view.cb_batch_list("digits")
     assert choice["choices"] == [] and choice["value"] is None
-    assert note["visible"] and ui_batch.BATCH_COMMAND in note["value"]
-    assert "python -m workbench.batch CLIPS_DIR" in ui_batch.BATCH_COMMAND
+    assert note["visible"] and batch_view.BATCH_COMMAND in note["value"]
+    assert "python -m workbench.batch CLIPS_DIR" in batch_view.BATCH_COMMAND
 
 
 @pytest.fixture(scope="module")
@@ -277,9 +278,10 @@ def test_api_model_and_compare(client, checkpoints):
 
 
 def test_api_report_bundle(client):
-    attention = ["encoder self-attention", 0, 0, "scores"]
-    files = client.predict(4.0, 64, "positions", 0.0, 1.0, *attention, *attention,
-                           "pitch_spearman", "pitch_partial_spearman", api_name="/report")
+    settings = ReportSettings(score="pitch_spearman", cmp_score="pitch_partial_spearman")
+    endpoint = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert len(endpoint["/report"]["parameters"]) == len(settings.api_args())
+    files = client.predict(*settings.api_args(), api_name="/report")
     with zipfile.ZipFile(path_of(files)) as zf:
         names = zf.namelist()
         scores = next(n for n in names if n.endswith("tables/head_scores.csv"))

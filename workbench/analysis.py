@@ -83,7 +83,8 @@ def clip_from_array(sr: int, samples: np.ndarray, name: str = "recording") -> Cl
 def get_clip(key: str | None) -> Clip:
     """The clip behind a session's key; a clear error when none was loaded or it was evicted."""
     if not key:
-        raise AudioError("no clip loaded: upload or record audio, or pick an example clip")
+        raise AudioError("no clip loaded (no clip key given): load one with clip_from_path or "
+                         "clip_from_array first")
     clip = CLIPS.get(key)
     if clip is None:
         raise AudioError(f"the clip is no longer in memory (the server keeps the {CLIPS.maxsize} "

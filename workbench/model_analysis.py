@@ -31,11 +31,6 @@ REFERENCE_MEL_RANGE = {"fmin": 150.0, "fmax": 2000.0}  # docs/echo_model.md, sec
 MAX_MODEL_SECONDS = 30.0  # attention maps grow with T^2: 30 s already means 3750^2 scores
 _MODEL_LOCK = threading.Lock()  # hooks attach to a shared model: one capture at a time
 MODEL_THREADS = 1  # torch intra-op threads during a model run (see run_model)
-MASK_WARNING = ("⚠️ **This checkpoint uses the reference's non-causal (additive) decoder "
-                "mask**: the mask is *added* to the scores (+1 on and below the diagonal), so "
-                "every token can attend to future tokens. Teacher-forced statistics therefore see "
-                "the whole transcript, and greedy decoding runs the model differently from how "
-                "it was trained.")
 RESULTS = LRU(12, 300 * 2**20)  # result key -> ModelResult (attention maps pooled to <= 320)
 
 
@@ -75,24 +70,6 @@ class ModelResult:
         g = self.gates["init_expected_ratio"]
         return float(g.iloc[0]) if len(g) else float("nan")
 
-    def warning_markdown(self) -> str:
-        return MASK_WARNING if self.dims.get("decoder_mask") == "additive" else ""
-
-    def info_markdown(self) -> str:
-        d = self.dims
-        test = self.meta.get("test") or {}
-        score = f" · test WER {test['wer']:.3f}, CER {test['cer']:.3f}" if "wer" in test else ""
-        theta = (f"pitch-modulated θ ({d.get('theta_mode', 'mean_f0')}, F0 mean over "
-                 f"{'voiced frames' if d.get('f0_mean') == 'voiced' else 'all frames'})"
-                 if d.get("f0_rotary") else "learned inv_freq (no F0)")
-        bias = "pitch bias **on**" if d.get("pitch_bias") else "pitch bias off"
-        return (f"**{self.label}** ({self.meta.get('source', '?')}) on *{self.clip_name}*: "
-                f"{d['aud_idx']} encoder + {d['text_idx']} decoder layers, d={d['aud_dims']}, "
-                f"{d['aud_head']} heads, {d['mels']} mels · {theta} · {bias} · decoder mask "
-                f"`{d.get('decoder_mask')}`{score}  \nGradient step: teacher-forced on the "
-                f"{self.teacher_source} “{self.teacher_text}” (loss {self.loss:.3f})."
-                + "".join(f"  \n⚠️ {w}" for w in self.warnings))
-
     def gates_display(self) -> pd.DataFrame:
         g = self.gates
         band = [f"{lo:.2f}–{hi:.2f}" for lo, hi in zip(g["init_ratio_low"], g["init_ratio_high"])]
@@ -119,16 +96,6 @@ class ModelResult:
         return self.head_scores is not None and bool(
             self.head_scores["note"].str.contains(PITCH_BIAS_NOTE, regex=False).any())
 
-    def head_score_markdown(self) -> str:
-        """What the head-score plot cannot say by itself: missing scores, built-in alignment."""
-        if self.head_scores is None:
-            return f"⚠️ No per-head scores for this clip: {self.head_scores_error}"
-        if self.pitch_bias_in_scores:
-            return ("⚠️ **This model adds the pitch bias to its attention scores** "
-                    "(`pitch_bias` on): high pitch alignment of those heads is partly built "
-                    "in, not learned. Rows concerned say so in the `note` column.")
-        return ""
-
     def settings(self) -> dict:
         return {"checkpoint": self.checkpoint, "label": self.label, "overrides": self.overrides,
                 "dims": self.dims, "teacher_text": self.teacher_text,
@@ -138,7 +105,7 @@ class ModelResult:
 def get_result(key: str | None) -> ModelResult:
     result = RESULTS.get(key) if key else None
     if result is None:
-        raise EchoError("no model analysis in memory: press “Run the model on the clip” first")
+        raise EchoError("no model analysis in memory (none was run, or it was evicted)")
     return result
 
 

@@ -10,7 +10,7 @@ import gradio as gr
 import pandas as pd
 
 from workbench import batch as B
-from workbench.ui_common import (PRIVATE, QUIET, _plot, guarded, note_update, tab_selected,
+from workbench.ui.common import (PRIVATE, QUIET, _plot, guarded, note_update, tab_selected,
                                  table)
 
 BATCH_PLOTS = 4  # figure slots of the Batch results tab; report.html in the folder has them all
@@ -59,7 +59,7 @@ def cb_batch_results(name):
     return (info, table(tables.get("summary", pd.DataFrame())), table(errors), *plots)
 
 
-def batch_tab() -> SimpleNamespace:
+def build_batch_tab() -> SimpleNamespace:
     """The tab's components, built in place (inside gr.Tabs)."""
     with gr.Tab("Batch results", id="batch", elem_id="tab-batch") as tab:
         names = B.list_results()

@@ -1,8 +1,15 @@
-"""The Learn tab's text: vRoPE, the pitch bias and the model statistics in a few formulas,
-then the head-score definitions quoted from ``echo_core/head_scores.py``.
+"""The Learn tab: vRoPE, the pitch bias and the model statistics in a few formulas, then the
+head-score definitions quoted from ``echo_core/head_scores.py``.
 """
 
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import gradio as gr
+
 from workbench import model_analysis as M
+from workbench.ui.common import tab_selected
 
 # Formula delimiters of LEARN_MD (gr.Markdown latex_delimiters).
 LATEX = [{"left": "$$", "right": "$$", "display": True},
@@ -56,3 +63,16 @@ score can simply mean the head attends nearby (F0 changes slowly), so read it be
 `echo_core/head_scores.py` states them:
 """
 HEAD_SCORE_MD = "```text\n" + (M.HEAD_SCORE_DEFINITIONS or "").strip() + "\n```"
+
+
+def build_learn_tab() -> SimpleNamespace:
+    """The tab, built in place (inside gr.Tabs): text only."""
+    with gr.Tab("Learn", id="learn", elem_id="tab-learn") as tab:
+        gr.Markdown(LEARN_MD, latex_delimiters=LATEX)
+        gr.Markdown(HEAD_SCORE_MD, elem_id="head-score-definitions")
+    return SimpleNamespace(tab=tab)
+
+
+def wire_learn(learn: SimpleNamespace, active_tab) -> None:
+    """Remember that the tab is visible (nothing to redraw)."""
+    tab_selected(learn.tab, "learn", active_tab)

@@ -1,5 +1,6 @@
 """What the UI modules share: the error guard every callback wears, display tables, the
-session's Praat settings, plot and button builders, and the event options.
+session's clip and Praat settings, the session's state, plot and button builders, and the event
+options.
 """
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from types import SimpleNamespace
 
 import gradio as gr
 import numpy as np
@@ -20,6 +22,7 @@ MAX_FILE_SIZE = "200mb"  # per uploaded file (audio and checkpoints)
 PRIVATE = dict(api_visibility="private")  # events without an API endpoint
 QUIET = dict(show_progress="hidden", **PRIVATE)
 LIVE = dict(trigger_mode="always_last", show_progress="hidden")  # sliders: the last value wins
+ERROR_TITLE = "Cannot do that"  # what the page says above a library error
 
 
 def guarded(fn):
@@ -33,7 +36,7 @@ def guarded(fn):
         except gr.Error:
             raise
         except EchoError as e:
-            raise gr.Error(str(e), title="Cannot do that") from e
+            raise gr.Error(str(e), title=ERROR_TITLE) from e
         except Exception as e:  # a bug, not the user's fault: say so briefly
             log.exception("unexpected error in %s", fn.__name__)
             raise gr.Error(f"Unexpected {type(e).__name__}: {e}", title="Internal error") from e
@@ -58,6 +61,22 @@ def table(df, digits: int = 4):
 
 def _settings(state: dict | None):
     return A.praat_settings(**(state or {}))
+
+
+def session_clip(key: str | None) -> A.Clip:
+    """The session's clip; with none loaded yet, the message names the controls that load one."""
+    if not key:
+        raise gr.Error("no clip loaded: upload or record audio, or pick an example clip",
+                       title=ERROR_TITLE)
+    return A.get_clip(key)
+
+
+def session_state() -> SimpleNamespace:
+    """The small per-session keys every view reads (built in place, inside gr.Blocks)."""
+    return SimpleNamespace(clip_key=gr.State(None), praat=gr.State(None),
+                           active_tab=gr.State("pitch"), model_key=gr.State(None),
+                           compare_state=gr.State(None),
+                           uploads=gr.State([]))  # checkpoint ids this session uploaded
 
 
 def _plot(label: str, elem_id: str, **kw) -> gr.Plot:

@@ -1,6 +1,6 @@
 """The Model and Compare tabs: run a checkpoint (or two) on the session's clip, show its
-statistics, attention maps, pitch bias and per-head scores, and manage the checkpoint radios and
-uploads.
+statistics, attention maps, pitch bias and per-head scores (and the texts that explain them),
+and manage the checkpoint radios and uploads.
 """
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from workbench import analysis as A
+from echo_core.errors import EchoError
 from workbench import checkpoints as C
 from workbench import figures as F
 from workbench import model_analysis as M
-from workbench.ui_common import (LIVE, MAX_FILE_SIZE, PRIVATE, QUIET, _export_button, _plot,
-                                 _settings, guarded, note_update, tab_selected, table)
+from workbench.ui.common import (ERROR_TITLE, LIVE, MAX_FILE_SIZE, PRIVATE, QUIET,
+                                 _export_button, _plot, _settings, guarded, note_update,
+                                 session_clip, tab_selected, table)
 
 ATTENTION_KINDS = list(M.ATTENTION_KINDS)
 ENCODER = ATTENTION_KINDS[0]
@@ -24,6 +25,13 @@ NO_BIAS = "This model's encoder gets no F0, so there is no pitch bias to show."
 HEAD_SCORES_SHOWN = ("pitch_spearman", "pitch_partial_spearman", "rotary_spearman",
                      "distance_spearman", "mean_distance_ms", "entropy_normalised")
 HEAD_SCORE_CHOICES = [(F.HEAD_SCORE_LABELS[s], s) for s in HEAD_SCORES_SHOWN]
+COMPARE_SCORE = "pitch_partial_spearman"  # the Compare tab's opening head score
+RUN_LABEL, COMPARE_LABEL = "Run the model on the clip", "Compare on the clip"  # the buttons
+MASK_WARNING = ("⚠️ **This checkpoint uses the reference's non-causal (additive) decoder "
+                "mask**: the mask is *added* to the scores (+1 on and below the diagonal), so "
+                "every token can attend to future tokens. Teacher-forced statistics therefore see "
+                "the whole transcript, and greedy decoding runs the model differently from how "
+                "it was trained.")
 
 
 # ============================================================================= view builders
@@ -61,7 +69,7 @@ def model_figures(result, kind, layer, head, which, score=HEAD_SCORES_SHOWN[0]) 
     return figs
 
 
-def compare_figures(ra, rb, kind, layer, head, which, score="pitch_partial_spearman") -> dict:
+def compare_figures(ra, rb, kind, layer, head, which, score=COMPARE_SCORE) -> dict:
     series = {r.label: (list(r.gates["block"]), r.gates["ratio"].to_numpy()) for r in (ra, rb)}
     label = F.HEAD_SCORE_LABELS.get(score, score)
     return {"gate_mlp_ratio_compare": F.grouped_ratio_bars(series, ra.expected_ratio),
@@ -93,7 +101,48 @@ def bias_note(result) -> str:
             if result.pitch_bias_in_scores else "")
 
 
+def warning_markdown(result) -> str:
+    """The additive decoder mask warning, or "" for a causal decoder."""
+    return MASK_WARNING if result.dims.get("decoder_mask") == "additive" else ""
+
+
+def info_markdown(result) -> str:
+    """What ran on what: layers, theta mode, pitch bias, mask, test scores, the gradient step."""
+    d = result.dims
+    test = result.meta.get("test") or {}
+    score = f" · test WER {test['wer']:.3f}, CER {test['cer']:.3f}" if "wer" in test else ""
+    theta = (f"pitch-modulated θ ({d.get('theta_mode', 'mean_f0')}, F0 mean over "
+             f"{'voiced frames' if d.get('f0_mean') == 'voiced' else 'all frames'})"
+             if d.get("f0_rotary") else "learned inv_freq (no F0)")
+    bias = "pitch bias **on**" if d.get("pitch_bias") else "pitch bias off"
+    return (f"**{result.label}** ({result.meta.get('source', '?')}) on *{result.clip_name}*: "
+            f"{d['aud_idx']} encoder + {d['text_idx']} decoder layers, d={d['aud_dims']}, "
+            f"{d['aud_head']} heads, {d['mels']} mels · {theta} · {bias} · decoder mask "
+            f"`{d.get('decoder_mask')}`{score}  \nGradient step: teacher-forced on the "
+            f"{result.teacher_source} “{result.teacher_text}” (loss {result.loss:.3f})."
+            + "".join(f"  \n⚠️ {w}" for w in result.warnings))
+
+
+def head_score_markdown(result) -> str:
+    """What the head-score plot cannot say by itself: missing scores, built-in alignment."""
+    if result.head_scores is None:
+        return f"⚠️ No per-head scores for this clip: {result.head_scores_error}"
+    if result.pitch_bias_in_scores:
+        return ("⚠️ **This model adds the pitch bias to its attention scores** "
+                "(`pitch_bias` on): high pitch alignment of those heads is partly built "
+                "in, not learned. Rows concerned say so in the `note` column.")
+    return ""
+
+
 # ============================================================================= callbacks
+
+def session_result(key: str | None, button: str = RUN_LABEL) -> M.ModelResult:
+    """The session's model analysis; when there is none, the message names the button."""
+    try:
+        return M.get_result(key)
+    except EchoError as e:
+        raise gr.Error(f"{e}: press “{button}” first", title=ERROR_TITLE) from e
+
 
 def overrides(act, f0_rotary, decoder_mask) -> dict:
     """The override radios as EchoDims fields ("from config" means: not overridden)."""
@@ -143,24 +192,24 @@ def _index_slider(count: int):
 def cb_analyze(key, praat, ckpt, act, f0_rotary, decoder_mask, transcript, kind, which,
                score=HEAD_SCORES_SHOWN[0], progress=gr.Progress()):
     """Run a checkpoint on the clip: transcript, statistics, report, maps (api: analyze_model)."""
-    clip, settings = A.get_clip(key), _settings(praat)
+    clip, settings = session_clip(key), _settings(praat)
     if not ckpt:
         raise gr.Error("Pick a shipped checkpoint or upload one first.", title="No checkpoint")
     result = M.run_model(clip, settings, ckpt, overrides(act, f0_rotary, decoder_mask),
                          transcript or "", progress=lambda f, what: progress(f, desc=what))
     figs = model_figures(result, kind, 0, 0, which, score)
     layers, heads = M.attention_shape(result, kind)
-    warning = result.warning_markdown()
+    warning = warning_markdown(result)
     if warning or result.warnings:
         gr.Warning(" ".join(result.warnings + (["This checkpoint uses the reference's "
                                                 "non-causal (additive) decoder mask."]
                                                if warning else [])))
     return (result.key, gr.update(value=warning, visible=bool(warning)), result.transcript,
-            result.info_markdown(), table(result.activations), table(result.gradients),
+            info_markdown(result), table(result.activations), table(result.gradients),
             gates_table(result), figs["gate_mlp_ratio"], result.report, _index_slider(layers),
             _index_slider(heads), figs["attention"],
             figs.get("pitch_bias_as_used", F.empty_figure(NO_BIAS)), table(result.learned, 6),
-            note_update(result.head_score_markdown()), figs["head_scores"],
+            note_update(head_score_markdown(result)), figs["head_scores"],
             head_score_table(result))
 
 
@@ -168,21 +217,21 @@ def cb_analyze(key, praat, ckpt, act, f0_rotary, decoder_mask, transcript, kind,
 def cb_head_scores(result_key, score):
     if not result_key or M.RESULTS.get(result_key) is None:
         return gr.skip()
-    return head_score_figure(M.get_result(result_key), score)
+    return head_score_figure(session_result(result_key), score)
 
 
 @guarded
 def cb_attention(result_key, kind, layer, head, which):
     if not result_key:
         return gr.skip()
-    return attention_figure([M.get_result(result_key)], kind, layer, head, which)
+    return attention_figure([session_result(result_key)], kind, layer, head, which)
 
 
 @guarded
 def cb_attention_kind(result_key, kind, which):
     if not result_key:
         return [gr.skip()] * 3
-    layers, heads = M.attention_shape(M.get_result(result_key), kind)
+    layers, heads = M.attention_shape(session_result(result_key), kind)
     return (_index_slider(layers), _index_slider(heads),
             cb_attention(result_key, kind, 0, 0, which))
 
@@ -192,16 +241,16 @@ def cb_model_tab(result_key, kind, layer, head, which, score):
     """Redraw the model plots when the tab becomes visible (hidden plots render too small)."""
     if not result_key or M.RESULTS.get(result_key) is None:
         return [gr.skip()] * 4
-    figs = model_figures(M.get_result(result_key), kind, layer, head, which, score)
+    figs = model_figures(session_result(result_key), kind, layer, head, which, score)
     return (figs["gate_mlp_ratio"], figs["attention"],
             figs.get("pitch_bias_as_used", F.empty_figure(NO_BIAS)), figs["head_scores"])
 
 
 @guarded
-def cb_compare(key, praat, ckpt_a, ckpt_b, kind, which, score="pitch_partial_spearman",
+def cb_compare(key, praat, ckpt_a, ckpt_b, kind, which, score=COMPARE_SCORE,
                progress=gr.Progress()):
     """Two checkpoints on the same clip (api: compare_models)."""
-    clip, settings = A.get_clip(key), _settings(praat)
+    clip, settings = session_clip(key), _settings(praat)
     if not ckpt_a or not ckpt_b:
         raise gr.Error("Pick two checkpoints (A and B).", title="Missing checkpoint")
     ra = M.run_model(clip, settings, ckpt_a,
@@ -227,7 +276,7 @@ def cb_compare_scores(state, score):
     """A's and B's heatmaps of one score and the B − A table."""
     if not state or not all(M.RESULTS.get(state.get(k)) is not None for k in "ab"):
         return [gr.skip()] * 3
-    ra, rb = M.get_result(state["a"]), M.get_result(state["b"])
+    ra, rb = (session_result(state[k], COMPARE_LABEL) for k in "ab")
     figs = compare_figures(ra, rb, ENCODER, 0, 0, "scores", score)
     return (figs["head_scores_a"], figs["head_scores_b"],
             table(M.head_score_difference(ra, rb, score)))
@@ -237,13 +286,13 @@ def cb_compare_scores(state, score):
 def cb_compare_attention(state, kind, layer, head, which):
     if not state:
         return gr.skip()
-    results = [M.get_result(state["a"]), M.get_result(state["b"])]
+    results = [session_result(state[k], COMPARE_LABEL) for k in "ab"]
     return attention_figure(results, kind, layer, head, which)
 
 
 # ============================================================================= layout + wiring
 
-def model_tab() -> SimpleNamespace:
+def build_model_tab() -> SimpleNamespace:
     """The Model tab's components, built in place (inside gr.Tabs)."""
     with gr.Tab("Model", id="model", elem_id="tab-model") as tab:
         with gr.Row(equal_height=False):
@@ -271,7 +320,7 @@ def model_tab() -> SimpleNamespace:
                 teacher = gr.Textbox(label="Transcript for the gradient step (optional)",
                                      placeholder="empty: the model's own greedy "
                                                  "transcript", elem_id="teacher")
-                run = gr.Button("Run the model on the clip", variant="primary",
+                run = gr.Button(RUN_LABEL, variant="primary",
                                 elem_id="run-model")
                 mask_warn = gr.Markdown(visible=False, elem_classes="warn",
                                         elem_id="mask-warning")
@@ -327,7 +376,7 @@ def model_tab() -> SimpleNamespace:
         model_export=model_export)
 
 
-def compare_tab() -> SimpleNamespace:
+def build_compare_tab() -> SimpleNamespace:
     """The Compare tab's components, built in place (inside gr.Tabs)."""
     with gr.Tab("Compare", id="compare", elem_id="tab-compare") as tab:
         with gr.Row():
@@ -335,7 +384,7 @@ def compare_tab() -> SimpleNamespace:
                               elem_id="ckpt-a")
             ckpt_b = gr.Radio(C.checkpoint_choices(), label="Checkpoint B",
                               elem_id="ckpt-b")
-        compare_btn = gr.Button("Compare on the clip", variant="primary",
+        compare_btn = gr.Button(COMPARE_LABEL, variant="primary",
                                 elem_id="run-compare")
         with gr.Row():
             trans_a = gr.Markdown(elem_id="transcript-a")
@@ -354,7 +403,7 @@ def compare_tab() -> SimpleNamespace:
         scalars_table = gr.Dataframe(label="Learned scalars, largest change first",
                                      interactive=False,
                                      max_height=360, elem_id="scalars")
-        cmp_score = gr.Radio(HEAD_SCORE_CHOICES, value="pitch_partial_spearman",
+        cmp_score = gr.Radio(HEAD_SCORE_CHOICES, value=COMPARE_SCORE,
                              label="Head score (A and B)",
                              elem_id="compare-score-choice")
         with gr.Row(equal_height=False):
@@ -373,9 +422,12 @@ def compare_tab() -> SimpleNamespace:
         compare_export=compare_export)
 
 
-def wire_model(m: SimpleNamespace, c: SimpleNamespace, clip_key, praat_state, model_key,
-               compare_state, uploads, active_tab) -> None:
+def wire_model(demo: gr.Blocks, session: SimpleNamespace, m: SimpleNamespace,
+               c: SimpleNamespace) -> None:
     """Events of the Model (``m``) and Compare (``c``) tabs; the page wires their exports."""
+    clip_key, praat_state, model_key = session.clip_key, session.praat, session.model_key
+    compare_state, uploads, active_tab = session.compare_state, session.uploads, session.active_tab
+    demo.load(cb_checkpoints, uploads, [m.ckpt, c.ckpt_a, c.ckpt_b, m.no_ckpt], **QUIET)
     tab_selected(m.tab, "model", active_tab).then(
         cb_model_tab, [model_key, m.att_kind, m.att_layer, m.att_head, m.att_which, m.hs_score],
         [m.gate_plot, m.att_plot, m.used_bias_plot, m.hs_plot], **QUIET)

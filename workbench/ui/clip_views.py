@@ -1,0 +1,339 @@
+"""The clip views: Audio & Pitch, Rotary patterns and Pitch bias. Each has its view builder (plain
+figures and tables, also used by the exports), its callbacks, and its tab; the clip header
+(player, example clips, summary) loads the session's clip for all of them. Callbacks stay thin
+(validate, analyse, draw) and sessions keep only small keys.
+"""
+
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+
+from echo_core.audio import FRAME_SECONDS
+from workbench import analysis as A
+from workbench import export as X
+from workbench import figures as F
+from workbench.ui.common import (LIVE, PRIVATE, QUIET, _export_button, _plot, _settings,
+                                 guarded, session_clip, tab_selected)
+
+HEAD_DIMS = [16, 32, 64, 128]
+AXIS_UNITS = ["positions", "seconds"]
+VARIANT_SIZE = 320  # the three variant maps are drawn smaller than the main pair
+CURVE_MAX_LAG = 500  # 4 s of frames
+SWEEP_THETAS = (1e2, 1e3, 1e4, 1e5, 1e6)
+SWEEP_PITCHES = (None, 75.0, 150.0, 300.0, 600.0)
+SWEEP_POSITIONS = 96
+PRAAT = A.pitch.PraatSettings()  # defaults of the settings panel
+PRAAT_SLIDERS = (  # rows of the settings panel: (field, minimum, maximum, step, label)
+    (("pitch_floor", 30, 300, 1, "Pitch floor (Hz)"),
+     ("pitch_ceiling", 200, 1200, 10, "Pitch ceiling (Hz)"),
+     ("max_candidates", 2, 30, 1, "Max candidates")),
+    (("voicing_threshold", 0, 1, 0.01, "Voicing threshold"),
+     ("silence_threshold", 0, 1, 0.01, "Silence threshold")),
+    (("octave_cost", 0, 1, 0.01, "Octave cost"),
+     ("octave_jump_cost", 0, 2, 0.01, "Octave-jump cost"),
+     ("voiced_unvoiced_cost", 0, 2, 0.01, "Voiced/unvoiced cost")))
+PRAAT_FIELDS = ("pitch_floor", "pitch_ceiling", "voicing_threshold", "silence_threshold",
+                "octave_cost", "octave_jump_cost", "voiced_unvoiced_cost", "max_candidates")
+LOG10_THETA, HEAD_DIM, BIAS_SCALE = 4, 64, 1.0  # the sliders' opening values
+
+
+# ============================================================================= view builders
+# Plain functions (no events): the callbacks and the exports both use them.
+
+def praat_dict(method, floor, ceiling, voicing, silence, octave, jump, vuv, candidates,
+               accurate) -> dict:
+    return dict(method=method, pitch_floor=float(floor), pitch_ceiling=float(ceiling),
+                voicing_threshold=float(voicing), silence_threshold=float(silence),
+                octave_cost=float(octave), octave_jump_cost=float(jump),
+                voiced_unvoiced_cost=float(vuv), max_candidates=int(candidates),
+                very_accurate=bool(accurate))
+
+
+def pitch_view(clip: A.Clip, settings) -> tuple:
+    track = A.f0_track(clip, settings)
+    mel, times, band_hz = A.mel_display(clip)
+    fig = F.pitch_figure(mel, times, band_hz, track.times, track.hz,
+                         title=f"{clip.name}: log-mel spectrogram and Praat F0")
+    return fig, A.f0_statistics_table(track), track
+
+
+def clip_markdown(clip: A.Clip, track) -> str:
+    stats = A.pitch.f0_statistics(track)
+    pitch_text = (f"mean F0 **{stats['mean']:.1f} Hz**, {stats['voiced_fraction']:.0%} voiced"
+                  if np.isfinite(stats["mean"]) else "no voiced frame found")
+    return (f"**{clip.name}**: {clip.duration:.2f} s, {clip.n_frames} frames of 8 ms; "
+            f"{pitch_text}.")
+
+
+def rotary_view(clip, settings, log10_theta, head_dim, unit, tilt) -> tuple[str, dict, dict]:
+    """(summary markdown, figures, tables) of the Rotary patterns view."""
+    theta, head_dim = A.theta_from_slider(log10_theta), int(head_dim)
+    f0, n = A.frame_f0(clip, settings), clip.n_frames
+    theta_clip = A.clip_theta(f0, theta)
+    voiced = A.rotary.voiced_mask(f0)
+    mean_f0 = float(f0[voiced].mean()) if voiced.any() else float("nan")
+    pos, static = A.similarity_display(n, head_dim, theta, None, "static")
+    _, modulated = A.similarity_display(n, head_dim, theta, f0, "mean_f0")
+    figs = {"similarity": F.similarity_maps(
+        [(f"static θ = {theta:,.0f}", static),
+         (f"clip θ_eff = {theta_clip:,.0f} (mean F0)", modulated)],
+        pos, unit, FRAME_SECONDS, title=f"Position similarity, head dim {head_dim}")}
+    vpos, per_frame = A.similarity_display(n, head_dim, theta, f0, "per_frame", VARIANT_SIZE)
+    _, radius = A.similarity_display(n, head_dim, theta, f0, "mean_f0", VARIANT_SIZE,
+                                     radius=A.pair_radius(head_dim, tilt))
+    _, dot = A.dot_product_display(n, head_dim, theta, f0, VARIANT_SIZE)
+    figs["variants"] = F.similarity_maps(
+        [("per-frame θ (F0 each frame)", per_frame), (f"pair radius, tilt {tilt:+.1f}", radius),
+         ("F0 radius: dot product ρᵢρⱼ·sim", dot)], vpos, unit, FRAME_SECONDS,
+        title="Variants beyond the reference")
+    curves = [(f"static θ={theta:,.0f}", theta, None),
+              (f"clip mean F0 {mean_f0:.0f} Hz → θ_eff={theta_clip:,.0f}", theta, f0),
+              ("F0 100 Hz", theta, 100.0), ("F0 300 Hz", theta, 300.0),
+              ("reference inv_freq (base 19000, no F0)", 19000.0, None)]
+    curves = A.distance_curves(curves, max(min(n - 1, CURVE_MAX_LAG), 1), head_dim)
+    figs["distance"] = F.similarity_curves(curves, unit, FRAME_SECONDS,
+                                           title="Similarity vs distance (one row of each map)")
+    tables = {"similarity_vs_distance": pd.DataFrame(
+        {"lag_frames": curves[0][1], "lag_s": curves[0][1] * FRAME_SECONDS,
+         **{label: sim for label, _, sim in curves}})}
+    text = (f"**θ = {theta:,.0f}** (log₁₀ θ = {float(log10_theta):.2f}) · head dim {head_dim} · "
+            + (f"clip mean F0 **{mean_f0:.1f} Hz** → θ_eff = **{theta_clip:,.0f}**"
+               if np.isfinite(mean_f0) else "no voiced frame: θ_eff = θ")
+            + f" · {n} frames shown at {len(pos)}×{len(pos)}")
+    return text, figs, tables
+
+
+def sweep_view(head_dim) -> dict:
+    maps = A.sweep_maps(SWEEP_THETAS, SWEEP_PITCHES, SWEEP_POSITIONS, int(head_dim))
+    cols = ["no F0 (static)"] + [f"mean F0 {p:g} Hz" for p in SWEEP_PITCHES[1:]]
+    rows = [f"θ = {t:,.0f}" for t in SWEEP_THETAS]
+    title = (f"Theta × pitch sweep ({SWEEP_POSITIONS} positions, head dim {int(head_dim)}): "
+             "narrow bands = fast rotation")
+    return {"sweep": F.sweep_grid(maps, rows, cols, title=title)}
+
+
+def bias_view(clip, settings, scale, log10_theta, head_dim, unit) -> dict:
+    theta = A.theta_from_slider(log10_theta)
+    f0, n = A.frame_f0(clip, settings), clip.n_frames
+    pos, sim = A.similarity_display(n, int(head_dim), theta, f0, "mean_f0")
+    bias = A.bias_display(f0, float(scale), pos)
+    return {
+        "pitch_bias": F.bias_figure(
+            bias, pos, f0[pos], unit, FRAME_SECONDS,
+            title=f"Pitch bias exp(−|zᵢ−zⱼ|·{float(scale):g}): unvoiced rows and columns get 0 "
+                  "(no boost)"),
+        "combined_prior": F.bias_figure(
+            A.combined_prior(sim, bias), pos, f0[pos], unit, FRAME_SECONDS,
+            title=f"Combined prior: rotary similarity (θ_eff = {A.clip_theta(f0, theta):,.0f}) "
+                  "+ pitch bias", colorbar_title="sim + bias", zrange=(-2.0, 2.0),
+            colorscale=F.SIMILARITY_COLORSCALE),
+    }
+
+
+# ============================================================================= callbacks
+
+@guarded
+def cb_extract_f0(audio_path, method, floor, ceiling, voicing, silence, octave, jump, vuv,
+                  candidates, accurate, progress=gr.Progress()):
+    """Load the clip, track F0 with Praat, draw the pitch view (api: extract_f0).
+
+    No audio (the player was cleared) changes nothing: the last clip stays analysed.
+    """
+    if not audio_path:
+        return [gr.skip()] * 6
+    fields = praat_dict(method, floor, ceiling, voicing, silence, octave, jump, vuv, candidates,
+                        accurate)
+    settings = A.praat_settings(**fields)
+    progress(0.1, desc="decoding audio")
+    clip = A.clip_from_path(audio_path, name=os.path.basename(str(audio_path)))
+    progress(0.4, desc="tracking F0 (Praat)")
+    fig, stats, track = pitch_view(clip, settings)
+    csv = X.write_text(A.f0_csv(track), f"{os.path.splitext(clip.name)[0]}_f0.csv", "f0")
+    return clip.key, fields, clip_markdown(clip, track), fig, stats, csv
+
+
+@guarded
+def cb_load_example(name):
+    """Put an example clip into the audio player (its change event runs the analysis)."""
+    if not name:
+        return gr.skip()
+    if name == A.SYNTHETIC_NAME:
+        clip = A.synthetic_clip()
+        return clip.sr, clip.samples
+    return A.example_clips()[name]
+
+
+@guarded
+def cb_pitch(key, praat):
+    if not key:
+        return gr.skip(), gr.skip()
+    fig, stats, _ = pitch_view(session_clip(key), _settings(praat))
+    return fig, stats
+
+
+@guarded
+def cb_rotary(key, praat, log10_theta, head_dim, unit, tilt):
+    """Similarity maps for one theta and head dim (api: similarity_map)."""
+    text, figs, _ = rotary_view(session_clip(key), _settings(praat), log10_theta, head_dim, unit,
+                                tilt)
+    return text, figs["similarity"], figs["variants"], figs["distance"]
+
+
+@guarded
+def cb_sweep(head_dim):
+    return sweep_view(head_dim)["sweep"]
+
+
+@guarded
+def cb_bias(key, praat, scale, log10_theta, head_dim, unit):
+    figs = bias_view(session_clip(key), _settings(praat), scale, log10_theta, head_dim, unit)
+    return figs["pitch_bias"], figs["combined_prior"]
+
+
+@guarded
+def cb_refresh_active(tab, key, praat, log10_theta, head_dim, unit, tilt, scale):
+    """After a new clip redraw the visible tab only (hidden plots are drawn on Tab.select)."""
+    rotary, bias = [gr.skip()] * 4, [gr.skip()] * 2
+    if key and tab == "rotary":
+        rotary = list(cb_rotary(key, praat, log10_theta, head_dim, unit, tilt))
+    if key and tab == "bias":
+        bias = list(cb_bias(key, praat, scale, log10_theta, head_dim, unit))
+    return rotary + bias
+
+
+# ============================================================================= layout + wiring
+
+def build_clip_header() -> SimpleNamespace:
+    """The player, the example clips and the clip summary above the tabs. No audio work here:
+    the opening clip is analysed on page load."""
+    examples = A.example_clips()
+    first = next(iter(examples))
+    if examples[first]:
+        first_value = examples[first]
+    else:  # no bundled clip: open with the synthetic glide
+        clip = A.synthetic_clip()
+        first_value = (clip.sr, clip.samples)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            audio = gr.Audio(value=first_value, type="filepath",
+                             label="Clip (upload or record; ≤ 10 min)",
+                             sources=["upload", "microphone"], elem_id="audio")
+        with gr.Column(scale=2):
+            example = gr.Radio(list(examples), value=first, label="Example clips",
+                               elem_id="examples")
+            clip_info = gr.Markdown("Loading the example clip…", label="Clip summary",
+                                    elem_id="clip-info")
+    return SimpleNamespace(audio=audio, example=example, clip_info=clip_info)
+
+
+def build_pitch_tab() -> SimpleNamespace:
+    """The Audio & Pitch tab: spectrogram with F0, statistics, CSV and the Praat settings."""
+    with gr.Tab("Audio & Pitch", id="pitch", elem_id="tab-pitch") as tab:
+        pitch_plot = _plot("Spectrogram and F0", "pitch-plot")
+        with gr.Row():
+            stats = gr.Dataframe(label="F0 statistics (voiced frames)", interactive=False,
+                                 elem_id="f0-stats", scale=2)
+            with gr.Column(scale=1):
+                f0_csv = gr.DownloadButton("Download F0 (CSV)", elem_id="f0-csv")
+                gr.Markdown("Unvoiced frames are empty fields in the CSV and gaps in the "
+                            "plot. F0 is tracked every 8 ms, on the mel frames' grid.",
+                            elem_classes="note")
+        with gr.Accordion("Praat pitch settings", open=False, elem_id="praat"):
+            with gr.Row():
+                method = gr.Radio(["ac", "cc", "shs"], value=PRAAT.method, label="Method",
+                                  info="autocorrelation, cross-correlation, subharmonic "
+                                       "summation")
+                accurate = gr.Checkbox(value=PRAAT.very_accurate, label="Very accurate")
+            sliders = {}
+            for row in PRAAT_SLIDERS:
+                with gr.Row():
+                    for field, low, high, step, label in row:
+                        sliders[field] = gr.Slider(low, high, getattr(PRAAT, field), step=step,
+                                                   label=label)
+            retrack = gr.Button("Re-track F0 with these settings", variant="primary")
+        export = _export_button()
+    # in praat_dict's order: the inputs of cb_extract_f0 after the audio
+    praat = [method] + [sliders[f] for f in PRAAT_FIELDS] + [accurate]
+    return SimpleNamespace(tab=tab, plot=pitch_plot, stats=stats, f0_csv=f0_csv, praat=praat,
+                           retrack=retrack, export=export)
+
+
+def build_rotary_tab() -> SimpleNamespace:
+    """The Rotary patterns tab: theta and head dim, similarity maps, variants, curves, sweep."""
+    with gr.Tab("Rotary patterns", id="rotary", elem_id="tab-rotary") as tab:
+        with gr.Row():
+            log_theta = gr.Slider(2, 6, LOG10_THETA, step=0.01, elem_id="theta", scale=3,
+                                  label="log₁₀ θ (static base, 10² … 10⁶)",
+                                  info="the value of θ is shown below")
+            head_dim = gr.Radio(HEAD_DIMS, value=HEAD_DIM, label="Head dim", scale=2)
+            unit = gr.Radio(AXIS_UNITS, value=AXIS_UNITS[0], label="Axes", scale=1)
+        theta_md = gr.Markdown(label="Theta summary", elem_id="theta-md")
+        sim_plot = _plot("Position similarity", "sim-plot")
+        tilt = gr.Slider(-4, 4, 0, step=0.1, label="Pair-radius tilt (variant 2): > 0 "
+                         "favours slow pairs, < 0 fast ones")
+        variants_plot = _plot("Similarity variants", "variants-plot")
+        curves_plot = _plot("Similarity vs distance", "curves-plot")
+        sweep_plot = _plot("Theta x pitch sweep", "sweep-plot")
+        export = _export_button()
+    return SimpleNamespace(tab=tab, log_theta=log_theta, head_dim=head_dim, unit=unit,
+                           tilt=tilt, theta_md=theta_md, sim_plot=sim_plot,
+                           variants_plot=variants_plot, curves_plot=curves_plot,
+                           sweep_plot=sweep_plot, export=export)
+
+
+def build_bias_tab() -> SimpleNamespace:
+    """The Pitch bias tab: the bias and the combined prior (θ and head dim from Rotary)."""
+    with gr.Tab("Pitch bias", id="bias", elem_id="tab-bias") as tab:
+        with gr.Row():
+            scale = gr.Slider(0, 5, BIAS_SCALE, step=0.05, label="Bias scale (pitch_scale)",
+                              scale=2)
+            gr.Markdown("z-scores use the voiced frames' mean and (unbiased) std. The "
+                        "combined prior uses θ and head dim from the Rotary tab.",
+                        elem_classes="note")
+        bias_plot = _plot("Pitch bias", "bias-plot")
+        prior_plot = _plot("Combined prior", "prior-plot")
+        export = _export_button()
+    return SimpleNamespace(tab=tab, scale=scale, bias_plot=bias_plot, prior_plot=prior_plot,
+                           export=export)
+
+
+def wire_clip_views(demo: gr.Blocks, session: SimpleNamespace, header: SimpleNamespace,
+                    p: SimpleNamespace, r: SimpleNamespace, b: SimpleNamespace) -> None:
+    """Events of the header and of the Pitch (``p``), Rotary (``r``) and Bias (``b``) tabs; the
+    page wires their exports. A new clip redraws the visible tab; Tab.select draws the others."""
+    pitch_inputs = [header.audio] + p.praat
+    pitch_outputs = [session.clip_key, session.praat, header.clip_info, p.plot, p.stats,
+                     p.f0_csv]
+    rotary_inputs = [session.clip_key, session.praat, r.log_theta, r.head_dim, r.unit, r.tilt]
+    rotary_outputs = [r.theta_md, r.sim_plot, r.variants_plot, r.curves_plot]
+    bias_inputs = [session.clip_key, session.praat, b.scale, r.log_theta, r.head_dim, r.unit]
+    bias_outputs = [b.bias_plot, b.prior_plot]
+    refresh = dict(fn=cb_refresh_active, inputs=[session.active_tab] + rotary_inputs + [b.scale],
+                   outputs=rotary_outputs + bias_outputs, **QUIET)
+
+    header.example.input(cb_load_example, header.example, header.audio, **PRIVATE)
+    header.audio.change(cb_extract_f0, pitch_inputs, pitch_outputs, api_name="extract_f0",
+                        trigger_mode="always_last").success(**refresh)
+    p.retrack.click(cb_extract_f0, pitch_inputs, pitch_outputs, **PRIVATE).success(**refresh)
+    demo.load(cb_extract_f0, pitch_inputs, pitch_outputs, **PRIVATE).success(**refresh)
+
+    tab_selected(p.tab, "pitch", session.active_tab).then(
+        cb_pitch, [session.clip_key, session.praat], [p.plot, p.stats], **QUIET)
+    tab_selected(r.tab, "rotary", session.active_tab).then(
+        cb_rotary, rotary_inputs, rotary_outputs, **QUIET).then(
+        cb_sweep, r.head_dim, r.sweep_plot, **QUIET)
+    tab_selected(b.tab, "bias", session.active_tab).then(
+        cb_bias, bias_inputs, bias_outputs, **QUIET)
+
+    r.log_theta.change(cb_rotary, rotary_inputs, rotary_outputs, api_name="similarity_map",
+                       **LIVE)
+    r.tilt.change(cb_rotary, rotary_inputs, rotary_outputs, **PRIVATE, **LIVE)
+    for control in (r.head_dim, r.unit):
+        control.input(cb_rotary, rotary_inputs, rotary_outputs, **PRIVATE, **LIVE)
+    r.head_dim.input(cb_sweep, r.head_dim, r.sweep_plot, **PRIVATE, **LIVE)
+    b.scale.change(cb_bias, bias_inputs, bias_outputs, api_name="pitch_bias", **LIVE)

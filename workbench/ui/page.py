@@ -1,0 +1,73 @@
+"""The page: :func:`build_demo` composes the views (each builds its own tab and wires its own
+events) and :func:`launch_kwargs` holds the launch settings; app.py calls both.
+"""
+
+from __future__ import annotations
+
+import os
+
+import gradio as gr
+
+from workbench.ui import clip_views, model_views
+from workbench.ui.batch_view import build_batch_tab, wire_batch
+from workbench.ui.common import MAX_FILE_SIZE, session_state
+from workbench.ui.learn import build_learn_tab, wire_learn
+from workbench.ui.report import build_downloads_row, report_inputs, wire_exports
+
+CONCURRENCY = 2  # the machine has two cores
+CSS = """
+.gradio-container {max-width: 1500px !important; margin: auto;}
+#title h1 {margin-bottom: 0;}
+.note {color: var(--body-text-color-subdued); font-size: 0.92em;}
+.warn {border-left: 4px solid #f2b400; padding: 6px 12px; background: #fff8e1;}
+#downloads {max-height: 260px; overflow-y: auto;}
+#downloads .empty, #downloads .wrap {min-height: 0 !important; height: auto !important;}
+"""
+
+
+def build_demo() -> gr.Blocks:
+    """Build the Blocks; no audio or model work happens here (the default clip loads on page
+    load, models on request)."""
+    with gr.Blocks(title="Echo Workbench", analytics_enabled=False) as demo:
+        session = session_state()
+        gr.Markdown("# Echo Workbench\nRotary position embeddings whose θ follows the voice's "
+                    "pitch (vRoPE), and the pitch-similarity attention bias of the Echo "
+                    "recogniser.", elem_id="title")
+        header = clip_views.build_clip_header()
+        with gr.Tabs(elem_id="views"):
+            pitch = clip_views.build_pitch_tab()
+            rotary = clip_views.build_rotary_tab()
+            bias = clip_views.build_bias_tab()
+            model = model_views.build_model_tab()
+            compare = model_views.build_compare_tab()
+            batch = build_batch_tab()
+            learn = build_learn_tab()
+        downloads = build_downloads_row()
+
+        clip_views.wire_clip_views(demo, session, header, pitch, rotary, bias)
+        model_views.wire_model(demo, session, model, compare)
+        wire_batch(batch, session.active_tab)
+        wire_learn(learn, session.active_tab)
+        inputs = report_inputs(
+            clip_key=session.clip_key, praat=session.praat, log10_theta=rotary.log_theta,
+            head_dim=rotary.head_dim, unit=rotary.unit, tilt=rotary.tilt, bias_scale=bias.scale,
+            model_key=session.model_key, kind=model.att_kind, layer=model.att_layer,
+            head=model.att_head, which=model.att_which, compare_state=session.compare_state,
+            cmp_kind=compare.cmp_kind, cmp_layer=compare.cmp_layer, cmp_head=compare.cmp_head,
+            cmp_which=compare.cmp_which, score=model.hs_score, cmp_score=compare.cmp_score)
+        wire_exports(downloads, inputs, {"pitch": pitch.export, "rotary": rotary.export,
+                                         "bias": bias.export, "model": model.model_export,
+                                         "compare": compare.compare_export})
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
+    return demo
+
+
+def launch_kwargs(**extra) -> dict:
+    """launch() arguments: bind 127.0.0.1:7860 unless GRADIO_SERVER_NAME / _PORT say otherwise,
+    cap uploads, and the theme and CSS (Gradio 6 takes them in launch)."""
+    kwargs = dict(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                  server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+                  max_file_size=MAX_FILE_SIZE, theme=gr.themes.Soft(), css=CSS,
+                  footer_links=["api", "gradio"])
+    kwargs.update(extra)
+    return kwargs
