@@ -184,7 +184,7 @@ def slider_http(rep: H.Report, args, seconds: float) -> None:
             return sum(len(x.to_json()) for x in out if hasattr(x, "to_json"))
 
         inproc()
-        runs = {"in-process cb_rotary (4 outputs)": inproc,
+        runs = {"in-process cb_rotary (5 outputs)": inproc,
                 "in-process cb_rotary + figures to JSON": inproc_json,
                 "HTTP /similarity_map via gradio_client": http}
         with contextlib.ExitStack() as stack:

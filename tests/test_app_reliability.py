@@ -288,7 +288,7 @@ def test_ten_minute_clip_maps_work_and_model_refuses(client, tmp_path):
     assert "600.00 s" in info and "75001 frames" in info
     assert stat(stats, "median") == pytest.approx(150.0, abs=0.5)
     text, sim, *_ = client.predict(4.0, 64, "positions", 0.0, api_name="/similarity_map")
-    assert "75001 frames shown at 512×512" in text and sim["type"] == "plotly"
+    assert "75001 8 ms frames shown at 512×512" in text and sim["type"] == "plotly"
     ckpt = next(cid for _, cid in C.checkpoint_choices()) if C.checkpoint_choices() else None
     if ckpt is None:
         pytest.skip("no checkpoint available for the model-analysis refusal")

@@ -92,12 +92,18 @@ def test_extract_then_rotary_callbacks(long_clip):
     trace = fig.data[1]
     assert trace.connectgaps is False and np.isnan(np.asarray(trace.y, dtype=float)).any()
     assert stats.shape[0] == 8 and csv.endswith("_f0.csv")
-    text, sim, variants, curves = clip_views.cb_rotary(key, praat, 4.0, 64, "seconds", 0.0)
+    text, sim, variants, curves, band = clip_views.cb_rotary(key, praat, 4.0, 64, "seconds", 0.0)
     assert "θ = 10,000" in text
-    for fig in (sim, variants):
-        for h in fig.data:
-            assert (h.zmin, h.zmax) == (-1.0, 1.0) and h.z.shape[0] <= 512
+    heats = [h for h in sim.data if h.type == "heatmap"]
+    assert len(heats) == 3 and all(h.z.shape[0] <= 512 for h in heats)
+    static, clip_map, diff = heats  # two maps on one fitted scale, the difference on its own
+    assert (static.zmin, static.zmax) == (clip_map.zmin, clip_map.zmax)
+    assert -1.0 <= static.zmin <= 0.0 and static.zmax == 1.0
+    assert diff.zmin == -diff.zmax and "Δ" in diff.colorbar.title.text
+    for h in (h for h in variants.data if h.type == "heatmap"):
+        assert (h.zmin, h.zmax) == (-1.0, 1.0) and h.z.shape[0] <= 512
     assert sim.layout.xaxis.title.text == "time (s)"
+    assert band.layout.xaxis.type == "log" and len(band.data) == 4  # static, clip, 100, 300 Hz
     with pytest.raises(gr.Error, match="theta must be between"):
         clip_views.cb_rotary(key, praat, 7.5, 64, "positions", 0.0)
     assert all(out == gr.skip() for out in clip_views.cb_extract_f0(None, *PRAAT))  # player cleared
@@ -114,9 +120,11 @@ def test_theta_slider_on_a_30_second_clip_draws_at_display_resolution(long_clip)
         out = clip_views.cb_rotary(key, praat, log_theta, 64, "positions", 0.0)
         for fig in out[1:]:
             plot.postprocess(fig)
-        heat = [t for t in out[1].data if t.type == "heatmap"]
+        heat = [t for t in out[2].data if t.type == "heatmap"]
         assert heat and all(max(np.shape(t.z)) <= 512 for t in heat)
         assert all((t.zmin, t.zmax) == (-1.0, 1.0) for t in heat)
+        images = [t for t in out[1].data if t.type == "image"]  # 3751 frames: drawn as images
+        assert len(images) == 3 and all(t.source.startswith("data:image/webp") for t in images)
 
 
 def test_bias_and_sweep_callbacks(long_clip):
@@ -226,9 +234,10 @@ def test_api_extract_and_similarity(client, long_clip):
     rows = dict((r[0], r[1]) for r in stats["data"])
     assert float(rows["median"]) == pytest.approx(np.nanmedian(track.hz), abs=0.05)
     for log_theta in (3.0, 3.5, 4.5, 5.0):
-        text, sim, variants, curves = client.predict(log_theta, 64, "positions", 0.0,
-                                                     api_name="/similarity_map")
-        assert f"{10 ** log_theta:,.0f}" in text and '"zmin":-1' in sim["plot"].replace(" ", "")
+        text, sim, variants, curves, band = client.predict(log_theta, 64, "positions", 0.0,
+                                                           api_name="/similarity_map")
+        assert f"{10 ** log_theta:,.0f}" in text and '"zmin":-1' in variants["plot"].replace(" ", "")
+        assert '"type":"image"' in sim["plot"].replace(" ", "") and band["type"] == "plotly"
 
 
 def test_api_errors_are_messages(client, tmp_path):
@@ -301,3 +310,32 @@ def test_api_batch_results_refuses_server_paths(client):
 
     with pytest.raises(AppError, match="not a results folder|not in the list of choices"):
         client.predict("/etc", api_name="/batch_results")
+
+
+def test_api_intervene_beside_the_true_f0(client):
+    """/intervene: a static model says plainly that F0 does not reach it and nothing moves; an
+    F0 model's theta follows a constant contour; the head table carries its null."""
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    clip = next(p for p in A.example_clips().values() if p)
+    client.predict(handle_file(clip), *PRAAT, api_name="/extract_f0")
+    out = client.predict("shipped/static_theta", "constant", 100, None, "",
+                         api_name="/intervene")
+    route, summary, tokens, theta, layer, head, attention, heads, note = out
+    assert "does not reach" in route
+    rows = [dict(zip(summary["headers"], r)) for r in summary["data"]]
+    assert [r["condition"] for r in rows] == ["true F0", "constant:100"]
+    assert float(rows[1]["Δ NLL"]) == 0.0 and rows[0]["transcript"] == rows[1]["transcript"]
+    assert tokens["type"] == "plotly" and attention["type"] == "plotly"
+    assert "follows_pitch" in heads["headers"]
+    out = client.predict("shipped/mean_f0_theta", "constant", 300, None, "",
+                         api_name="/intervene")
+    theta = out[3]
+    rows = [dict(zip(theta["headers"], r)) for r in theta["data"]]
+    enc = [r for r in rows if r["kind"] == "encoder self-attention"]
+    assert all(float(r["θ in force (condition)"]) > float(r["θ in force (true F0)"]) for r in enc)
+    with pytest.raises(AppError, match="Pick the clip whose F0 to borrow"):
+        client.predict("shipped/mean_f0_theta", "other", None, None, "", api_name="/intervene")
+    with pytest.raises(AppError, match="20-2000 Hz"):
+        client.predict("shipped/mean_f0_theta", "constant", 5, None, "", api_name="/intervene")

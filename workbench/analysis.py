@@ -341,6 +341,41 @@ def distance_curves(settings: Sequence[tuple[str, float, Any]], max_lag: int, he
     return curves
 
 
+BAND_LEVEL = 0.5  # a band's half-width: the lag at which similarity first drops below this
+BAND_MAX_LAG = 20_000  # lags searched (2.7 min of 8 ms frames); wider bands are "beyond"
+
+
+def band_width(head_dim: int, theta: float, f0=None, level: float = BAND_LEVEL,
+               max_lag: int = BAND_MAX_LAG) -> float:
+    """The first lag (in positions) at which the rotary similarity s(l) drops below ``level``:
+    how far a position "sees" before its neighbours decorrelate. NaN when it never does
+    within ``max_lag``. ``f0`` modulates theta as in ``rotary.similarity_at_lags``."""
+    start, stop = 0, min(256, max_lag)
+    while start <= max_lag:  # search in doubling windows: bands are usually short
+        lags = np.arange(start, stop + 1)
+        below = np.flatnonzero(rotary.similarity_at_lags(lags, head_dim, theta, f0) < level)
+        if below.size:
+            return float(lags[below[0]])
+        start, stop = stop + 1, min(2 * stop + 1, max_lag)
+        if start > stop:
+            break
+    return float("nan")
+
+
+def band_widths(thetas: Sequence[float], pitches: Sequence[tuple[str, Any]], head_dim: int
+                ) -> dict[str, np.ndarray]:
+    """{label: band width per theta} for (label, F0 contour / Hz / None) settings (cached)."""
+    key = ("bands", tuple(float(t) for t in thetas), head_dim,
+           tuple((label, content_key(np.asarray(f0, dtype=np.float64)) if f0 is not None
+                  else None) for label, f0 in pitches))
+
+    def compute():
+        return {label: np.array([band_width(head_dim, t, f0) for t in thetas])
+                for label, f0 in pitches}
+
+    return FEATURES.get_or_compute(key, compute)
+
+
 # ============================================================================= pitch bias
 
 def bias_display(f0_frames: np.ndarray, scale: float, positions: np.ndarray) -> np.ndarray:

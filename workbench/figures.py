@@ -8,7 +8,7 @@ to plotly as numpy (float32 where large) and travel as compact typed arrays, nev
 The maps redrawn while a slider moves (similarity, curves, bias, attention) are assembled from
 plain dicts without plotly's per-property validation, which costs more than the maths (about
 20 ms per figure); the tests check those figures like the others. Maps of more than
-``IMAGE_MIN_CELLS`` cells are sent as a colour-mapped PNG (``workbench.map_image``) under a
+``IMAGE_MIN_CELLS`` cells are sent as a colour-mapped lossless WebP (``workbench.map_image``) under a
 coarse invisible heatmap that carries hover values and the colour bar: the browser paints an
 image in milliseconds where a 512 x 512 heatmap held its main thread for seconds.
 """
@@ -24,7 +24,7 @@ import plotly.colors as pc
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from workbench.map_image import colourise, hover_grid, png_data_uri
+from workbench.map_image import colourise, hover_grid, image_data_uri
 
 TEMPLATE = "plotly_white"
 SIMILARITY_COLORSCALE = "RdBu_r"  # diverging: -1 blue, 0 white, +1 red
@@ -39,7 +39,7 @@ HZ_TICKS = (100, 200, 500, 1000, 2000, 4000, 8000)
 TOP_LEGEND = dict(orientation="h", x=1.0, xanchor="right", y=1.02, yanchor="bottom")
 
 
-# Larger numeric maps travel as PNG + a hover grid. ECHO_IMAGE_MIN_CELLS overrides it (a huge
+# Larger numeric maps travel as an image + a hover grid. ECHO_IMAGE_MIN_CELLS overrides it (a huge
 # value draws every map as a plain heatmap: the baseline of benchmarks/bench_browser.py).
 IMAGE_MIN_CELLS = int(os.environ.get("ECHO_IMAGE_MIN_CELLS", 20_000))
 
@@ -54,7 +54,7 @@ def _numeric(values) -> bool:
 def _map_traces(z, x, y, axis: str, *, colorscale: str, zmin: float, zmax: float, name: str,
                 showscale: bool, colorbar: dict, hovertemplate: str, **extra) -> list[dict]:
     """A map as traces on subplot ``axis``: a plain heatmap when small (or on a categorical
-    axis), else a PNG image at full resolution plus an invisible heatmap of at most
+    axis), else an image at full resolution plus an invisible heatmap of at most
     map_image.HOVER_CELLS a side (hover values, colour bar). Rows run downwards."""
     z = np.asarray(z, dtype=np.float32)
     x = np.arange(z.shape[1]) if x is None else x
@@ -67,7 +67,7 @@ def _map_traces(z, x, y, axis: str, *, colorscale: str, zmin: float, zmax: float
         return [heat]
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     rows, cols = hover_grid(z.shape[0]), hover_grid(z.shape[1])
-    image = dict(type="image", source=png_data_uri(colourise(z, zmin, zmax, colorscale)),
+    image = dict(type="image", source=image_data_uri(colourise(z, zmin, zmax, colorscale)),
                  x0=float(x[0]), dx=float(x[-1] - x[0]) / (x.size - 1), y0=float(y[0]),
                  dy=float(y[-1] - y[0]) / (y.size - 1), name=name, hoverinfo="skip",
                  xaxis=f"x{axis}", yaxis=f"y{axis}")
@@ -92,11 +92,27 @@ def _template() -> dict:
     return pio.templates[TEMPLATE].to_plotly_json()
 
 
+def _scale(name) -> list:
+    """A named colour scale as explicit stops (explicit stops pass through): unvalidated figures
+    reach plotly.js as they are, and plotly.js knows neither reversed ("_r") nor
+    matplotlib-style names."""
+    return _named_scale(name) if isinstance(name, str) else name
+
+
 @functools.lru_cache(maxsize=8)
-def _scale(name: str) -> list:
-    """A named colour scale as explicit stops: unvalidated figures reach plotly.js as they are,
-    and plotly.js knows neither reversed ("_r") nor matplotlib-style names."""
+def _named_scale(name: str) -> list:
     return pc.get_colorscale(name)
+
+
+def centred_scale(name: str, lo: float, hi: float, stops: int = 11) -> list:
+    """Stops of a diverging scale stretched over [lo, hi] so that 0 keeps the scale's middle
+    colour (white for RdBu): a map fitted to its data still reads "0 = unrelated"."""
+    lo, hi = min(float(lo), -1e-9), max(float(hi), 1e-9)
+    values = np.concatenate([np.linspace(lo, 0.0, stops // 2 + 1),
+                             np.linspace(0.0, hi, stops // 2 + 1)[1:]])
+    where = np.where(values < 0, 0.5 - 0.5 * values / lo, 0.5 + 0.5 * values / hi)
+    colours = pc.sample_colorscale(_named_scale(name), where.tolist())
+    return [[float((v - lo) / (hi - lo)), c] for v, c in zip(values, colours)]
 
 
 def _frame(title: str, height: int) -> dict:
@@ -186,37 +202,93 @@ def pitch_figure(mel: np.ndarray, mel_times: np.ndarray, mel_hz: np.ndarray,
 # ============================================================================= rotary
 
 def _sim_traces(sim, coords, name: str, axis: str, showscale: bool,
-                zrange: tuple[float, float] = (-1.0, 1.0)) -> list[dict]:
+                zrange: tuple[float, float] = (-1.0, 1.0), colorscale=SIMILARITY_COLORSCALE,
+                colorbar_title: str = "cos sim", colorbar_x: float | None = None) -> list[dict]:
     coords = np.asarray(coords)
     lag = np.abs(coords[:, None] - coords[None, :]).astype(np.float32)  # what a reader wants
-    return _map_traces(sim, coords, coords, axis, colorscale=SIMILARITY_COLORSCALE,
+    colorbar = dict(title=dict(text=colorbar_title), len=0.9)
+    if colorbar_x is not None:
+        colorbar["x"] = colorbar_x
+    return _map_traces(sim, coords, coords, axis, colorscale=colorscale,
                        zmin=zrange[0], zmax=zrange[1], name=name, showscale=showscale,
-                       colorbar=dict(title=dict(text="cos sim"), len=0.9), customdata=lag,
+                       colorbar=colorbar, customdata=lag,
                        hovertemplate="i=%{y}<br>j=%{x}<br>lag=%{customdata:.3~f}<br>"
                                      "sim=%{z:.3f}<extra>" + name + "</extra>")
 
 
 def similarity_maps(maps: Sequence[tuple[str, np.ndarray]], positions: np.ndarray,
                     unit: str = "positions", hop_seconds: float = 0.008,
-                    title: str = "Position similarity") -> go.Figure:
-    """Position-similarity heatmaps side by side on one fixed colour scale [-1, 1].
+                    title: str = "Position similarity", fit: bool = False,
+                    difference: tuple[str, np.ndarray] | None = None) -> go.Figure:
+    """Position-similarity maps side by side on one colour scale, [-1, 1] or (``fit``) the
+    data's own range with 0 kept white; ``difference`` adds a last panel (label, map) on its
+    own symmetric scale, so maps that look alike show where they differ.
 
     ``maps`` is a list of (label, (R, R) array) all sampled at the same ``positions``; y grows
-    downwards like a matrix, so the bright diagonal runs from top left to bottom right.
+    downwards like a matrix, so the diagonal (similarity 1) runs from top left to bottom right.
     """
     if not maps:
         raise ValueError("similarity_maps needs at least one map")
     coords, axis_title = axis_values(positions, unit, hop_seconds)
-    domains = _columns(len(maps), 0.06)
+    panels = len(maps) + (difference is not None)
+    domains = _columns(panels, 0.07 if difference is not None else 0.06)
+    zrange, colorscale = (-1.0, 1.0), SIMILARITY_COLORSCALE
+    if fit:
+        lo = min(_finite_range([m for _, m in maps])[0], 0.0)
+        zrange, colorscale = (lo, 1.0), centred_scale(SIMILARITY_COLORSCALE, lo, 1.0)
     data, layout = [], {"annotations": []}
     for i, (label, sim) in enumerate(maps):
         a = _axis(i)
-        data += _sim_traces(sim, coords, label, a, showscale=i == len(maps) - 1)
-        layout[f"xaxis{a}"] = dict(domain=domains[i], anchor=f"y{a}", title=dict(text=axis_title))
-        layout[f"yaxis{a}"] = dict(domain=[0.0, 1.0], anchor=f"x{a}", autorange="reversed",
-                                   title=dict(text=axis_title if i == 0 else ""))
+        data += _sim_traces(sim, coords, label, a, showscale=i == len(maps) - 1,
+                            zrange=zrange, colorscale=colorscale,
+                            colorbar_x=domains[i][1] + 0.005 if difference is not None else None)
+        _square_panel(layout, a, domains[i], axis_title, first=i == 0)
         layout["annotations"].append(_panel_title(label, domains[i]))
+    if difference is not None:
+        a = _axis(len(maps))
+        bound = max(float(np.nanmax(np.abs(difference[1]))), 1e-6)
+        data += _sim_traces(difference[1], coords, difference[0], a, showscale=True,
+                            zrange=(-bound, bound), colorscale=SIMILARITY_COLORSCALE,
+                            colorbar_title="Δ sim")
+        _square_panel(layout, a, domains[-1], axis_title, first=False)
+        layout["annotations"].append(_panel_title(difference[0], domains[-1]))
     return _fast(data, layout, title, height=460)
+
+
+def _square_panel(layout: dict, a: str, domain: list[float], axis_title: str,
+                  first: bool) -> None:
+    """Axes of one map panel: y downwards, square cells (scaleanchor), the domain kept."""
+    layout[f"xaxis{a}"] = dict(domain=domain, anchor=f"y{a}", title=dict(text=axis_title),
+                               constrain="domain")
+    layout[f"yaxis{a}"] = dict(domain=[0.0, 1.0], anchor=f"x{a}", autorange="reversed",
+                               scaleanchor=f"x{a}", constrain="domain",
+                               title=dict(text=axis_title if first else ""))
+
+
+def band_width_figure(thetas: np.ndarray, widths: Mapping[str, np.ndarray], theta: float,
+                      unit: str = "positions", hop_seconds: float = 0.008,
+                      level: float = 0.5,
+                      title: str = "How far a position sees: band width per θ") -> go.Figure:
+    """Band width (the lag at which similarity first drops below ``level``) against θ on a log
+    axis, one line per F0 setting, with the slider's θ marked: F0 raises θ_eff, so a pitch
+    line lies above the static one until θ itself is large."""
+    data = []
+    for i, (label, width) in enumerate(widths.items()):
+        y, _ = axis_values(np.asarray(width, dtype=np.float64), unit, hop_seconds)
+        data.append(dict(type="scatter", x=np.asarray(thetas, dtype=np.float64), y=y,
+                         mode="lines", name=label,
+                         line=dict(width=2, color=SERIES_COLORS[i % len(SERIES_COLORS)]),
+                         hovertemplate="θ=%{x:,.0f}<br>width=%{y:.3~f}<extra>" + label
+                                       + "</extra>"))
+    layout = dict(xaxis=dict(type="log", title=dict(text="θ (static base)")),
+                  yaxis=dict(title=dict(text=f"lag where similarity < {level:g} "
+                                             f"({'s' if unit == 'seconds' else 'positions'})"),
+                             rangemode="tozero"),
+                  legend=TOP_LEGEND,
+                  shapes=[dict(type="line", xref="x", x0=float(theta), x1=float(theta),
+                               yref="paper", y0=0, y1=1,
+                               line=dict(color="#444", dash="dash", width=1))])
+    return _fast(data, layout, title, height=360)
 
 
 def sweep_grid(maps: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str],
@@ -354,8 +426,8 @@ def grouped_ratio_bars(series: Mapping[str, tuple[Sequence[str], np.ndarray]],
 
 def attention_maps(maps: Sequence[tuple], x_title: str = "key position",
                    y_title: str = "query position", title: str = "Attention",
-                   colorbar_title: str = "score", zrange: tuple[float, float] | None = None
-                   ) -> go.Figure:
+                   colorbar_title: str = "score", zrange: tuple[float, float] | None = None,
+                   colorscale: str = ATTENTION_COLORSCALE) -> go.Figure:
     """One or more attention maps (queries x keys) side by side on a shared colour range.
 
     Each item is (label, array) or (label, array, x values, y values); values may be token
@@ -371,7 +443,7 @@ def attention_maps(maps: Sequence[tuple], x_title: str = "key position",
     data, layout = [], {"annotations": []}
     for i, (label, arr, x, y) in enumerate(items):
         a = _axis(i)
-        data += _map_traces(arr, x, y, a, colorscale=ATTENTION_COLORSCALE, zmin=zrange[0],
+        data += _map_traces(arr, x, y, a, colorscale=colorscale, zmin=zrange[0],
                             zmax=zrange[1], name=label, showscale=i == len(items) - 1,
                             colorbar=dict(title=dict(text=colorbar_title), len=0.9),
                             hovertemplate="q=%{y}<br>k=%{x}<br>%{z:.3f}<extra></extra>")
@@ -380,6 +452,29 @@ def attention_maps(maps: Sequence[tuple], x_title: str = "key position",
                                    title=dict(text=y_title if i == 0 else ""))
         layout["annotations"].append(_panel_title(label, domains[i]))
     return _fast(data, layout, title, height=460)
+
+
+def token_logprob_bars(tokens: Sequence[str], true: np.ndarray, condition: np.ndarray,
+                       condition_name: str, title: str = "Per-token log-likelihood change"
+                       ) -> go.Figure:
+    """One bar per reference token: log p under the condition minus log p under the true F0
+    (below 0: the condition made the token less likely), with both values on hover."""
+    true = np.asarray(true, dtype=np.float64)
+    condition = np.asarray(condition, dtype=np.float64)
+    delta = condition - true
+    colors = np.where(delta < 0, SERIES_COLORS[1], SERIES_COLORS[0])
+    bar = dict(type="bar", x=np.asarray(list(tokens), dtype=object), y=delta,
+               marker=dict(color=colors), customdata=np.stack([true, condition], axis=1),
+               name="Δ log p",
+               hovertemplate="%{x}<br>Δ log p = %{y:.4f}<br>true F0: %{customdata[0]:.4f}"
+                             "<br>" + condition_name + ": %{customdata[1]:.4f}<extra></extra>")
+    layout = dict(xaxis=dict(title=dict(text="reference token"), type="category"),
+                  yaxis=dict(title=dict(text=f"log p({condition_name}) − log p(true F0)"),
+                             zeroline=True),
+                  annotations=[dict(xref="paper", yref="paper", x=1.0, y=1.02, xanchor="right",
+                                    yanchor="bottom", showarrow=False,
+                                    text=f"mean Δ = {delta.mean():+.4f} nats / token")])
+    return _fast([bar], layout, title, height=360)
 
 
 # ========================================================================= head scores (issue #8)

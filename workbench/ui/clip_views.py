@@ -70,42 +70,94 @@ def clip_markdown(clip: A.Clip, track) -> str:
             f"{pitch_text}.")
 
 
-def rotary_view(clip, settings, log10_theta, head_dim, unit, tilt) -> tuple[str, dict, dict]:
-    """(summary markdown, figures, tables) of the Rotary patterns view."""
-    theta, head_dim = A.theta_from_slider(log10_theta), int(head_dim)
-    f0, n = A.frame_f0(clip, settings), clip.n_frames
-    theta_clip = A.clip_theta(f0, theta)
+GRIDS = [("mel frames (8 ms)", "frames"), ("model positions (16 ms, spec_stride 2)", "model")]
+BAND_THETAS = np.logspace(2, 6, 41)  # the band-width figure's θ axis (the slider's range)
+
+
+def rotary_grid(clip, settings, grid: str = "frames"):
+    """(F0 on the grid's positions (Hz, NaN unvoiced), seconds per position, grid label): the
+    mel frames, or the positions the shipped models' encoder sees (spec_stride 2: every other
+    frame, F0 mapped by time as the model maps it)."""
+    f0 = A.frame_f0(clip, settings)
+    if grid == "frames":
+        return f0, FRAME_SECONDS, "8 ms frames"
+    if grid != "model":
+        raise A.RotaryError(f"unknown position grid {grid!r}; accepted: frames, model")
+    n = (len(f0) + 1) // 2  # a stride-2 convolution over T frames gives ceil(T / 2) positions
+    return A.rotary.f0_at_positions(f0, n), 2 * FRAME_SECONDS, "16 ms model positions"
+
+
+def _theta_text(theta, log10_theta, head_dim, f0, n_shown, grid_label) -> str:
     voiced = A.rotary.voiced_mask(f0)
     mean_f0 = float(f0[voiced].mean()) if voiced.any() else float("nan")
+    return (f"**θ = {theta:,.0f}** (log₁₀ θ = {float(log10_theta):.2f}) · head dim {head_dim} · "
+            + (f"clip mean F0 **{mean_f0:.1f} Hz** → θ_eff = **{A.clip_theta(f0, theta):,.0f}**"
+               if np.isfinite(mean_f0) else "no voiced frame: θ_eff = θ")
+            + f" · {len(f0)} {grid_label} shown at {n_shown}×{n_shown}")
+
+
+def similarity_figure(f0, hop, theta, head_dim, unit):
+    """Static and clip-θ_eff maps on a fitted scale (0 stays white) and their difference."""
+    n = len(f0)
     pos, static = A.similarity_display(n, head_dim, theta, None, "static")
     _, modulated = A.similarity_display(n, head_dim, theta, f0, "mean_f0")
-    figs = {"similarity": F.similarity_maps(
-        [(f"static θ = {theta:,.0f}", static),
-         (f"clip θ_eff = {theta_clip:,.0f} (mean F0)", modulated)],
-        pos, unit, FRAME_SECONDS, title=f"Position similarity, head dim {head_dim}")}
+    theta_clip = A.clip_theta(f0, theta)
+    fig = F.similarity_maps(
+        [(f"static θ = {theta:,.0f}", static), (f"clip θ_eff = {theta_clip:,.0f}", modulated)],
+        pos, unit, hop, title=f"Position similarity, head dim {head_dim}", fit=True,
+        difference=("clip − static", modulated - static))
+    return fig, len(pos)
+
+
+def variants_figure(f0, hop, theta, head_dim, unit, tilt):
+    n = len(f0)
     vpos, per_frame = A.similarity_display(n, head_dim, theta, f0, "per_frame", VARIANT_SIZE)
     _, radius = A.similarity_display(n, head_dim, theta, f0, "mean_f0", VARIANT_SIZE,
                                      radius=A.pair_radius(head_dim, tilt))
     _, dot = A.dot_product_display(n, head_dim, theta, f0, VARIANT_SIZE)
-    figs["variants"] = F.similarity_maps(
+    return F.similarity_maps(
         [("per-frame θ (F0 each frame)", per_frame), (f"pair radius, tilt {tilt:+.1f}", radius),
-         ("F0 radius: dot product ρᵢρⱼ·sim", dot)], vpos, unit, FRAME_SECONDS,
+         ("F0 radius: dot product ρᵢρⱼ·sim", dot)], vpos, unit, hop,
         title="Variants beyond the reference")
-    curves = [(f"static θ={theta:,.0f}", theta, None),
-              (f"clip mean F0 {mean_f0:.0f} Hz → θ_eff={theta_clip:,.0f}", theta, f0),
-              ("F0 100 Hz", theta, 100.0), ("F0 300 Hz", theta, 300.0),
-              ("reference inv_freq (base 19000, no F0)", 19000.0, None)]
-    curves = A.distance_curves(curves, max(min(n - 1, CURVE_MAX_LAG), 1), head_dim)
-    figs["distance"] = F.similarity_curves(curves, unit, FRAME_SECONDS,
+
+
+def curve_settings(f0, theta) -> list:
+    voiced = A.rotary.voiced_mask(f0)
+    mean_f0 = float(f0[voiced].mean()) if voiced.any() else float("nan")
+    return [(f"static θ={theta:,.0f}", theta, None),
+            (f"clip mean F0 {mean_f0:.0f} Hz → θ_eff={A.clip_theta(f0, theta):,.0f}", theta, f0),
+            ("F0 100 Hz", theta, 100.0), ("F0 300 Hz", theta, 300.0),
+            ("reference inv_freq (base 19000, no F0)", 19000.0, None)]
+
+
+def band_figure(f0, hop, theta, head_dim, unit):
+    voiced = A.rotary.voiced_mask(f0)
+    pitches = [("static (no F0)", None)]
+    if voiced.any():
+        pitches.append((f"clip mean F0 {float(f0[voiced].mean()):.0f} Hz", f0))
+    pitches += [("F0 100 Hz", 100.0), ("F0 300 Hz", 300.0)]
+    widths = A.band_widths(BAND_THETAS, pitches, head_dim)
+    return F.band_width_figure(BAND_THETAS, widths, theta, unit, hop, A.BAND_LEVEL)
+
+
+def rotary_view(clip, settings, log10_theta, head_dim, unit, tilt, grid="frames"
+                ) -> tuple[str, dict, dict]:
+    """(summary markdown, figures, tables) of the Rotary patterns view."""
+    theta, head_dim = A.theta_from_slider(log10_theta), int(head_dim)
+    f0, hop, grid_label = rotary_grid(clip, settings, grid)
+    figs = {}
+    figs["similarity"], shown = similarity_figure(f0, hop, theta, head_dim, unit)
+    figs["variants"] = variants_figure(f0, hop, theta, head_dim, unit, tilt)
+    n = len(f0)
+    curves = A.distance_curves(curve_settings(f0, theta), max(min(n - 1, CURVE_MAX_LAG), 1),
+                               head_dim)
+    figs["distance"] = F.similarity_curves(curves, unit, hop,
                                            title="Similarity vs distance (one row of each map)")
+    figs["band_width"] = band_figure(f0, hop, theta, head_dim, unit)
     tables = {"similarity_vs_distance": pd.DataFrame(
-        {"lag_frames": curves[0][1], "lag_s": curves[0][1] * FRAME_SECONDS,
+        {"lag_positions": curves[0][1], "lag_s": curves[0][1] * hop,
          **{label: sim for label, _, sim in curves}})}
-    text = (f"**θ = {theta:,.0f}** (log₁₀ θ = {float(log10_theta):.2f}) · head dim {head_dim} · "
-            + (f"clip mean F0 **{mean_f0:.1f} Hz** → θ_eff = **{theta_clip:,.0f}**"
-               if np.isfinite(mean_f0) else "no voiced frame: θ_eff = θ")
-            + f" · {n} frames shown at {len(pos)}×{len(pos)}")
-    return text, figs, tables
+    return _theta_text(theta, log10_theta, head_dim, f0, shown, grid_label), figs, tables
 
 
 def sweep_view(head_dim) -> dict:
@@ -177,11 +229,20 @@ def cb_pitch(key, praat):
 
 
 @guarded
-def cb_rotary(key, praat, log10_theta, head_dim, unit, tilt):
-    """Similarity maps for one theta and head dim (api: similarity_map)."""
+def cb_rotary(key, praat, log10_theta, head_dim, unit, tilt, grid="frames"):
+    """Similarity maps, variants, curves and band widths for one theta and head dim (api:
+    similarity_map)."""
     text, figs, _ = rotary_view(session_clip(key), _settings(praat), log10_theta, head_dim, unit,
-                                tilt)
-    return text, figs["similarity"], figs["variants"], figs["distance"]
+                                tilt, grid)
+    return text, figs["similarity"], figs["variants"], figs["distance"], figs["band_width"]
+
+
+@guarded
+def cb_variants(key, praat, log10_theta, head_dim, unit, tilt, grid="frames"):
+    """The radius tilt changes only the variant maps: redraw (and send) just those."""
+    f0, hop, _ = rotary_grid(session_clip(key), _settings(praat), grid)
+    return variants_figure(f0, hop, A.theta_from_slider(log10_theta), int(head_dim), unit,
+                           float(tilt))
 
 
 @guarded
@@ -196,11 +257,11 @@ def cb_bias(key, praat, scale, log10_theta, head_dim, unit):
 
 
 @guarded
-def cb_refresh_active(tab, key, praat, log10_theta, head_dim, unit, tilt, scale):
+def cb_refresh_active(tab, key, praat, log10_theta, head_dim, unit, tilt, grid, scale):
     """After a new clip redraw the visible tab only (hidden plots are drawn on Tab.select)."""
-    rotary, bias = [gr.skip()] * 4, [gr.skip()] * 2
+    rotary, bias = [gr.skip()] * 5, [gr.skip()] * 2
     if key and tab == "rotary":
-        rotary = list(cb_rotary(key, praat, log10_theta, head_dim, unit, tilt))
+        rotary = list(cb_rotary(key, praat, log10_theta, head_dim, unit, tilt, grid))
     if key and tab == "bias":
         bias = list(cb_bias(key, praat, scale, log10_theta, head_dim, unit))
     return rotary + bias
@@ -270,20 +331,27 @@ def build_rotary_tab() -> SimpleNamespace:
             log_theta = gr.Slider(2, 6, LOG10_THETA, step=0.01, elem_id="theta", scale=3,
                                   label="log₁₀ θ (static base, 10² … 10⁶)",
                                   info="the value of θ is shown below")
-            head_dim = gr.Radio(HEAD_DIMS, value=HEAD_DIM, label="Head dim", scale=2)
-            unit = gr.Radio(AXIS_UNITS, value=AXIS_UNITS[0], label="Axes", scale=1)
+            head_dim = gr.Radio(HEAD_DIMS, value=HEAD_DIM, label="Head dim", scale=2,
+                                elem_id="head-dim")
+            unit = gr.Radio(AXIS_UNITS, value=AXIS_UNITS[0], label="Axes", scale=1,
+                            elem_id="axes")
+            grid = gr.Radio(GRIDS, value="frames", label="Position grid", scale=2,
+                            elem_id="grid",
+                            info="the shipped models' encoder sees every other frame")
         theta_md = gr.Markdown(label="Theta summary", elem_id="theta-md")
         sim_plot = _plot("Position similarity", "sim-plot")
         tilt = gr.Slider(-4, 4, 0, step=0.1, label="Pair-radius tilt (variant 2): > 0 "
-                         "favours slow pairs, < 0 fast ones")
+                         "favours slow pairs, < 0 fast ones", elem_id="tilt")
         variants_plot = _plot("Similarity variants", "variants-plot")
-        curves_plot = _plot("Similarity vs distance", "curves-plot")
+        with gr.Row():
+            curves_plot = _plot("Similarity vs distance", "curves-plot")
+            band_plot = _plot("Band width per θ", "band-plot")
         sweep_plot = _plot("Theta x pitch sweep", "sweep-plot")
         export = _export_button()
     return SimpleNamespace(tab=tab, log_theta=log_theta, head_dim=head_dim, unit=unit,
-                           tilt=tilt, theta_md=theta_md, sim_plot=sim_plot,
+                           grid=grid, tilt=tilt, theta_md=theta_md, sim_plot=sim_plot,
                            variants_plot=variants_plot, curves_plot=curves_plot,
-                           sweep_plot=sweep_plot, export=export)
+                           band_plot=band_plot, sweep_plot=sweep_plot, export=export)
 
 
 def build_bias_tab() -> SimpleNamespace:
@@ -291,7 +359,7 @@ def build_bias_tab() -> SimpleNamespace:
     with gr.Tab("Pitch bias", id="bias", elem_id="tab-bias") as tab:
         with gr.Row():
             scale = gr.Slider(0, 5, BIAS_SCALE, step=0.05, label="Bias scale (pitch_scale)",
-                              scale=2)
+                              scale=2, elem_id="bias-scale")
             gr.Markdown("z-scores use the voiced frames' mean and (unbiased) std. The "
                         "combined prior uses θ and head dim from the Rotary tab.",
                         elem_classes="note")
@@ -309,8 +377,9 @@ def wire_clip_views(demo: gr.Blocks, session: SimpleNamespace, header: SimpleNam
     pitch_inputs = [header.audio] + p.praat
     pitch_outputs = [session.clip_key, session.praat, header.clip_info, p.plot, p.stats,
                      p.f0_csv]
-    rotary_inputs = [session.clip_key, session.praat, r.log_theta, r.head_dim, r.unit, r.tilt]
-    rotary_outputs = [r.theta_md, r.sim_plot, r.variants_plot, r.curves_plot]
+    rotary_inputs = [session.clip_key, session.praat, r.log_theta, r.head_dim, r.unit, r.tilt,
+                     r.grid]
+    rotary_outputs = [r.theta_md, r.sim_plot, r.variants_plot, r.curves_plot, r.band_plot]
     bias_inputs = [session.clip_key, session.praat, b.scale, r.log_theta, r.head_dim, r.unit]
     bias_outputs = [b.bias_plot, b.prior_plot]
     refresh = dict(fn=cb_refresh_active, inputs=[session.active_tab] + rotary_inputs + [b.scale],
@@ -332,8 +401,8 @@ def wire_clip_views(demo: gr.Blocks, session: SimpleNamespace, header: SimpleNam
 
     r.log_theta.change(cb_rotary, rotary_inputs, rotary_outputs, api_name="similarity_map",
                        **LIVE)
-    r.tilt.change(cb_rotary, rotary_inputs, rotary_outputs, **PRIVATE, **LIVE)
-    for control in (r.head_dim, r.unit):
+    r.tilt.change(cb_variants, rotary_inputs, r.variants_plot, **PRIVATE, **LIVE)
+    for control in (r.head_dim, r.unit, r.grid):
         control.input(cb_rotary, rotary_inputs, rotary_outputs, **PRIVATE, **LIVE)
     r.head_dim.input(cb_sweep, r.head_dim, r.sweep_plot, **PRIVATE, **LIVE)
     b.scale.change(cb_bias, bias_inputs, bias_outputs, api_name="pitch_bias", **LIVE)

@@ -8,7 +8,7 @@ import os
 
 import gradio as gr
 
-from workbench.ui import clip_views, model_views
+from workbench.ui import clip_views, intervention_view, model_views
 from workbench.ui.batch_view import build_batch_tab, wire_batch
 from workbench.ui.common import MAX_FILE_SIZE, session_state
 from workbench.ui.learn import build_learn_tab, wire_learn
@@ -40,12 +40,14 @@ def build_demo() -> gr.Blocks:
             bias = clip_views.build_bias_tab()
             model = model_views.build_model_tab()
             compare = model_views.build_compare_tab()
+            interventions = intervention_view.build_intervention_tab()
             batch = build_batch_tab()
             learn = build_learn_tab()
         downloads = build_downloads_row()
 
         clip_views.wire_clip_views(demo, session, header, pitch, rotary, bias)
         model_views.wire_model(demo, session, model, compare)
+        intervention_view.wire_interventions(demo, session, interventions)
         wire_batch(batch, session.active_tab)
         wire_learn(learn, session.active_tab)
         inputs = report_inputs(
@@ -54,7 +56,8 @@ def build_demo() -> gr.Blocks:
             model_key=session.model_key, kind=model.att_kind, layer=model.att_layer,
             head=model.att_head, which=model.att_which, compare_state=session.compare_state,
             cmp_kind=compare.cmp_kind, cmp_layer=compare.cmp_layer, cmp_head=compare.cmp_head,
-            cmp_which=compare.cmp_which, score=model.hs_score, cmp_score=compare.cmp_score)
+            cmp_which=compare.cmp_which, score=model.hs_score, cmp_score=compare.cmp_score,
+            grid=rotary.grid)
         wire_exports(downloads, inputs, {"pitch": pitch.export, "rotary": rotary.export,
                                          "bias": bias.export, "model": model.model_export,
                                          "compare": compare.compare_export})

@@ -48,6 +48,7 @@ class ReportSettings:
     cmp_which: str = "scores"
     score: str = HEAD_SCORES_SHOWN[0]
     cmp_score: str = COMPARE_SCORE
+    grid: str = "frames"  # the Rotary tab's position grid (mel frames or model positions)
 
     def api_args(self) -> tuple:
         """The /report endpoint's parameters: the fields no session state holds, in order."""
@@ -63,7 +64,7 @@ def collect(s: ReportSettings, views=VIEWS):
         tables["f0_track"] = A.f0_table(track)
     if "rotary" in views:
         texts["rotary_settings"], rotary_figs, rotary_tables = rotary_view(
-            clip, praat, s.log10_theta, s.head_dim, s.unit, s.tilt)
+            clip, praat, s.log10_theta, s.head_dim, s.unit, s.tilt, s.grid)
         figs.update(rotary_figs)
         tables.update(rotary_tables)
         figs.update(sweep_view(s.head_dim))
@@ -72,7 +73,7 @@ def collect(s: ReportSettings, views=VIEWS):
     info = {"clip": {"name": clip.name, "key": clip.key, "seconds": clip.duration},
             "praat": asdict(praat),
             "rotary": {"theta": 10 ** float(s.log10_theta), "head_dim": int(s.head_dim),
-                       "axes": s.unit, "radius_tilt": float(s.tilt)},
+                       "axes": s.unit, "radius_tilt": float(s.tilt), "grid": s.grid},
             "pitch_bias_scale": float(s.bias_scale)}
     if "model" in views and M.RESULTS.get(s.model_key) is not None:
         result = session_result(s.model_key)
