@@ -3,7 +3,7 @@ GRADIO_SERVER_PORT say otherwise). The page opens with a bundled example clip lo
 
 import logging
 
-from workbench.analysis import warm_up
+from workbench import analysis, export
 from workbench.ui import build_demo, launch_kwargs
 
 demo = build_demo()
@@ -12,5 +12,6 @@ if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     demo.launch(prevent_thread_lock=True, **launch_kwargs())
-    warm_up()  # once the server answers: the first librosa / Praat calls are slow
+    analysis.warm_up()  # once the server answers: the first librosa / Praat calls are slow
+    export.warm_up()  # Chromium for PNG exports, in the background
     demo.block_thread()

@@ -93,6 +93,13 @@ def _set_slider(elem_id: str, value: float) -> str:
 
 
 def _load_clip(page, path: str) -> None:
+    """Upload a file as a user does: clear the player (it opens with an example), then drop the
+    file on the upload area."""
+    page.wait_for_function("() => document.querySelector('#clip-info') && !document"
+                           ".querySelector('#clip-info').innerText.includes('Loading')")
+    clear = page.locator("#audio button[aria-label='Clear']")
+    if clear.count():
+        clear.first.click()
     page.locator("#audio input[type=file]").set_input_files(path)
     page.wait_for_function("() => document.querySelector('#clip-info') && "
                            f"document.querySelector('#clip-info').innerText.includes("
@@ -101,7 +108,7 @@ def _load_clip(page, path: str) -> None:
 
 def _tab(page, name: str, sels: list[str]) -> None:
     page.get_by_role("tab", name=name).click()
-    page.wait_for_function("([s]) => s.every(x => window.__sig(x) !== '')", [sels])
+    page.wait_for_function("([s]) => s.every(x => window.__sig(x) !== '')", arg=[sels])
 
 
 ROTARY = ["#sim-plot", "#variants-plot", "#curves-plot"]

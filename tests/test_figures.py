@@ -61,10 +61,16 @@ def test_similarity_maps_fixed_colour_range_and_units(unit, title, scale):
 
 def test_sweep_grid_has_one_map_per_cell_on_the_same_scale():
     maps = np.zeros((2, 3, 5, 5), dtype=np.float32)
+    maps[1, 2] = np.eye(5)
     fig = F.sweep_grid(maps, ["θ=1e2", "θ=1e4"], ["none", "100 Hz", "300 Hz"])
-    heats = _heatmaps(fig)
-    assert len(heats) == 6
-    assert all((h.zmin, h.zmax) == (-1.0, 1.0) for h in heats)
+    images = [t for t in fig.data if t.type == "image"]
+    assert len(images) == 6
+    bar = _heatmaps(fig)  # one invisible heatmap: the shared colour bar, fixed at [-1, 1]
+    assert len(bar) == 1 and (bar[0].zmin, bar[0].zmax) == (-1.0, 1.0) and bar[0].showscale
+    from workbench.map_image import colourise, decode_image
+
+    np.testing.assert_array_equal(decode_image(images[5].source),  # row 1, column 2
+                                  colourise(maps[1, 2], -1.0, 1.0, F.SIMILARITY_COLORSCALE))
     with pytest.raises(ValueError):
         F.sweep_grid(maps, ["only one row"], ["a", "b", "c"])
 

@@ -303,27 +303,41 @@ def sweep_grid(maps: np.ndarray, row_labels: Sequence[str], col_labels: Sequence
         raise ValueError(f"maps shape {maps.shape} does not match {len(row_labels)} rows x "
                          f"{len(col_labels)} columns")
     rows, cols = maps.shape[:2]
-    x_domains = [[d[0] * 0.95, d[1] * 0.95] for d in _columns(cols, 0.015)]  # room for labels
+    x_domains = [[d[0] * 0.95, d[1] * 0.95] for d in _columns(cols, 0.04)]  # room for labels
     y_domains = _columns(rows, 0.03)[::-1]  # row 0 on top
-    positions = np.arange(maps.shape[-1])
-    data, layout = [], {"annotations": []}
+    n = maps.shape[-1]
+    data, layout = [], {"annotations": [], "shapes": []}
     for r in range(rows):
         for c in range(cols):
             a = _axis(r * cols + c)
-            data += _sim_traces(maps[r, c], positions, f"{row_labels[r]}, {col_labels[c]}", a,
-                                showscale=(r == 0 and c == 0))
+            # small multiples: one image each (no per-cell hover; 25 heatmaps weighed ~3 MB)
+            data.append(dict(type="image", x0=0, dx=1, y0=0, dy=1, xaxis=f"x{a}",
+                             yaxis=f"y{a}", hoverinfo="skip", name=f"{row_labels[r]}, "
+                             f"{col_labels[c]}", source=image_data_uri(colourise(
+                                 maps[r, c], -1.0, 1.0, SIMILARITY_COLORSCALE))))
             layout[f"xaxis{a}"] = dict(domain=x_domains[c], anchor=f"y{a}",
-                                       showticklabels=False)
+                                       showticklabels=False, range=[-0.5, n - 0.5])
             layout[f"yaxis{a}"] = dict(domain=y_domains[r], anchor=f"x{a}", autorange="reversed",
                                        showticklabels=False)
-    for c, label in enumerate(col_labels):
-        layout["annotations"].append({**_panel_title(label, x_domains[c]), "font": {"size": 11}})
+    for c, label in enumerate(col_labels):  # column headers and a frame around each column
+        color = SERIES_COLORS[c % len(SERIES_COLORS)]
+        layout["annotations"].append({**_panel_title(label, x_domains[c]),
+                                      "font": {"size": 12, "color": color}})
+        layout["shapes"].append(dict(type="rect", xref="paper", yref="paper",
+                                     x0=x_domains[c][0] - 0.006, x1=x_domains[c][1] + 0.006,
+                                     y0=-0.01, y1=1.0, line=dict(color=color, width=2)))
     for r, label in enumerate(row_labels):
         layout["annotations"].append(dict(text=label, x=0.955, y=sum(y_domains[r]) / 2,
                                           xref="paper", yref="paper", xanchor="left",
                                           yanchor="middle", textangle=90, showarrow=False,
                                           font=dict(size=11)))
-    data[0]["colorbar"] = dict(title=dict(text="cos sim"), len=0.9, x=1.02)
+    a = _axis(rows * cols)  # an invisible 2 x 2 heatmap carries the shared colour bar
+    data.append(dict(type="heatmap", z=np.array([[-1.0, 1.0], [1.0, -1.0]], dtype=np.float32),
+                     zmin=-1.0, zmax=1.0, colorscale=_scale(SIMILARITY_COLORSCALE), opacity=0.0,
+                     hoverinfo="skip", showscale=True, xaxis=f"x{a}", yaxis=f"y{a}",
+                     colorbar=dict(title=dict(text="cos sim"), len=0.9, x=1.02)))
+    layout[f"xaxis{a}"] = dict(domain=[0.0, 0.001], visible=False, anchor=f"y{a}")
+    layout[f"yaxis{a}"] = dict(domain=[0.0, 0.001], visible=False, anchor=f"x{a}")
     return _fast(data, layout, title, height=max(320, 120 * rows + 100))
 
 
