@@ -196,6 +196,26 @@ def test_compare_view(page):
     _shot(page, "5_compare")
 
 
+def test_interventions_view(page):
+    """A user picks a checkpoint and a condition; both runs appear side by side, the token
+    bars and the attention difference are drawn, the head table carries its null."""
+    _clip_loaded(page)
+    _tab(page, "Interventions")
+    page.locator("#iv-ckpt label", has_text="mean_f0_theta").click()
+    page.locator("#iv-condition label", has_text="constant F0").click()
+    page.locator("#run-intervention").click()
+    page.wait_for_function("() => (document.querySelector('#iv-summary')?.innerText || '')"
+                           ".includes('constant:100')", timeout=ACTION_BOUND_MS)
+    assert "true F0" in page.locator("#iv-summary").inner_text()
+    assert "F0 reaches" in page.locator("#iv-route").inner_text()
+    _rendered(page, "#iv-tokens")
+    _rendered(page, "#iv-attention")
+    assert "follows_pitch" in page.locator("#iv-heads").inner_text()
+    assert "θ in force" in page.locator("#iv-theta").inner_text()
+    _no_error(page)
+    _shot(page, "7_interventions")
+
+
 def test_learn_view_renders_formulas(page):
     _tab(page, "Learn")
     page.locator("#tab-learn .katex").first.wait_for(state="visible")
