@@ -25,7 +25,7 @@ from pathlib import Path
 
 from benchmarks import _harness as H
 
-MODULES = ("f0", "similarity", "hooks", "head_scores", "model", "app")
+MODULES = ("f0", "similarity", "hooks", "head_scores", "model", "app", "interventions", "browser")
 RESULTS = H.REPO / "benchmarks" / "results.json"
 TIMEOUT = {"quick": 1800.0, "full": 3600.0}  # per module, seconds: hang guards, not targets
 

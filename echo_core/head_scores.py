@@ -47,6 +47,16 @@ shared position axis, so rotary, distance and partial scores and distances are N
 ``pitch_spearman`` is rho(key marginal m_j, F0_j) over voiced keys, with m_j = mean over
 queries of a_qj: "does this head listen more to high-pitched frames". Entropy is defined for
 every kind. The ``note`` column says what each row's pitch score means.
+
+A null for the pitch scores (``head_score_null``): F0 is smooth, so a head that attends nearby
+frames correlates with *any* smooth contour. Each pitch score is recomputed on the same maps
+against K = 10 seeded null contours of the same clip (5 rolled in time by 20-80 % of the clip,
+5 with the voiced values shuffled among the voiced frames). ``<score>_null_mean`` and
+``<score>_null_p95`` (95th percentile of |null|) describe them; ``<score>_p`` = (1 + #{|null| >=
+|observed|}) / (K + 1) is the exceedance, the share of nulls (counting the observation) that do
+at least as well; ``follows_pitch`` holds when |pitch_partial_spearman| (cross-attention:
+|pitch_spearman|) is above its null's 95th percentile. Only such heads may be said to follow
+pitch; with K = 10 the smallest possible p is 1/11.
 """
 
 from __future__ import annotations

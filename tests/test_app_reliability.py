@@ -180,7 +180,7 @@ def test_concurrent_sessions_get_their_own_results(app_url, session_clips):
         assert median == pytest.approx(want_median, abs=1.0 if "sine" in name else 0.1), name
         mean_map = float(re.search(r"clip mean F0 \*\*([\d.]+) Hz", text).group(1))
         assert mean_map == pytest.approx(want_mean, abs=0.051), name  # this session's clip
-        assert f" {n_frames} frames shown" in text, name
+        assert f" {n_frames} 8 ms frames shown" in text, name
         assert f"{10 ** log_theta:,.0f}**" in text, name
     print(f"\n{N_SESSIONS} concurrent sessions, {len(results)} answered with their own clip")
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-MODULES = ("f0", "similarity", "hooks", "head_scores", "model", "app")
+MODULES = ("f0", "similarity", "hooks", "head_scores", "model", "app", "interventions")
 ROW_KEYS = {"comparison", "group", "method", "seconds", "runs", "ratio", "baseline", "peak_mb",
             "mem_method", "extra", "note"}
 TIMEOUT = 1800  # s: a hang guard only; under load the quick modules take minutes
