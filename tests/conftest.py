@@ -61,6 +61,23 @@ def arctic_path() -> Path:
     return CLIPS_DIR / "arctic_a0007.wav"
 
 
+@pytest.fixture(scope="session")
+def shipped_models():
+    """The static and mean-F0 shipped checkpoints (loaded once per test session; read-only)."""
+    from echo_core.checkpoint import load_checkpoint
+
+    return {name: load_checkpoint(REPO / "assets" / "checkpoints" / name)
+            for name in ("static_theta", "mean_f0_theta")}
+
+
+@pytest.fixture(scope="session")
+def digit_clip():
+    """(samples, sr) of a held-out espeak voice saying "four two seven" (a bundled clip)."""
+    import soundfile as sf
+
+    return sf.read(str(CLIPS_DIR / "digits_en-us_m5_four-two-seven.wav"), dtype="float32")
+
+
 @pytest.fixture
 def write_wav(tmp_path):
     """write_wav(samples, sr, name="clip.wav", subtype="PCM_16", format=None) -> Path.

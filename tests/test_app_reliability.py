@@ -207,7 +207,7 @@ def test_memory_stays_bounded_over_many_requests(app_url, session_clips):
                       "encoder self-attention", "scores", "pitch_spearman",
                       api_name="/analyze_model")
         elif kind == 7:
-            c.predict(ckpts[session % 2], "constant", 80 + 10 * (i % 7), None, "",
+            c.predict(ckpts[session % 2], "constant", (80, 120)[i % 2], None, "",
                       api_name="/intervene")
         elif kind in (3, 8):
             c.predict(0.25 + 0.05 * (i % 40), 2.0 + (i % 97) * 0.04, (16, 32, 64)[i % 3],

@@ -3,35 +3,25 @@ independent computations (a plain forward, hand-made inputs, the shipped checkpo
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from echo_core import clip_run, rotary
-from echo_core.checkpoint import load_checkpoint
 from echo_core.decode import greedy_ids
 from echo_core.errors import EchoError, TranscriptError
 from echo_core.tokenizer import BOS, EOS
 
-REPO = Path(__file__).resolve().parents[1]
-CLIP = REPO / "assets" / "clips" / "digits_en-us_m5_four-two-seven.wav"
+
+@pytest.fixture(scope="module")
+def shipped(shipped_models):
+    return shipped_models
 
 
 @pytest.fixture(scope="module")
-def shipped():
-    return {name: load_checkpoint(REPO / "assets" / "checkpoints" / name)
-            for name in ("static_theta", "mean_f0_theta")}
-
-
-@pytest.fixture(scope="module")
-def clip():
-    import soundfile as sf
-
-    samples, sr = sf.read(str(CLIP), dtype="float32")
-    return samples, sr
+def clip(digit_clip):
+    return digit_clip
 
 
 def test_model_inputs_convert_nan_at_the_door_and_only_for_f0_models(shipped):

@@ -11,7 +11,6 @@ import pytest
 
 from echo_core import interventions as I
 from echo_core import rotary
-from echo_core.checkpoint import load_checkpoint
 from echo_core.clip_run import transcribe
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,16 +20,13 @@ CONTOUR_CONDITIONS = ("constant:100", "scaled:1.5", "semitones:-5", "shuffled:1"
 
 
 @pytest.fixture(scope="module")
-def models():
-    return {name: load_checkpoint(REPO / "assets" / "checkpoints" / name)
-            for name in ("static_theta", "mean_f0_theta")}
+def models(shipped_models):
+    return shipped_models
 
 
 @pytest.fixture(scope="module")
-def clip():
-    import soundfile as sf
-
-    return sf.read(str(CLIP), dtype="float32")
+def clip(digit_clip):
+    return digit_clip
 
 
 def test_true_condition_reproduces_transcribe(models, clip):
