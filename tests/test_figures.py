@@ -100,6 +100,17 @@ def test_bias_figure_draws_tracks_with_gaps_beside_the_map():
     assert all(t.connectgaps is False for t in tracks)
 
 
+def test_gate_ratio_bars_colour_by_the_init_band():
+    fig = F.gate_ratio_bars(["a.", "b.", "c."], np.array([0.5, 2.6, 5.0]), ["🟢", "🟡", "🟡"],
+                            expected=2.2, band=(np.array([1.0, 1.0, 1.0]), np.array([3.0] * 3)))
+    band, bars = fig.data
+    np.testing.assert_allclose(band.base, [1.0, 1.0, 1.0])
+    np.testing.assert_allclose(np.asarray(band.y, dtype=float), [2.0, 2.0, 2.0])
+    assert list(bars.marker.color) == [F.BAND_COLORS["below"], F.BAND_COLORS["within"],
+                                       F.BAND_COLORS["above"]]
+    assert F.band_relation([0.5, 2.6, 5.0], [1, 1, 1], [3, 3, 3]) == ["below", "within", "above"]
+
+
 def test_gate_ratio_bars_colour_by_status_and_show_init_baseline():
     fig = F.gate_ratio_bars(["a.", "b."], np.array([1.5, 2.6]), ["🟢", "🟡"], expected=2.2)
     bar = fig.data[0]
@@ -132,3 +143,15 @@ def test_empty_figure_carries_its_message():
 def test_builders_send_numpy_arrays_not_lists():
     fig = F.similarity_maps([("a", np.eye(3))], np.arange(3))
     assert isinstance(fig.data[0].z, np.ndarray) and fig.data[0].z.dtype == np.float32
+
+
+def test_head_score_panels_that_are_na_say_why_instead_of_empty_axes():
+    import pandas as pd
+
+    df = pd.DataFrame({"kind": ["encoder self-attention", "decoder self-attention"],
+                       "layer": [1, 0], "head": [0, 0], "pitch_spearman": [0.3, np.nan]})
+    fig = F.head_score_heatmaps(df, "pitch_spearman")
+    assert fig.data[0].visible is not False and fig.data[1].visible is False
+    assert fig.layout.xaxis2.visible is False
+    texts = [a.text for a in fig.layout.annotations]
+    assert "n/a: text tokens carry no F0" in texts and "decoder self-attention (n/a)" in texts

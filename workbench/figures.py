@@ -410,18 +410,45 @@ def _expected_line(expected: float | None) -> dict:
                                   text=f"at initialisation ≈ {y:.2f}")])
 
 
+BAND_COLORS = {"below": "#1f77b4", "within": "#8fbc8f", "above": "#f2b400"}
+
+
+def band_relation(ratios, low, high) -> list[str]:
+    """Where each measured ratio sits against its block's at-initialisation band."""
+    return ["below" if r < lo else "above" if r > hi else "within"
+            for r, lo, hi in zip(ratios, low, high)]
+
+
 def gate_ratio_bars(blocks: Sequence[str], ratios: np.ndarray, status: Sequence[str],
                     expected: float | None = None,
-                    title: str = "Gate / MLP activation ratio per block") -> go.Figure:
-    """One bar per block, coloured by status, with the at-initialisation expectation as a line."""
-    colors = [STATUS_COLORS.get(s, OTHER_COLOR) for s in status]
-    bar = dict(type="bar", x=np.asarray(list(blocks), dtype=object),
-               y=np.asarray(ratios, dtype=np.float64), marker=dict(color=colors),
-               name="measured", hovertemplate="%{x}<br>ratio=%{y:.3f}<extra></extra>")
+                    title: str = "Gate / MLP activation ratio per block",
+                    band: tuple[np.ndarray, np.ndarray] | None = None) -> go.Figure:
+    """One bar per block with the at-initialisation expectation as a line. With ``band`` (low,
+    high per block: fresh initialisations of the same dims) each block's band is drawn as a
+    grey range and bars are coloured by where they sit against it (a ratio inside its band
+    says nothing learned); without it, by the reference's status marker (< 2 green)."""
+    blocks = np.asarray(list(blocks), dtype=object)
+    ratios = np.asarray(ratios, dtype=np.float64)
+    data = []
+    if band is not None:
+        low, high = (np.asarray(b, dtype=np.float64) for b in band)
+        where = band_relation(ratios, low, high)
+        colors = [BAND_COLORS[w] for w in where]
+        data.append(dict(type="bar", x=blocks, y=high - low, base=low, name="at init (band)",
+                         marker=dict(color="rgba(120,120,120,0.25)"), width=0.8,
+                         hovertemplate="%{x}<br>fresh inits: %{base:.2f}–%{customdata:.2f}"
+                                       "<extra></extra>", customdata=high))
+        hover = [f"ratio={r:.3f} ({w} the at-init band)" for r, w in zip(ratios, where)]
+    else:
+        colors = [STATUS_COLORS.get(s, OTHER_COLOR) for s in status]
+        hover = [f"ratio={r:.3f}" for r in ratios]
+    data.append(dict(type="bar", x=blocks, y=ratios, marker=dict(color=colors), width=0.4,
+                     name="measured", hovertext=np.asarray(hover, dtype=object),
+                     hovertemplate="%{x}<br>%{hovertext}<extra></extra>"))
     layout = dict(yaxis=dict(title=dict(text="mean|gate logit| / mean|MLP pre-act|"),
-                             rangemode="tozero"),
+                             rangemode="tozero"), barmode="overlay", legend=TOP_LEGEND,
                   xaxis=dict(title=dict(text="block"), tickangle=-30), **_expected_line(expected))
-    return _fast([bar], layout, title, height=400)
+    return _fast(data, layout, title, height=400)
 
 
 def grouped_ratio_bars(series: Mapping[str, tuple[Sequence[str], np.ndarray]],
@@ -507,6 +534,16 @@ _SIGNED_SCORES = ("pitch_spearman", "rotary_spearman", "distance_spearman",
                   "pitch_partial_spearman")
 
 
+NA_REASONS = {  # why a score is n/a for a whole kind of map (shown in the empty panel)
+    **{("decoder self-attention", s): "n/a: text tokens carry no F0"
+       for s in ("pitch_spearman", "pitch_partial_spearman")},
+    **{("decoder cross-attention", s): "n/a: text and audio share no position axis"
+       for s in ("rotary_spearman", "distance_spearman", "pitch_partial_spearman",
+                 "mean_distance_frames", "mean_distance_ms")},
+    ("decoder self-attention", "mean_distance_ms"): "n/a: distances are in tokens",
+}
+
+
 def head_score_heatmaps(df, score: str, title: str | None = None) -> go.Figure:
     """One layer × head heatmap per attention kind (columns of ``echo_core.head_scores``
     .head_score_table: kind, layer, head, <score>) side by side on a shared colour range.
@@ -556,4 +593,11 @@ def head_score_heatmaps(df, score: str, title: str | None = None) -> go.Figure:
         empty = not np.isfinite(z).any()
         layout["annotations"].append(_panel_title(kind + (" (n/a)" if empty else ""),
                                                   domains[i]))
+        if empty:  # say why instead of drawing empty axes
+            data[-1]["visible"] = False
+            layout[f"xaxis{a}"]["visible"] = layout[f"yaxis{a}"]["visible"] = False
+            reason = (NA_REASONS.get((kind, score)) or "not defined for this kind of map")
+            layout["annotations"].append(dict(
+                text=reason, x=sum(domains[i]) / 2, y=0.5, xref="paper", yref="paper",
+                showarrow=False, font=dict(size=12, color="#777"), xanchor="center"))
     return _fast(data, layout, title or label, height=360)

@@ -56,7 +56,8 @@ def head_score_figure(result, score, title: str | None = None):
 def model_figures(result, kind, layer, head, which, score=HEAD_SCORES_SHOWN[0]) -> dict:
     g = result.gates
     figs = {"gate_mlp_ratio": F.gate_ratio_bars(g["block"], g["ratio"], g["status"],
-                                                result.expected_ratio),
+                                                result.expected_ratio,
+                                                band=(g["init_ratio_low"], g["init_ratio_high"])),
             "attention": attention_figure([result], kind, layer, head, which),
             "head_scores": head_score_figure(result, score)}
     if result.bias is not None:
@@ -84,10 +85,14 @@ def head_score_table(result):
 
 
 def gates_table(result):
-    """Gate/MLP table with a coloured status cell (green ratio < 2, amber >= 2)."""
+    """Gate/MLP table: where each ratio sits against its block's at-init band (coloured), and
+    the reference's own marker (green < 2, amber >= 2, a threshold below the at-init value)."""
+    g = result.gates
     df = table(result.gates_display())
-    df["status"] = ["🟢 < 2" if s == "🟢" else "🟡 ≥ 2" for s in result.gates["status"]]
-    colours = {"🟢 < 2": "background-color: #d9f2d9", "🟡 ≥ 2": "background-color: #fff0c2"}
+    where = F.band_relation(g["ratio"], g["init_ratio_low"], g["init_ratio_high"])
+    df["status"] = [f"{w} init band" for w in where]
+    df.insert(1, "reference marker", ["🟢 < 2" if s == "🟢" else "🟡 ≥ 2" for s in g["status"]])
+    colours = {f"{w} init band": f"background-color: {c}33" for w, c in F.BAND_COLORS.items()}
     return df.style.map(lambda v: colours.get(v, ""), subset=["status"])
 
 
