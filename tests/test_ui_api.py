@@ -340,3 +340,20 @@ def test_api_intervene_beside_the_true_f0(client):
         client.predict("shipped/mean_f0_theta", "other", None, None, "", api_name="/intervene")
     with pytest.raises(AppError, match="20-2000 Hz"):
         client.predict("shipped/mean_f0_theta", "constant", 5, None, "", api_name="/intervene")
+
+
+def test_clip_summary_and_rotary_view_quote_one_mean_f0():
+    """One definition shown everywhere: the summary's mean F0 and voicing are on the mel-frame
+    grid, the grid theta uses, so the Rotary view quotes the same number; the Praat track's
+    own frame count is named beside the mel frames'."""
+    import re
+
+    clip_path = A.example_clips()["digits_en-us_m5_four-two-seven"]
+    key, praat, info, *_ = clip_views.cb_extract_f0(clip_path, *PRAAT)
+    text = clip_views.cb_rotary(key, praat, 4.0, 64, "positions", 0.0)[0]
+    summary_mean = re.search(r"mean F0 \*\*([\d.]+) Hz", info).group(1)
+    rotary_mean = re.search(r"clip mean F0 \*\*([\d.]+) Hz", text).group(1)
+    assert summary_mean == rotary_mean
+    clip = A.get_clip(key)
+    assert f"{clip.n_frames} frames of 8 ms (mel frames; the Praat track has " \
+           f"{len(A.f0_track(clip).hz)})" in info

@@ -62,12 +62,15 @@ def pitch_view(clip: A.Clip, settings) -> tuple:
     return fig, A.f0_statistics_table(track), track
 
 
-def clip_markdown(clip: A.Clip, track) -> str:
-    stats = A.pitch.f0_statistics(track)
-    pitch_text = (f"mean F0 **{stats['mean']:.1f} Hz**, {stats['voiced_fraction']:.0%} voiced"
-                  if np.isfinite(stats["mean"]) else "no voiced frame found")
-    return (f"**{clip.name}**: {clip.duration:.2f} s, {clip.n_frames} frames of 8 ms; "
-            f"{pitch_text}.")
+def clip_markdown(clip: A.Clip, track, f0_frames: np.ndarray) -> str:
+    """The clip summary. Its F0 numbers are on the mel-frame grid (``f0_frames``), the grid θ
+    and the model use, so the summary and the Rotary view quote the same mean and voicing;
+    the Praat track's own frame count is named beside it."""
+    stats = A.pitch.f0_statistics(f0_frames)
+    pitch_text = (f"mean F0 **{stats['mean']:.1f} Hz**, {stats['voiced_fraction']:.0%} of the "
+                  "mel frames voiced" if np.isfinite(stats["mean"]) else "no voiced frame found")
+    return (f"**{clip.name}**: {clip.duration:.2f} s, {clip.n_frames} frames of 8 ms (mel "
+            f"frames; the Praat track has {len(track.hz)}); {pitch_text}.")
 
 
 GRIDS = [("mel frames (8 ms)", "frames"), ("model positions (16 ms, spec_stride 2)", "model")]
@@ -206,7 +209,7 @@ def cb_extract_f0(audio_path, method, floor, ceiling, voicing, silence, octave, 
     progress(0.4, desc="tracking F0 (Praat)")
     fig, stats, track = pitch_view(clip, settings)
     csv = X.write_text(A.f0_csv(track), f"{os.path.splitext(clip.name)[0]}_f0.csv", "f0")
-    return clip.key, fields, clip_markdown(clip, track), fig, stats, csv
+    return clip.key, fields, clip_markdown(clip, track, A.frame_f0(clip, settings)), fig, stats, csv
 
 
 @guarded
@@ -297,7 +300,8 @@ def build_pitch_tab() -> SimpleNamespace:
     with gr.Tab("Audio & Pitch", id="pitch", elem_id="tab-pitch") as tab:
         pitch_plot = _plot("Spectrogram and F0", "pitch-plot")
         with gr.Row():
-            stats = gr.Dataframe(label="F0 statistics (voiced frames)", interactive=False,
+            stats = gr.Dataframe(label="F0 statistics of the Praat track (its own 8 ms frames; "
+                                 "voiced frames only)", interactive=False,
                                  elem_id="f0-stats", scale=2)
             with gr.Column(scale=1):
                 f0_csv = gr.DownloadButton("Download F0 (CSV)", elem_id="f0-csv")
