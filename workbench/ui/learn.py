@@ -51,15 +51,30 @@ and columns get 0 (no boost). The reference defines it but never applies it; see
 bias** tab (and the combined prior $s + b$).
 
 **Reading the model statistics.** At initialisation the gate/MLP activation ratio is already
-about $\sqrt{5d/(d+1)}$ ($\approx 2.23$ at $d=512$): the layer shapes alone set it. The **Model**
-tab draws this baseline beside the measured ratios so nobody reads learned "pitch-aware gating"
-into numbers the initial weights produce. It also warns when a checkpoint uses the reference's
-non-causal (additive) decoder mask.
+about $\sqrt{5d/(d+1)}$ ($\approx 2.23$ at $d=512$): the layer shapes alone set it, and single
+blocks of one fresh model spread widely around it. The **Model** tab therefore draws, per block,
+the band of five fresh initialisations of the same model on the same clip, and colours a bar by
+where it sits against its band; a block that never receives a gradient (its output is thrown
+away) is flagged: its numbers are its initial weights. It also warns when a checkpoint uses the
+reference's non-causal (additive) decoder mask.
+
+**Does the model use pitch? Intervene.** A picture cannot tell; an experiment can. The
+**Interventions** tab runs the model twice on the clip: on its true F0 and on a changed one
+(constant, shifted, shuffled, reversed, rolled in time, another clip's, none, or the audio itself
+pitch-shifted). Both runs score the *same* text, so the change in negative log-likelihood per
+token, $\Delta\text{NLL} = \text{NLL}_\text{condition} - \text{NLL}_\text{true}$, says whether
+the model needed the pitch it lost ($> 0$). A model that takes $\theta$ from the *mean* F0
+cannot notice a shuffle of the same values; a model whose F0 reaches neither its rotary nor a
+bias is unchanged by every contour. Over many clips (``python -m workbench.batch ... --conditions
+true,shuffled``) the mean $\Delta$ comes with a paired bootstrap 95% interval.
 
 **Per-head scores.** The **Model** tab scores every attention head: does it follow pitch,
 rotary position or plain distance, how far does it look and how spread is it? A high pitch
 score can simply mean the head attends nearby (F0 changes slowly), so read it beside the
-*partial* score (pitch controlling for distance). The definitions, as
+*partial* score (pitch controlling for distance), and against its **null**: the same score
+computed against ten contours of the same clip that keep its smoothness but lose its link to the
+speech (rolled in time, shuffled). A head *follows pitch* only when it beats them (the
+Interventions tab shows the null beside each head). The definitions, as
 `echo_core/head_scores.py` states them:
 """
 HEAD_SCORE_MD = "```text\n" + (M.HEAD_SCORE_DEFINITIONS or "").strip() + "\n```"
