@@ -95,7 +95,7 @@ def _app_figures_json(result) -> int:
         return _gate_figure_json(result.gates)
     from workbench.model_analysis import ATTENTION_KINDS
 
-    figs = model_figures(result, ATTENTION_KINDS[0], 0, 0, "scores")
+    figs = model_figures(result, ATTENTION_KINDS[0], 1, 0, "scores")  # encoder layers from 1
     return sum(len(f.to_json()) for f in figs.values())
 
 

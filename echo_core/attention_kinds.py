@@ -14,6 +14,10 @@ import re
 ENCODER_SELF, DECODER_SELF, DECODER_CROSS = ("encoder self-attention", "decoder self-attention",
                                              "decoder cross-attention")
 ATTENTION_KINDS = (ENCODER_SELF, DECODER_SELF, DECODER_CROSS)
+# The layer number of each kind's first attention block in module paths, the numbering every
+# view uses (encoder block 0 of a feature is its convolutional front end, so encoder attention
+# layers are 1..N; the decoder's are 0..N-1).
+FIRST_LAYER = {ENCODER_SELF: 1, DECODER_SELF: 0, DECODER_CROSS: 0}
 _KIND_PATTERNS = {ENCODER_SELF: r"^encoder\.blocks\.(\w+)\.(\d+)\.attna$",
                   DECODER_SELF: r"^decoder\._blocks\.()(\d+)\.attna$",
                   DECODER_CROSS: r"^decoder\.blocks\.(\w+)\.(\d+)\.attnb$"}

@@ -70,7 +70,7 @@ def test_run_model_statistics_maps_and_warnings(tiny_checkpoints, glide):
     # The bias map is drawn against time: its sampled positions x the duration of one position.
     assert result.bias_positions.shape == (result.bias.shape[0],)
     assert np.all(np.diff(result.bias_positions) > 0)
-    figure = model_views.model_figures(result, "encoder self-attention", 0, 0, "weights")
+    figure = model_views.model_figures(result, "encoder self-attention", 1, 0, "weights")
     heat = [t for t in figure["pitch_bias_as_used"].data if t.type == "heatmap"][0]
     assert heat.x[-1] == pytest.approx(result.bias_positions[-1] * 0.008)
     assert 1.9 < heat.x[-1] <= 2.0 + 1e-9 and figure["pitch_bias_as_used"].layout.xaxis.title.text == \
@@ -85,6 +85,11 @@ def test_run_model_statistics_maps_and_warnings(tiny_checkpoints, glide):
     assert np.isnan(scores[0, 1]) and np.isfinite(np.tril(scores)).all()  # ... and -inf is a gap
     with pytest.raises(CaptureError):
         M.attention_map(result, "decoder self-attention", 5, 0)
+    # encoder layers are numbered as in the module paths and head-score tables: 1..2 here
+    assert M.attention_map(result, "encoder self-attention", 1, 0)[0].shape[0] > 0
+    with pytest.raises(CaptureError, match=r"layer must be 1\.\.2, got 0"):
+        M.attention_map(result, "encoder self-attention", 0, 0)
+    assert set(result.head_scores.query("kind == 'encoder self-attention'").layer) == {1, 2}
     assert M.run_model(clip, None, tiny_checkpoints["causal_bias"], {}, "one two") is result  # cached
 
 

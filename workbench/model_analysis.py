@@ -20,7 +20,7 @@ import pandas as pd
 from echo_core import attention_priors as priors
 from echo_core import audio, pitch, rotary
 from echo_core import head_scores as hs
-from echo_core.attention_kinds import ATTENTION_KINDS, attention_kind
+from echo_core.attention_kinds import ATTENTION_KINDS, FIRST_LAYER, attention_kind
 from echo_core.errors import AudioError, CaptureError, EchoError, VoicingError
 from workbench.analysis import FEATURES, MAX_DISPLAY, Clip, frame_f0, mel, settings_key
 from workbench.cache import LRU, content_key
@@ -347,7 +347,8 @@ def position_seconds(spec_stride: int) -> float:
 
 
 def attention_shape(result: ModelResult, kind: str) -> tuple[int, int]:
-    """(layers, heads) available for an attention kind."""
+    """(layers, heads) available for an attention kind; the layers are numbered as in the
+    module paths and the head-score tables, from attention_kinds.FIRST_LAYER[kind]."""
     layers = result.attention.get(kind) or []
     heads = next((layer["scores"].shape[0] for layer in layers if layer is not None), 1)
     return len(layers), heads
@@ -362,7 +363,8 @@ def _axis_values(n: int, shown: int, labels) -> np.ndarray:
 
 
 def attention_map(result: ModelResult, kind: str, layer: int, head: int, which: str = "scores"):
-    """(map (q, k), x title, y title, x values, y values) of one layer and head.
+    """(map (q, k), x title, y title, x values, y values) of one layer and head; ``layer`` is
+    numbered as in the module paths and head-score tables (encoder attention from 1).
 
     Long audio axes are mean-pooled to at most ATTENTION_DISPLAY; their coordinates are the
     block-centre frames. Scores blocked by a causal mask (-inf) become NaN (blank cells).
@@ -376,17 +378,20 @@ def attention_map(result: ModelResult, kind: str, layer: int, head: int, which: 
     layers = result.attention[kind]
     if not layers:
         raise CaptureError(f"this model has no {kind}")
-    if not 0 <= layer < len(layers):
-        raise CaptureError(f"layer must be 0..{len(layers) - 1}, got {layer}")
-    if layers[layer] is None:
+    first = FIRST_LAYER[kind]
+    if not first <= layer < first + len(layers):
+        raise CaptureError(f"{kind} layer must be {first}..{first + len(layers) - 1}, got "
+                           f"{layer}")
+    index = layer - first
+    if layers[index] is None:
         raise CaptureError(f"{kind} layer {layer} was too large to keep for this clip; try a "
                            "shorter clip")
-    maps = layers[layer][which]
+    maps = layers[index][which]
     if not 0 <= head < maps.shape[0]:
         raise CaptureError(f"head must be 0..{maps.shape[0] - 1}, got {head}")
     x_title, y_title, x_labels, y_labels = result.axes[kind]
     m = maps[head]
-    nq, nk = layers[layer]["shape"]
+    nq, nk = layers[index]["shape"]
     return (np.where(np.isfinite(m), m, np.nan).astype(np.float32), x_title, y_title,
             _axis_values(nk, m.shape[1], x_labels), _axis_values(nq, m.shape[0], y_labels))
 

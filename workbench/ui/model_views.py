@@ -11,6 +11,7 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
+from echo_core.attention_kinds import FIRST_LAYER
 from echo_core.errors import EchoError
 from workbench import checkpoints as C
 from workbench import figures as F
@@ -188,9 +189,15 @@ def cb_upload(files, act, f0_rotary, decoder_mask, uploads):
             gr.update(visible=False), uploads)
 
 
-def _index_slider(count: int):
-    """A 0..count-1 slider (gradio needs max > min, so a single choice is a locked 0..1)."""
-    return gr.update(minimum=0, maximum=max(count - 1, 1), value=0, interactive=count > 1)
+def _index_slider(count: int, first: int = 0):
+    """A first..first+count-1 slider (gradio needs max > min, so a single choice is locked)."""
+    return gr.update(minimum=first, maximum=first + max(count - 1, 1), value=first,
+                     interactive=count > 1)
+
+
+def _layer_slider(count: int, kind: str):
+    """Layers numbered as in the module paths and the head-score tables."""
+    return _index_slider(count, FIRST_LAYER[kind])
 
 
 @guarded
@@ -202,7 +209,7 @@ def cb_analyze(key, praat, ckpt, act, f0_rotary, decoder_mask, transcript, kind,
         raise gr.Error("Pick a shipped checkpoint or upload one first.", title="No checkpoint")
     result = M.run_model(clip, settings, ckpt, overrides(act, f0_rotary, decoder_mask),
                          transcript or "", progress=lambda f, what: progress(f, desc=what))
-    figs = model_figures(result, kind, 0, 0, which, score)
+    figs = model_figures(result, kind, FIRST_LAYER[kind], 0, which, score)
     layers, heads = M.attention_shape(result, kind)
     warning = warning_markdown(result)
     if warning or result.warnings:
@@ -211,7 +218,8 @@ def cb_analyze(key, praat, ckpt, act, f0_rotary, decoder_mask, transcript, kind,
                                                if warning else [])))
     return (result.key, gr.update(value=warning, visible=bool(warning)), result.transcript,
             info_markdown(result), table(result.activations), table(result.gradients),
-            gates_table(result), figs["gate_mlp_ratio"], result.report, _index_slider(layers),
+            gates_table(result), figs["gate_mlp_ratio"], result.report,
+            _layer_slider(layers, kind),
             _index_slider(heads), figs["attention"],
             figs.get("pitch_bias_as_used", F.empty_figure(NO_BIAS)), table(result.learned, 6),
             note_update(head_score_markdown(result)), figs["head_scores"],
@@ -237,8 +245,8 @@ def cb_attention_kind(result_key, kind, which):
     if not result_key:
         return [gr.skip()] * 3
     layers, heads = M.attention_shape(session_result(result_key), kind)
-    return (_index_slider(layers), _index_slider(heads),
-            cb_attention(result_key, kind, 0, 0, which))
+    return (_layer_slider(layers, kind), _index_slider(heads),
+            cb_attention(result_key, kind, FIRST_LAYER[kind], 0, which))
 
 
 @guarded
@@ -262,7 +270,7 @@ def cb_compare(key, praat, ckpt_a, ckpt_b, kind, which, score=COMPARE_SCORE,
                      progress=lambda f, what: progress(f / 2, desc=f"A: {what}"))
     rb = M.run_model(clip, settings, ckpt_b,
                      progress=lambda f, what: progress(0.5 + f / 2, desc=f"B: {what}"))
-    figs = compare_figures(ra, rb, kind, 0, 0, which, score)
+    figs = compare_figures(ra, rb, kind, FIRST_LAYER[kind], 0, which, score)
     (layers_a, heads_a), (layers_b, heads_b) = (M.attention_shape(r, kind) for r in (ra, rb))
     diff, scalars = M.compare_tables(ra, rb)
     diff = diff.sort_values("rel_change", ascending=False, kind="stable")
@@ -270,7 +278,7 @@ def cb_compare(key, praat, ckpt_a, ckpt_b, kind, which, score=COMPARE_SCORE,
     return ({"a": ra.key, "b": rb.key},
             f"**A · {ra.label}:** “{ra.transcript}”{mask_note(ra)}{bias_note(ra)}",
             f"**B · {rb.label}:** “{rb.transcript}”{mask_note(rb)}{bias_note(rb)}",
-            figs["gate_mlp_ratio_compare"], _index_slider(min(layers_a, layers_b)),
+            figs["gate_mlp_ratio_compare"], _layer_slider(min(layers_a, layers_b), kind),
             _index_slider(min(heads_a, heads_b)), figs["attention_compare"], table(diff),
             table(scalars, 6), figs["head_scores_a"], figs["head_scores_b"],
             table(M.head_score_difference(ra, rb, score)))
@@ -282,7 +290,7 @@ def cb_compare_scores(state, score):
     if not state or not all(M.RESULTS.get(state.get(k)) is not None for k in "ab"):
         return [gr.skip()] * 3
     ra, rb = (session_result(state[k], COMPARE_LABEL) for k in "ab")
-    figs = compare_figures(ra, rb, ENCODER, 0, 0, "scores", score)
+    figs = compare_figures(ra, rb, ENCODER, FIRST_LAYER[ENCODER], 0, "scores", score)
     return (figs["head_scores_a"], figs["head_scores_b"],
             table(M.head_score_difference(ra, rb, score)))
 
@@ -350,7 +358,8 @@ def build_model_tab() -> SimpleNamespace:
                                 label="Attention")
             att_which = gr.Radio(["scores", "weights"], value="scores", label="Values",
                                  info="pre-softmax scores or softmax weights")
-            att_layer = gr.Slider(0, 1, 0, step=1, label="Layer")
+            att_layer = gr.Slider(1, 2, 1, step=1, label="Layer (numbered as in the head "
+                                  "scores)")
             att_head = gr.Slider(0, 1, 0, step=1, label="Head")
         att_plot = _plot("Attention map", "attention-plot")
         with gr.Row(equal_height=False):
@@ -399,7 +408,8 @@ def build_compare_tab() -> SimpleNamespace:
             cmp_kind = gr.Radio(ATTENTION_KINDS, value=ATTENTION_KINDS[0],
                                 label="Attention")
             cmp_which = gr.Radio(["scores", "weights"], value="scores", label="Values")
-            cmp_layer = gr.Slider(0, 1, 0, step=1, label="Layer")
+            cmp_layer = gr.Slider(1, 2, 1, step=1, label="Layer (numbered as in the head "
+                                  "scores)")
             cmp_head = gr.Slider(0, 1, 0, step=1, label="Head")
         cmp_att_plot = _plot("Attention compared", "compare-attention-plot")
         diff_table = gr.Dataframe(label="Parameter differences (diff_checkpoints), "

@@ -38,12 +38,12 @@ class ReportSettings:
     bias_scale: float = BIAS_SCALE
     model_key: str | None = None  # session: the Model tab's result
     kind: str = ENCODER
-    layer: int = 0
+    layer: int = 1  # numbered as in the module paths: encoder attention layers start at 1
     head: int = 0
     which: str = "scores"
     compare_state: dict | None = None  # session: {"a": result key, "b": result key}
     cmp_kind: str = ENCODER
-    cmp_layer: int = 0
+    cmp_layer: int = 1
     cmp_head: int = 0
     cmp_which: str = "scores"
     score: str = HEAD_SCORES_SHOWN[0]
