@@ -357,3 +357,23 @@ def test_clip_summary_and_rotary_view_quote_one_mean_f0():
     clip = A.get_clip(key)
     assert f"{clip.n_frames} frames of 8 ms (mel frames; the Praat track has " \
            f"{len(A.f0_track(clip).hz)})" in info
+
+
+def test_ablation_settings_apply_in_model_and_compare_and_drop_the_test_wer(client):
+    """The run settings are visible controls, not upload options: an ablated shipped model says
+    it is ablated and does not quote the trained model's test WER; Compare applies them too."""
+    from gradio_client import handle_file
+
+    clip = next(p for p in A.example_clips().values() if p)
+    client.predict(handle_file(clip), *PRAAT, api_name="/extract_f0")
+    args = ("", "encoder self-attention", "scores", "pitch_spearman")
+    plain = client.predict("shipped/mean_f0_theta", "from config", "from config", "from config",
+                           *args, api_name="/analyze_model")
+    ablated = client.predict("shipped/mean_f0_theta", "from config", "off", "from config",
+                             *args, api_name="/analyze_model")
+    assert "test WER" in plain[2] and "ablated" not in plain[2]
+    assert "**ablated run** (f0_rotary=False)" in ablated[2] and "does not apply" in ablated[2]
+    out = client.predict("shipped/mean_f0_theta", "shipped/f0_theta_bias",
+                         "encoder self-attention", "scores", "pitch_partial_spearman",
+                         "from config", "off", "from config", api_name="/compare_models")
+    assert "ablated: f0_rotary=False" in out[0] and "ablated: f0_rotary=False" in out[1]

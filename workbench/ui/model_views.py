@@ -99,7 +99,9 @@ def gates_table(result):
 
 def mask_note(result) -> str:
     additive = result.dims.get("decoder_mask") == "additive"
-    return " ⚠️ *non-causal (additive) decoder mask*" if additive else ""
+    ablated = (" · *ablated: " + ", ".join(f"{k}={v}" for k, v in result.overrides.items())
+               + "*") if result.overrides else ""
+    return (" ⚠️ *non-causal (additive) decoder mask*" if additive else "") + ablated
 
 
 def bias_note(result) -> str:
@@ -117,6 +119,10 @@ def info_markdown(result) -> str:
     d = result.dims
     test = result.meta.get("test") or {}
     score = f" · test WER {test['wer']:.3f}, CER {test['cer']:.3f}" if "wer" in test else ""
+    if result.overrides:  # an ablated run is not the model the test WER was measured on
+        changed = ", ".join(f"{k}={v}" for k, v in result.overrides.items())
+        score = f" · **ablated run** ({changed})" + (
+            ": the checkpoint's test WER does not apply" if "wer" in test else "")
     theta = (f"pitch-modulated θ ({d.get('theta_mode', 'mean_f0')}, F0 mean over "
              f"{'voiced frames' if d.get('f0_mean') == 'voiced' else 'all frames'})"
              if d.get("f0_rotary") else "learned inv_freq (no F0)")
@@ -261,14 +267,17 @@ def cb_model_tab(result_key, kind, layer, head, which, score):
 
 @guarded
 def cb_compare(key, praat, ckpt_a, ckpt_b, kind, which, score=COMPARE_SCORE,
+               act="from config", f0_rotary="from config", decoder_mask="from config",
                progress=gr.Progress()):
-    """Two checkpoints on the same clip (api: compare_models)."""
+    """Two checkpoints on the same clip, both with the Model tab's run settings (api:
+    compare_models)."""
     clip, settings = session_clip(key), _settings(praat)
     if not ckpt_a or not ckpt_b:
         raise gr.Error("Pick two checkpoints (A and B).", title="Missing checkpoint")
-    ra = M.run_model(clip, settings, ckpt_a,
+    run_settings = overrides(act, f0_rotary, decoder_mask)
+    ra = M.run_model(clip, settings, ckpt_a, run_settings,
                      progress=lambda f, what: progress(f / 2, desc=f"A: {what}"))
-    rb = M.run_model(clip, settings, ckpt_b,
+    rb = M.run_model(clip, settings, ckpt_b, run_settings,
                      progress=lambda f, what: progress(0.5 + f / 2, desc=f"B: {what}"))
     figs = compare_figures(ra, rb, kind, FIRST_LAYER[kind], 0, which, score)
     (layers_a, heads_a), (layers_b, heads_b) = (M.attention_shape(r, kind) for r in (ra, rb))
@@ -314,21 +323,26 @@ def build_model_tab() -> SimpleNamespace:
                 no_ckpt = gr.Markdown("No checkpoint in `assets/checkpoints/` yet: "
                                       "upload one below.", elem_classes="warn",
                                       visible=not C.checkpoint_choices())
+                with gr.Group(elem_id="run-settings"):
+                    gr.Markdown("**Run settings (ablations)**: apply to any checkpoint, here "
+                                "and in Compare; “from config” runs it as trained. A bare "
+                                "reference state dict carries no config: set them before "
+                                "uploading it.", elem_classes="note")
+                    with gr.Row():
+                        f0_rot = gr.Radio(["from config", "on", "off"], value="from config",
+                                          label="f0_rotary", elem_id="run-f0-rotary")
+                        dmask = gr.Radio(["from config", "additive", "causal"],
+                                         value="from config", label="decoder_mask",
+                                         elem_id="run-decoder-mask")
+                    act = gr.Radio(["from config"] + C.ACTIVATION_NAMES,
+                                   value="from config", label="act", elem_id="run-act")
                 with gr.Accordion("Upload a checkpoint", open=False):
                     upload = gr.File(label="config.json + model.safetensors (+ "
                                            "tokenizer.json), or a bare reference state "
                                            "dict (.safetensors / .bin)",
                                      file_count="multiple", elem_id="ckpt-upload",
                                      file_types=[".safetensors", ".bin", ".pt", ".json"])
-                    gr.Markdown(f"At most {MAX_FILE_SIZE} per file. Bare reference state "
-                                "dicts carry no config: set these before uploading.",
-                                elem_classes="note")
-                    act = gr.Radio(["from config"] + C.ACTIVATION_NAMES,
-                                   value="from config", label="act")
-                    f0_rot = gr.Radio(["from config", "on", "off"], value="from config",
-                                      label="f0_rotary")
-                    dmask = gr.Radio(["from config", "additive", "causal"],
-                                     value="from config", label="decoder_mask")
+                    gr.Markdown(f"At most {MAX_FILE_SIZE} per file.", elem_classes="note")
             with gr.Column(scale=3):
                 teacher = gr.Textbox(label="Transcript for the gradient step (optional)",
                                      placeholder="empty: the model's own greedy "
@@ -468,7 +482,7 @@ def wire_model(demo: gr.Blocks, session: SimpleNamespace, m: SimpleNamespace,
                       m.att_plot, **PRIVATE, **LIVE)
 
     c.compare_btn.click(cb_compare, [clip_key, praat_state, c.ckpt_a, c.ckpt_b, c.cmp_kind,
-                                     c.cmp_which, c.cmp_score],
+                                     c.cmp_which, c.cmp_score, m.act, m.f0_rot, m.dmask],
                         [compare_state, c.trans_a, c.trans_b, c.cmp_gate_plot, c.cmp_layer,
                          c.cmp_head, c.cmp_att_plot, c.diff_table, c.scalars_table, c.cmp_hs_a,
                          c.cmp_hs_b, c.cmp_hs_diff],
