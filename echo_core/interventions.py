@@ -153,16 +153,20 @@ def compare_conditions(model, samples: np.ndarray, sr: int, conditions, *,
         runs[condition.name] = run_condition(
             model, audio.samples, SAMPLE_RATE, condition, reference_text=true.reference,
             track=track, other_f0=other_f0, capture=capture, tokenizer=true.run.tokenizer)
-    rows = []
-    for name, r in runs.items():
-        cer = wer_cer([true.transcript], [r.transcript])[1] if true.transcript else float(
-            r.transcript != "")
-        theta = r.theta["theta_in_force"].iloc[0] if len(r.theta) else np.nan
-        rows.append(dict(condition=name, transcript=r.transcript,
-                         changed=r.transcript != true.transcript, cer_vs_true=cer, nll=r.nll,
-                         delta_nll=r.nll - true.nll, theta_in_force=theta,
-                         voiced_frames=int(np.isfinite(r.f0_frames).sum())))
-    return pd.DataFrame(rows), runs
+    return pd.DataFrame([dict(condition=name, **against_true(r, true))
+                         for name, r in runs.items()]), runs
+
+
+def against_true(run: ConditionRun, true: ConditionRun) -> dict:
+    """One condition's numbers beside the true-F0 run: transcript, whether it changed, CER
+    between the two transcripts, NLL per reference token and its change, the first layer's
+    theta in force and the voiced frames the model was given."""
+    cer = wer_cer([true.transcript], [run.transcript])[1] if true.transcript else float(
+        run.transcript != "")
+    theta = run.theta["theta_in_force"].iloc[0] if len(run.theta) else np.nan
+    return dict(transcript=run.transcript, changed=run.transcript != true.transcript,
+                cer_vs_true=cer, nll=run.nll, delta_nll=run.nll - true.nll,
+                theta_in_force=theta, voiced_frames=int(np.isfinite(run.f0_frames).sum()))
 
 
 def paired_bootstrap(deltas, n_samples: int = BOOTSTRAP_SAMPLES, seed: int = BOOTSTRAP_SEED,

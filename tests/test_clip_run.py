@@ -1,4 +1,4 @@
-"""echo_core.clip_run: the one pipeline that runs a checkpoint on a clip, checked against
+"""echo_core.clip_run: the one pipeline that runs a checkpoint on a digit_clip, checked against
 independent computations (a plain forward, hand-made inputs, the shipped checkpoints)."""
 
 from __future__ import annotations
@@ -14,32 +14,22 @@ from echo_core.errors import EchoError, TranscriptError
 from echo_core.tokenizer import BOS, EOS
 
 
-@pytest.fixture(scope="module")
-def shipped(shipped_models):
-    return shipped_models
-
-
-@pytest.fixture(scope="module")
-def clip(digit_clip):
-    return digit_clip
-
-
-def test_model_inputs_convert_nan_at_the_door_and_only_for_f0_models(shipped):
-    mel = np.zeros((shipped["static_theta"].dims.mels, 6), np.float32)
+def test_model_inputs_convert_nan_at_the_door_and_only_for_f0_models(shipped_models):
+    mel = np.zeros((shipped_models["static_theta"].dims.mels, 6), np.float32)
     f0 = np.array([np.nan, 120.0, 130.0, np.nan, 0.0, 140.0])
-    f0_model = clip_run.model_inputs(shipped["mean_f0_theta"], mel, f0, [5, 6])
+    f0_model = clip_run.model_inputs(shipped_models["mean_f0_theta"], mel, f0, [5, 6])
     np.testing.assert_array_equal(f0_model["f0"][0].numpy(), [0, 120, 130, 0, 0, 140])
     assert f0_model["f0"].dtype == torch.float32
     assert f0_model["input_ids"].tolist() == [[BOS, 5, 6]]
     assert f0_model["labels"].tolist() == [[5, 6, EOS]]
-    assert clip_run.model_inputs(shipped["static_theta"], mel, f0)["f0"] is None
+    assert clip_run.model_inputs(shipped_models["static_theta"], mel, f0)["f0"] is None
 
 
-def test_run_clip_matches_a_plain_forward(shipped, clip):
+def test_run_clip_matches_a_plain_forward(shipped_models, digit_clip):
     """Greedy ids equal decode.greedy_ids on hand-built tensors; the captured teacher-forced
     loss and per-token log-probabilities equal a plain forward's cross-entropy."""
-    model = shipped["mean_f0_theta"]
-    mel, f0_frames = clip_run.clip_features(model, *clip)
+    model = shipped_models["mean_f0_theta"]
+    mel, f0_frames = clip_run.clip_features(model, *digit_clip)
     run = clip_run.run_clip(model, mel, f0_frames, capture="forward")
     spec = torch.from_numpy(mel)[None]
     f0 = torch.from_numpy(np.nan_to_num(f0_frames, nan=0.0).astype(np.float32))[None]
@@ -53,12 +43,12 @@ def test_run_clip_matches_a_plain_forward(shipped, clip):
     np.testing.assert_allclose(run.token_logprobs, expected.numpy(), atol=1e-4)
     assert run.loss == pytest.approx(float(F.cross_entropy(logits, labels)), abs=1e-5)
     assert any(p.endswith("attna") for p in run.cache.attention)
-    assert clip_run.transcribe(model, *clip) == run.transcript
+    assert clip_run.transcribe(model, *digit_clip) == run.transcript
 
 
-def test_teacher_text_and_its_errors(shipped, clip):
-    model = shipped["static_theta"]
-    mel, f0_frames = clip_run.clip_features(model, *clip)
+def test_teacher_text_and_its_errors(shipped_models, digit_clip):
+    model = shipped_models["static_theta"]
+    mel, f0_frames = clip_run.clip_features(model, *digit_clip)
     run = clip_run.run_clip(model, mel, f0_frames, teacher_text="Nine  oh", capture="forward")
     assert run.teacher_text == "nine oh" and run.teacher_ids == run.tokenizer.encode("nine oh")
     assert run.token_logprobs.shape == (len("nine oh") + 1,)
@@ -71,9 +61,9 @@ def test_teacher_text_and_its_errors(shipped, clip):
         clip_run.run_clip(model, mel, f0_frames[:-1])
 
 
-def test_backward_capture_records_gradients_and_leaves_none(shipped, clip):
-    model = shipped["static_theta"]
-    mel, f0_frames = clip_run.clip_features(model, *clip)
+def test_backward_capture_records_gradients_and_leaves_none(shipped_models, digit_clip):
+    model = shipped_models["static_theta"]
+    mel, f0_frames = clip_run.clip_features(model, *digit_clip)
     run = clip_run.run_clip(model, mel, f0_frames, capture="backward")
     assert run.cache.gradients and all(p.grad is None for p in model.parameters())
 

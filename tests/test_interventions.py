@@ -19,28 +19,19 @@ CONTOUR_CONDITIONS = ("constant:100", "scaled:1.5", "semitones:-5", "shuffled:1"
                       "rolled:0.5", "unvoiced")
 
 
-@pytest.fixture(scope="module")
-def models(shipped_models):
-    return shipped_models
-
-
-@pytest.fixture(scope="module")
-def clip(digit_clip):
-    return digit_clip
-
-
-def test_true_condition_reproduces_transcribe(models, clip):
-    for model in models.values():
-        run = I.run_condition(model, *clip, "true")
-        assert run.transcript == transcribe(model, *clip)
+def test_true_condition_reproduces_transcribe(shipped_models, digit_clip):
+    for model in shipped_models.values():
+        run = I.run_condition(model, *digit_clip, "true")
+        assert run.transcript == transcribe(model, *digit_clip)
         assert run.reference == run.transcript
         assert run.nll == pytest.approx(-np.mean(run.token_logprobs))
 
 
-def test_a_model_without_f0_is_bit_identical_under_every_contour_condition(models, clip):
-    model = models["static_theta"]
+def test_a_model_without_f0_is_bit_identical_under_every_contour_condition(shipped_models,
+                                                                           digit_clip):
+    model = shipped_models["static_theta"]
     assert "does not reach" in I.f0_route(model)
-    table, runs = I.compare_conditions(model, *clip, CONTOUR_CONDITIONS)
+    table, runs = I.compare_conditions(model, *digit_clip, CONTOUR_CONDITIONS)
     true = runs["true"]
     for name in CONTOUR_CONDITIONS:
         np.testing.assert_array_equal(runs[name].token_logprobs, true.token_logprobs)
@@ -49,10 +40,10 @@ def test_a_model_without_f0_is_bit_identical_under_every_contour_condition(model
     assert (table.theta_in_force == table.theta_in_force.iloc[0]).all()
 
 
-def test_theta_in_force_follows_the_formula_and_the_contour(models, clip):
-    model = models["mean_f0_theta"]
+def test_theta_in_force_follows_the_formula_and_the_contour(shipped_models, digit_clip):
+    model = shipped_models["mean_f0_theta"]
     assert "rotary theta from F0" in I.f0_route(model)
-    run = I.run_condition(model, *clip, "constant:300")
+    run = I.run_condition(model, *digit_clip, "constant:300")
     rule = model.dims.f0_mean
     expected = rotary.theta_eff(10000.0, rotary.mean_f0(run.f0_frames, rule))  # independent
     encoder = run.theta[run.theta.kind == "encoder self-attention"]
@@ -61,13 +52,13 @@ def test_theta_in_force_follows_the_formula_and_the_contour(models, clip):
             rotary.theta_eff(row.theta, rotary.mean_f0(run.f0_frames, rule)))
     assert encoder.theta.iloc[0] == pytest.approx(10000.0, rel=1e-3)
     assert encoder.theta_in_force.iloc[0] == pytest.approx(expected, rel=1e-3)
-    true = I.run_condition(model, *clip, "true")
+    true = I.run_condition(model, *digit_clip, "true")
     assert not np.array_equal(run.token_logprobs, true.token_logprobs)  # F0 reaches this one
     assert run.reference == true.transcript  # the text scored is the true-F0 transcript
 
 
-def test_sensitivity_summary_rows(models, clip):
-    table, runs = I.compare_conditions(models["mean_f0_theta"], *clip,
+def test_sensitivity_summary_rows(shipped_models, digit_clip):
+    table, runs = I.compare_conditions(shipped_models["mean_f0_theta"], *digit_clip,
                                        ["shuffled:0", "audio_keep:3"])
     assert list(table.condition) == ["true", "shuffled:0", "audio_keep:3"]
     assert table.delta_nll.iloc[0] == 0.0

@@ -126,17 +126,17 @@ def run_intervention(clip: Clip, settings: pitch.PraatSettings | None, checkpoin
     return RESULTS.put(key, result)
 
 
-def _summary(true, cond) -> pd.DataFrame:
-    from echo_core.decode import wer_cer
+SUMMARY_COLUMNS = {"transcript": "transcript", "changed": "changed",
+                   "cer_vs_true": "CER vs true", "nll": "NLL / token", "delta_nll": "Δ NLL",
+                   "voiced_frames": "voiced frames"}  # interventions.against_true -> display
 
-    rows = []
-    for name, r in (("true F0", true), (cond.condition, cond)):
-        cer = wer_cer([true.transcript], [r.transcript])[1] if true.transcript else float(
-            r.transcript != "")
-        rows.append({"condition": name, "transcript": r.transcript,
-                     "changed": r.transcript != true.transcript, "CER vs true": cer,
-                     "NLL / token": r.nll, "Δ NLL": r.nll - true.nll,
-                     "voiced frames": int(np.isfinite(r.f0_frames).sum())})
+
+def _summary(true, cond) -> pd.DataFrame:
+    from echo_core.interventions import against_true
+
+    rows = [{"condition": name, **{label: against_true(r, true)[key]
+                                   for key, label in SUMMARY_COLUMNS.items()}}
+            for name, r in (("true F0", true), (cond.condition, cond))]
     return pd.DataFrame(rows)
 
 
