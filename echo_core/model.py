@@ -56,7 +56,8 @@ class AudioEncoder(nn.Module):
         d, head = dims.aud_dims, dims.aud_head
         self.features = list(dims.features)
         self.f0_rotary = dims.f0_rotary
-        self.rope = rotary(d // head)  # present in the reference's weights, never used
+        self.rope = rotary(d // head, freeze_theta=dims.freeze_theta)  # in the reference's
+        # weights, never used (a frozen control freezes it too: nothing of it trains)
         options = dict(audio=True, f0_rotary=dims.f0_rotary, theta_mode=dims.theta_mode,
                        pitch_bias=dims.pitch_bias, pitch_bias_scale=dims.pitch_bias_scale,
                        variable_radius=dims.variable_radius, f0_mean=dims.f0_mean,
