@@ -32,7 +32,7 @@ from .pitch import f0_for_model
 EVAL_FILE = "study_eval.json"
 BATCH = 32  # clips per padded decoding batch
 CONDITIONS = ("shuffled:0", "constant:100")
-INTERVENTION_CLIPS = 12  # per test set (the first ones in manifest order)
+PIPELINE_CLIPS = 1  # per test set: the batched interventions checked on the one pipeline
 NULL_EVAL_SEED = 17  # which other clip each test clip borrows its contour from (null models)
 # Configs of the ablation, issue #17's letters, in the order of the table.
 CONFIGS = {"static_theta": "a", "frozen_theta": "b", "mean_f0_theta": "c",
@@ -40,6 +40,7 @@ CONFIGS = {"static_theta": "a", "frozen_theta": "b", "mean_f0_theta": "c",
 COMPARISONS = (("mean_f0_theta", "frozen_theta"), ("mean_f0_theta", "null_f0_theta"),
                ("f0_theta_bias", "mean_f0_theta"))
 REAL_SETS = ("fsdd", "fsdd_spliced")
+NLL_TOLERANCE = 1e-5  # |delta NLL| below this is float32 rounding: an interval inside it is 0
 
 
 def word_errors(reference: str, hypothesis: str) -> int:
@@ -90,12 +91,61 @@ def decode_set(model, tokenizer, indices, mels, f0s) -> list[str]:
     return [hyps[i] for i in indices.tolist()]
 
 
-def interventions(model, data: Path, specs, sets: dict, n_clips: int) -> list[dict]:
-    """Per clip: delta NLL per reference token under each condition vs the true F0 (the one
-    pipeline, reference = the true transcript)."""
-    import soundfile as sf
+def batch_nll(model, tokenizer, indices, mels, contours, texts) -> dict[int, float]:
+    """Mean NLL per reference token (eos included) of each clip's true transcript,
+    teacher-forced in padded batches (the key padding mask makes each row its clip alone)."""
+    import torch
+    import torch.nn.functional as F
+
+    from .train import collate
+
+    out = {}
+    order = sorted(indices, key=lambda i: mels[i].shape[1])
+    for start in range(0, len(order), BATCH):
+        part = order[start:start + BATCH]
+        token_ids = {i: tokenizer.encode(texts[i], bos=True, eos=True) for i in part}
+        spec, f0, inp, lab = collate(part, mels, contours, token_ids)
+        with torch.no_grad():
+            logits = model(inp, spectrogram=spec, f0=f0,
+                           lengths=[mels[i].shape[1] for i in part])["logits"]
+        nll = F.cross_entropy(logits.transpose(1, 2).float(), lab, ignore_index=0,
+                              reduction="none")  # (B, L)
+        count = (lab != 0).sum(1)
+        for b, i in enumerate(part):
+            out[i] = float(nll[b].sum() / count[b])
+    return out
+
+
+def interventions(model, tokenizer, sets: dict, mels, contours, texts) -> list[dict]:
+    """Per test clip: delta NLL per reference token (the true transcript) under each condition
+    vs the contour the model is normally given (its own F0; a borrowed one for the null
+    control), batched. pitch_conditions.transform_contour makes the conditions, exactly as
+    interventions.run_condition does."""
+    from .pitch_conditions import parse_condition, transform_contour
 
     rows = []
+    for name, idx in sets.items():
+        idx = idx.tolist()
+        base = batch_nll(model, tokenizer, idx, mels, contours, texts)
+        for text in CONDITIONS:
+            condition = parse_condition(text)
+            changed = {i: transform_contour(condition, contours[i]) for i in idx}
+            nll = batch_nll(model, tokenizer, idx, mels, changed, texts)
+            rows += [dict(test_set=name, clip=int(i), condition=condition.name,
+                          delta_nll=nll[i] - base[i]) for i in idx]
+    return rows
+
+
+def pipeline_check(model, data: Path, specs, sets: dict, rows: list[dict],
+                   n_clips: int) -> list[dict]:
+    """The first ``n_clips`` clips of each set through the one pipeline
+    (interventions.compare_conditions from the wav file): its delta NLL beside the batched one
+    (they agree when the batched path is right; not for the null control, whose batched base
+    contour is borrowed)."""
+    import soundfile as sf
+
+    batched = {(r["clip"], r["condition"]): r["delta_nll"] for r in rows}
+    out = []
     for name, idx in sets.items():
         for i in idx[:n_clips].tolist():
             samples, sr = sf.read(str(data / specs[i].path), dtype="float32")
@@ -103,14 +153,17 @@ def interventions(model, data: Path, specs, sets: dict, n_clips: int) -> list[di
                                           reference_text=specs[i].text)
             for r in table.itertuples():
                 if r.condition != "true":
-                    rows.append(dict(test_set=name, clip=int(i), condition=r.condition,
-                                     delta_nll=float(r.delta_nll), changed=bool(r.changed)))
-    return rows
+                    out.append(dict(test_set=name, clip=int(i), condition=r.condition,
+                                    pipeline=float(r.delta_nll),
+                                    batched=batched.get((int(i), r.condition)),
+                                    changed=bool(r.changed)))
+    return out
 
 
-def eval_run(data: str | Path, run: str | Path, n_clips: int = INTERVENTION_CLIPS,
-             threads: int = 1) -> Path:
-    """Decode every test set and run the interventions for one trained run folder."""
+def eval_run(data: str | Path, run: str | Path, n_clips: int = PIPELINE_CLIPS,
+             threads: int = 1, max_clips: int = 0, out_file: str = EVAL_FILE) -> Path:
+    """Decode every test set (its first ``max_clips`` clips when > 0: a smoke run) and run the
+    interventions for one trained run folder; writes ``run/out_file``."""
     import torch
 
     from .checkpoint import load_checkpoint
@@ -124,6 +177,8 @@ def eval_run(data: str | Path, run: str | Path, n_clips: int = INTERVENTION_CLIP
     specs, mels, f0s = load_features(data, int(feats["n_mels"]), float(feats["fmin"]),
                                      feats["fmax"], build=False)
     sets = test_indices(specs)
+    if max_clips > 0:
+        sets = {name: idx[:max_clips] for name, idx in sets.items()}
     null = model.meta.get("f0_input") == "borrowed"
     t0 = time.time()
     result = {"run": str(run), "preset": model.meta.get("preset"), "seed": model.meta.get("seed"),
@@ -142,10 +197,19 @@ def eval_run(data: str | Path, run: str | Path, n_clips: int = INTERVENTION_CLIP
             "chars": [len(r) for r in refs]}
     result["decode_seconds"] = round(time.time() - t0, 1)
     t0 = time.time()
-    result["interventions"] = interventions(model, data, specs, sets, n_clips) \
-        if model_uses_f0(model) else []
+    if model_uses_f0(model):
+        contours = {}
+        for name, idx in sets.items():
+            contours.update(null_contours(idx, f0s) if null else
+                            {i: f0s[i] for i in idx.tolist()})
+        texts = [s.text for s in specs]
+        result["interventions"] = interventions(model, tokenizer, sets, mels, contours, texts)
+        result["pipeline_check"] = pipeline_check(model, data, specs, sets,
+                                                  result["interventions"], n_clips)
+    else:
+        result["interventions"], result["pipeline_check"] = [], []
     result["intervention_seconds"] = round(time.time() - t0, 1)
-    out = run / EVAL_FILE
+    out = run / out_file
     out.write_text(json.dumps(result))
     return out
 
@@ -231,18 +295,25 @@ def comparisons(evals: list[dict]) -> list[dict]:
 
 
 def intervention_table(evals: list[dict]) -> list[dict]:
-    """Per config x condition: mean delta NLL per token (condition - true) over the clips (and
-    seeds), with its paired bootstrap interval and the share of changed transcripts."""
-    by_key: dict[tuple, list] = {}
+    """Per config x condition x scope (all test clips; the real-speaker sets): mean delta NLL
+    per token (condition - normal contour), each clip's delta averaged over the config's
+    seeds, with the paired bootstrap interval over clips."""
+    by_key: dict[tuple, dict] = {}
     for e in evals:
         for r in e["interventions"]:
-            by_key.setdefault((e["preset"], r["condition"]), []).append(r)
+            for scope in ("all", "real (fsdd both)"):
+                if scope != "all" and r["test_set"] not in REAL_SETS:
+                    continue
+                clips = by_key.setdefault((e["preset"], r["condition"], scope), {})
+                clips.setdefault(r["clip"], []).append(r["delta_nll"])
     out = []
-    for (config, condition), rows in by_key.items():
-        mean, low, high = paired_bootstrap([r["delta_nll"] for r in rows])
-        out.append(dict(config=config, condition=condition, clips=len(rows), delta_nll=mean,
-                        low=low, high=high,
-                        changed=float(np.mean([r["changed"] for r in rows]))))
+    for (config, condition, scope), clips in by_key.items():
+        deltas = [float(np.mean(v)) for v in clips.values()]
+        seeds = sorted({e["seed"] for e in evals if e["preset"] == config and e["interventions"]})
+        mean, low, high = paired_bootstrap(deltas)
+        out.append(dict(config=config, condition=condition, scope=scope, clips=len(deltas),
+                        seeds=" ".join(map(str, seeds)), delta_nll=mean, low=low, high=high,
+                        excludes_zero=bool(low > NLL_TOLERANCE or high < -NLL_TOLERANCE)))
     return out
 
 
@@ -256,15 +327,15 @@ def verdicts(evals, comps, inter) -> dict[str, str]:
     out = {}
     for config in dict.fromkeys(e["preset"] for e in evals):
         uses_f0 = any(e["uses_f0"] for e in evals if e["preset"] == config)
-        shuffled = next((r for r in inter if r["config"] == config and
-                         r["condition"].startswith("shuffled")), None)
+        shuffled = next((r for r in inter if r["config"] == config and r["scope"] == "all"
+                         and r["condition"].startswith("shuffled")), None)
         if not uses_f0:
             out[config] = "does not use pitch: F0 does not reach it (by construction)"
             continue
         if shuffled is None:
             out[config] = "not measured"
             continue
-        excludes = shuffled["low"] > 0 or shuffled["high"] < 0
+        excludes = shuffled["excludes_zero"]
         ci = f"shuffled dNLL {shuffled['delta_nll']:+.4f} [{shuffled['low']:+.4f}, " \
              f"{shuffled['high']:+.4f}]"
         cf = "(c) vs (f) not measured" if c_vs_f is None else (
@@ -409,15 +480,18 @@ def main(argv: list[str] | None = None) -> None:
     e = sub.add_parser("eval", help="decode the test sets and run interventions for one run")
     e.add_argument("--data", required=True)
     e.add_argument("--run", required=True)
-    e.add_argument("--clips", type=int, default=INTERVENTION_CLIPS,
-                   help="intervention clips per test set")
+    e.add_argument("--clips", type=int, default=PIPELINE_CLIPS,
+                   help="clips per test set whose interventions are rerun on the one pipeline")
     e.add_argument("--threads", type=int, default=1)
+    e.add_argument("--max-clips", type=int, default=0, help="smoke run: clips per test set")
+    e.add_argument("--out-file", default=EVAL_FILE)
     r = sub.add_parser("report", help="gather the runs' evaluations into tables")
     r.add_argument("--runs", required=True)
     r.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     if args.command == "eval":
-        print(eval_run(args.data, args.run, args.clips, args.threads))
+        print(eval_run(args.data, args.run, args.clips, args.threads, args.max_clips,
+                       args.out_file))
     else:
         result = report(args.runs, args.out)
         print(result["errors"].to_string())
