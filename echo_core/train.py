@@ -31,7 +31,7 @@ from echo_core.errors import ConfigError
 from echo_core.model import Echo
 from echo_core.model_dims import EchoDims
 from echo_core.pitch import f0_for_model
-from echo_core.tokenizer import PAD, TOKENIZER_FILE, CharTokenizer
+from echo_core.tokenizer import EOS, PAD, TOKENIZER_FILE, CharTokenizer
 
 # Shared by every preset: the shipped models differ only in the vRoPE switches below.
 # f0_mean "voiced": theta from each utterance's own voiced-frame mean F0 (rotary.theta_from_f0,
@@ -97,6 +97,10 @@ class TrainConfig:
     test_eval: bool = True  # decode the whole test split from raw audio at the end
     curriculum: bool = True  # first epoch from short to long clips (helps attention lock in)
     stop_at: int = 0  # if > 0, save and stop at this step (as if interrupted; resume later)
+    # > 0: add this times a CTC loss of a training-only linear head on the encoder output (not
+    # saved with the model): it teaches the encoder the monotonic alignment early, which the
+    # attention decoder alone found only after thousands of steps. Needs key_padding_mask.
+    ctc_weight: float = 0.0
     progress: bool = True
     overrides: dict = field(default_factory=dict)  # extra EchoDims fields
 
@@ -200,15 +204,29 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def batch_loss(model: Echo, spec, f0, inp, lab, lengths=None) -> torch.Tensor:
+def batch_loss(model: Echo, spec, f0, inp, lab, lengths=None, ctc_head=None,
+               ctc_weight: float = 0.0) -> torch.Tensor:
     """Token cross-entropy (pad ignored), computed here so label shifting is explicit.
-    ``lengths``: each clip's mel frames (models with a key padding mask ignore the padding)."""
-    kwargs = {"f0": f0} if model_uses_f0(model) else {}
-    if model.dims.key_padding_mask:
-        kwargs["lengths"] = lengths
-    logits = model(inp, spectrogram=spec, **kwargs)["logits"]
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), lab.reshape(-1),
+    ``lengths``: each clip's mel frames (models with a key padding mask ignore the padding).
+    ``ctc_head`` (training only): adds ctc_weight x CTC of the text (labels without eos,
+    blank = pad) on ctc_head(encoder output) over each clip's real positions."""
+    f0 = f0 if model_uses_f0(model) else None
+    padding = model.padding(spec, f0, lengths) if model.dims.key_padding_mask else None
+    f0 = f0 if padding is None else padding.mask_f0(f0)
+    enc = model.encode(spectrogram=spec, f0=f0, padding=padding)
+    logits = model.decoder(inp, enc, f0, padding=padding)  # as Echo.forward
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), lab.reshape(-1),
                            ignore_index=PAD)
+    if ctc_head is None or ctc_weight <= 0:
+        return loss
+    if padding is None:
+        raise ConfigError("ctc_weight needs key_padding_mask (the CTC needs each clip's length)")
+    log_probs = ctc_head(enc["spectrogram"]).float().log_softmax(-1)  # (B, n, vocab)
+    targets = lab.masked_fill(lab == EOS, PAD)  # text ids, pad after
+    target_lengths = (targets != PAD).sum(1)
+    ctc = F.ctc_loss(log_probs.transpose(0, 1), targets, padding.positions.sum(1),
+                     target_lengths, blank=PAD, reduction="mean", zero_infinity=True)
+    return loss + ctc_weight * ctc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -220,26 +238,30 @@ def model_meta(cfg: TrainConfig, extra: dict | None = None) -> dict:
 
 
 def save_state(model, optimizer, step: int, elapsed: float, out: Path, meta: dict,
-               tokenizer: CharTokenizer) -> None:
+               tokenizer: CharTokenizer, ctc_head=None) -> None:
     """Resumable state in out/last: the model checkpoint plus optimizer state (tensors/plain)."""
     last = out / LAST
     tmp = out / (LAST + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     save_checkpoint(model, tmp, meta=meta)
     tokenizer.save(tmp / TOKENIZER_FILE)
+    extra = {} if ctc_head is None else {"ctc_head": ctc_head.state_dict()}
     torch.save({"optimizer": optimizer.state_dict(), "step": torch.tensor(step),
-                "elapsed": torch.tensor(elapsed, dtype=torch.float64)}, tmp / STATE_FILE)
+                "elapsed": torch.tensor(elapsed, dtype=torch.float64), **extra},
+               tmp / STATE_FILE)
     shutil.rmtree(last, ignore_errors=True)
     tmp.rename(last)
 
 
-def load_state(out: Path, model, optimizer) -> tuple[int, float]:
-    """Restore model + optimizer from out/last; returns (step, elapsed seconds)."""
+def load_state(out: Path, model, optimizer, ctc_head=None) -> tuple[int, float]:
+    """Restore model + optimizer (+ the CTC head) from out/last; returns (step, elapsed s)."""
     last = out / LAST
     saved = load_checkpoint(last)
     model.load_state_dict(saved.state_dict())
     state = torch.load(last / STATE_FILE, weights_only=True)
     optimizer.load_state_dict(state["optimizer"])
+    if ctc_head is not None:
+        ctc_head.load_state_dict(state["ctc_head"])
     return int(state["step"]), float(state["elapsed"])
 
 
@@ -275,8 +297,13 @@ def train(cfg: TrainConfig) -> Echo:
     torch.manual_seed(cfg.seed)
     model = Echo(dims)
     n_params = sum(p.numel() for p in model.parameters())
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    ctc_head = None
+    if cfg.ctc_weight > 0:  # training-only head, seeded after the model: not in checkpoints
+        ctc_head = torch.nn.Linear(dims.aud_dims, dims.vocab)
+    trained = list(model.named_parameters()) + (
+        list(ctc_head.named_parameters()) if ctc_head is not None else [])
+    decay = [p for n, p in trained if p.ndim >= 2]
+    no_decay = [p for n, p in trained if p.ndim < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}],
                                   lr=cfg.lr, betas=(0.9, 0.98))
@@ -285,7 +312,7 @@ def train(cfg: TrainConfig) -> Echo:
     step, elapsed = 0, 0.0
     log_path = out / "log.jsonl"
     if (out / LAST / STATE_FILE).is_file():
-        step, elapsed = load_state(out, model, optimizer)
+        step, elapsed = load_state(out, model, optimizer, ctc_head)
         _log(log_path, {"event": "resume", "step": step})
     else:
         log_path.write_text("")
@@ -310,10 +337,11 @@ def train(cfg: TrainConfig) -> Echo:
                                      augment=lambda m: spec_augment(m, aug_rng, cfg))
         for g in optimizer.param_groups:
             g["lr"] = lr_at(step, cfg)
-        loss = batch_loss(model, spec, f0, inp, lab, lengths=[mels[i].shape[1] for i in batch])
+        loss = batch_loss(model, spec, f0, inp, lab, lengths=[mels[i].shape[1] for i in batch],
+                          ctc_head=ctc_head, ctc_weight=cfg.ctc_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        torch.nn.utils.clip_grad_norm_([p for _, p in trained], cfg.grad_clip)
         optimizer.step()
         step += 1
         running.append(loss.item())
@@ -330,7 +358,7 @@ def train(cfg: TrainConfig) -> Echo:
                             "seconds": time.time() - t0})
             model.train()
         if step % cfg.save_every == 0 or step == end:
-            save_state(model, optimizer, step, time.time() - t0, out, meta, tokenizer)
+            save_state(model, optimizer, step, time.time() - t0, out, meta, tokenizer, ctc_head)
     if bar is not None:
         bar.close()
     if step < cfg.steps:
@@ -482,7 +510,8 @@ def _epoch_iterator(lengths, train_idx, cfg):
 def _train_settings(cfg: TrainConfig) -> dict:
     """The optimisation settings worth recording in the checkpoint meta."""
     keep = ("steps", "batch_frames", "max_batch", "lr", "min_lr_ratio", "warmup", "weight_decay",
-            "grad_clip", "freq_masks", "freq_width", "time_masks", "time_ratio", "curriculum")
+            "grad_clip", "freq_masks", "freq_width", "time_masks", "time_ratio", "curriculum",
+            "ctc_weight")
     return {k: getattr(cfg, k) for k in keep}
 
 
