@@ -405,14 +405,19 @@ def train_command(e: dict, dims: dict) -> str:
     import shlex
 
     from .checkpoint import load_checkpoint
+    from .train import TrainConfig
 
     meta = load_checkpoint(e["run"]).meta
-    t = meta["train"]
-    extra = {"key_padding_mask": True} if dims.get("key_padding_mask") else {}
+    defaults = TrainConfig(data="", out="")
     args = ["python", "-m", "echo_core.train", "--data", "/work/zoo-data/corpus", "--config",
-            e["preset"], "--out", e["run"], "--seed", str(e["seed"]), "--steps", str(t["steps"]),
-            "--batch-frames", str(t["batch_frames"]), "--warmup", str(t["warmup"]),
-            "--lr", str(t["lr"]), "--no-test-eval", "--dims", json.dumps(extra)]
+            e["preset"], "--out", e["run"], "--seed", str(e["seed"])]
+    for key, value in meta["train"].items():  # every setting that is not the default
+        if value != getattr(defaults, key):
+            flag = "--" + key.replace("_", "-")
+            args += [flag if value else "--no-" + key.replace("_", "-")] \
+                if isinstance(value, bool) else [flag, str(value)]
+    extra = {"key_padding_mask": True} if dims.get("key_padding_mask") else {}
+    args += ["--no-test-eval", "--dims", json.dumps(extra)]
     return " ".join(shlex.quote(a) for a in args)
 
 
@@ -429,6 +434,9 @@ def ship(e: dict, folder: str | Path, rows: list[dict]) -> Path:
     dims, meta = config["dims"], config["meta"]
     table = [f"| {r['test_set']} | {r['clips']} | {100 * r['wer']:.2f}% | {100 * r['cer']:.2f}% |"
              for r in rows]
+    f0_given = ("a random other test clip's contour, stretched (the null control)"
+                if e["f0_input"] == "borrowed" else
+                "the clip's own Praat F0" if e["uses_f0"] else "none")
     lines = [
         f"# Echo model zoo: `{e['preset']}` (seed {e['seed']})",
         "",
@@ -442,7 +450,7 @@ def ship(e: dict, folder: str | Path, rows: list[dict]) -> Path:
         "| | |", "|---|---|",
         f"| config | {CONFIG_TEXT.get(e['preset'], e['preset'])} |",
         f"| switches | `{json.dumps({k: dims[k] for k in ('f0_rotary', 'theta_mode', 'f0_mean', 'pitch_bias', 'freeze_theta', 'key_padding_mask', 'decoder_mask')})}` |",
-        f"| F0 given at run time | {'a random other clip contour (null control)' if e['f0_input'] == 'borrowed' else ('the clip own Praat F0' if e['uses_f0'] else 'none')} |",
+        f"| F0 given at run time | {f0_given} |",
         f"| parameters | {e['params']:,} |",
         f"| training | {e['steps']} steps, seed {e['seed']}, {e['wall_seconds'] / 60:.1f} min wall "
         f"on 1 thread of a shared 2-core CPU |",
@@ -511,9 +519,18 @@ def results_markdown(result: dict, data: str | Path, runs: str | Path) -> str:
     lines += ["", f"FSDD: {FSDD_CREDIT}. Models trained on it are shared under the same "
               "licence.", "", "## Runs", "",
               "All runs: same corpus, `BASE_DIMS` (1.97 M parameters), key padding mask on, "
-              "same steps, batch size, learning-rate schedule, SpecAugment and auxiliary "
-              "CTC weight; one thread each on a shared 2-core CPU, one training at a time. "
-              "Only the rotary/pitch settings and the seed differ.", "",
+              "same steps (1100), batches of about 3000 mel frames, AdamW lr 2e-3 with 150 "
+              "warm-up steps and cosine decay, first epoch short-to-long, no SpecAugment masks "
+              "(the audio augmentations are in the corpus), and an auxiliary CTC loss (weight "
+              "0.5) from a training-only linear head on the encoder (not in the checkpoints); "
+              "one thread each on a 2-core CPU shared with another engineer's tests, one "
+              "training at a time. Only the rotary/pitch settings and the seed differ.", "",
+              "How this recipe was chosen (pilots, not part of the comparison): (c) seed 0 "
+              "with the first corpus's recipe (batches of 4000 frames, SpecAugment, no CTC) was "
+              "still at the language-model loss (about 0.55 nats/character, transcripts "
+              "independent of the audio) after 600 of 850 steps, and with CTC weight 0.3 plus "
+              "SpecAugment it had only begun to recognise isolated FSDD digits at step 600 of "
+              "1100. Both pilots were stopped; every run below uses the recipe above.", "",
               "| config | seed | steps | train wall (min) | decode all test sets (s) | "
               "interventions (s) |", "|---|---:|---:|---:|---:|---:|"]
     for r in result["runs"]:
@@ -569,7 +586,10 @@ def results_markdown(result: dict, data: str | Path, runs: str | Path) -> str:
         lines.append(f"| `{r['config']}` | {r['condition']} | {r['clips']} | {r['seeds']} | "
                      f"{r['delta_nll']:+.5f} | [{r['low']:+.5f}, {r['high']:+.5f}] |")
     lines += ["", "Models without F0 input (a, b) receive no contour: every condition leaves "
-              "them bit-identical.", "", "## Verdicts", "",
+              "them bit-identical. Mean-F0 theta models (c, f) see only the mean of the voiced "
+              "frames, which `shuffled` keeps, so for them shuffled F0 is exactly the true F0 "
+              "up to float rounding (an interval within +-1e-5 counts as 0); `constant:100` "
+              "moves their theta.", "", "## Verdicts", "",
               "Rule: \"uses pitch\" only if the delta-NLL interval for shuffled F0 excludes 0 "
               "and (c) beats (f) (the interval of WER(c) - WER(f) on the real-speaker sets "
               "pooled lies below 0).", ""]
