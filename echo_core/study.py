@@ -562,6 +562,14 @@ def results_markdown(result: dict, data: str | Path, runs: str | Path) -> str:
                         f"{_pct(r['wer_max'])}], {r['n_seeds']} seeds)"
             cells.append(cell)
         lines.append(f"| {CONFIGS.get(config, '?')} `{config}` | " + " | ".join(cells) + " |")
+    real = errors[errors["test_set"] == "real (fsdd both)"]
+    if not real.empty:
+        best = real.sort_values("wer_seed0").iloc[0]
+        lines += ["", f"Best on the real-speaker sets pooled (FSDD speaker jackson, isolated "
+                  f"and spliced), seed 0: {CONFIGS.get(best['config'], '?')} "
+                  f"`{best['config']}`, {_pct(best['wer_seed0'])}% WER. All models are "
+                  "early in training (1100 steps): these are the configs' standings at a "
+                  "fixed small budget, one seed each."]
     lines += ["", "CER and every number above: `study.csv`.", "",
               "## Paired comparisons (95% bootstrap intervals)", "",
               "WER(first) - WER(second) in points: per-utterance word-error differences "
@@ -605,8 +613,10 @@ def results_markdown(result: dict, data: str | Path, runs: str | Path) -> str:
     done = {(e["preset"], e["seed"]) for e in load_evals(runs)}
     missing = [f"{CONFIGS.get(c, '?')} `{c}` seed {s}" for c, s in PLANNED if (c, s) not in done]
     if missing:
-        lines += ["", "## Not run (the session's time ran out)", "",
-                  "Planned in the issue's order but not trained: " + ", ".join(missing) + "."]
+        lines += ["", "## Not run", "",
+                  "Planned in the issue's order but not trained (the queue was stopped for "
+                  "time after the last run above): " + ", ".join(missing) + ". So every "
+                  "config has one seed and the seed spread is not measured yet."]
     lines += ["", "## Reproduce", "", f"1. Corpus: `{CORPUS_COMMAND}`",
               "2. Each run (the queue ran them one after another, each followed by its "
               "evaluation):", ""]
