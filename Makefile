@@ -31,10 +31,13 @@ run: setup
 
 # Browser and corpus tests need Debian's chromium and espeak-ng; install them when we can.
 system-deps:
-	@if ! command -v chromium >/dev/null 2>&1 || ! command -v espeak-ng >/dev/null 2>&1; then \
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v espeak-ng >/dev/null 2>&1 \
+	    || ! command -v flite >/dev/null 2>&1 || ! command -v text2wave >/dev/null 2>&1 \
+	    || [ ! -d /usr/share/festival/voices/english/ked_diphone ] \
+	    || [ ! -d /usr/share/festival/voices/us/cmu_us_slt_arctic_hts ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium espeak-ng sox >/dev/null; \
-	  else echo "note: chromium/espeak-ng missing and not root: browser and corpus tests will be skipped (ECHO_STRICT=1 makes a skip an error)"; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium espeak-ng sox flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts >/dev/null; \
+	  else echo "note: chromium/espeak-ng/flite/festival missing and not root: browser and corpus tests will be skipped (ECHO_STRICT=1 makes a skip an error)"; fi; \
 	fi
 
 test: $(TEST_STAMP) system-deps

@@ -55,6 +55,11 @@ class ClipSpec:
     pitch: int
     speed: int
     split: str
+    # Model-zoo corpus columns (defaults: an espeak clip as in the first corpus):
+    source: str = "espeak"  # espeak, flite, festival, fsdd (isolated) or fsdd_spliced
+    speaker: str = ""  # the person or voice behind it; splits never share one
+    origin: str = ""  # FSDD file(s) a clip was made from, ";"-joined
+    augment: str = ""  # augmentation chain applied (augment.random_chain's description)
 
 
 def espeak_binary() -> str:
@@ -182,7 +187,10 @@ def read_manifest(root: str | Path) -> list[ClipSpec]:
                           f"`python -m echo_core.corpus --out {root}`")
     with open(path, newline="") as f:
         return [ClipSpec(path=r["path"], text=r["text"], voice=r["voice"], pitch=int(r["pitch"]),
-                         speed=int(r["speed"]), split=r["split"]) for r in csv.DictReader(f)]
+                         speed=int(r["speed"]), split=r["split"],
+                         source=r.get("source") or "espeak", speaker=r.get("speaker") or "",
+                         origin=r.get("origin") or "", augment=r.get("augment") or "")
+                for r in csv.DictReader(f)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -274,8 +282,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-mels", type=int, default=80)
     parser.add_argument("--fmin", type=float, default=0.0)
     parser.add_argument("--fmax", type=float, default=8000.0)
+    parser.add_argument("--fsdd", default=None,
+                        help="FSDD recordings folder: build the model-zoo corpus (espeak, flite, "
+                             "festival, FSDD; echo_core.corpus_zoo) instead of espeak only, "
+                             "then its feature cache")
+    parser.add_argument("--sizes", default="{}",
+                        help="JSON of corpus_zoo.plan_zoo sizes, e.g. '{\"n_espeak\": 2400}'")
     args = parser.parse_args(argv)
     if args.features:
+        print(build_features(args.out, args.n_mels, args.fmin, args.fmax, workers=args.workers))
+    elif args.fsdd:
+        import json
+
+        from echo_core.corpus_zoo import write_zoo_corpus
+        print(write_zoo_corpus(args.out, args.fsdd, args.seed, workers=args.workers,
+                               **json.loads(args.sizes)))
         print(build_features(args.out, args.n_mels, args.fmin, args.fmax, workers=args.workers))
     else:
         print(write_corpus(args.out, args.n, args.seed, workers=args.workers))

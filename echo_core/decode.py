@@ -50,23 +50,29 @@ def load_tokenizer(model) -> CharTokenizer:
 # ---------------------------------------------------------------------------------------------
 # Encoder once, decoder per step
 
-def encode(model, spectrogram: torch.Tensor, f0: torch.Tensor | None):
-    """Encoder output for (B, n_mels, T) log-mel (and (B, T) F0 when the model uses it)."""
-    return model.encode(spectrogram=spectrogram, f0=f0 if model_uses_f0(model) else None)
+def encode(model, spectrogram: torch.Tensor, f0: torch.Tensor | None, padding=None):
+    """Encoder output for (B, n_mels, T) log-mel (and (B, T) F0 when the model uses it);
+    ``padding``: Echo.padding of the batch (models with a key padding mask)."""
+    return model.encode(spectrogram=spectrogram, f0=f0 if model_uses_f0(model) else None,
+                        padding=padding)
 
 
 def next_logits(model, ids: torch.Tensor, encoded, f0: torch.Tensor | None,
-                cache: dict | None = None) -> torch.Tensor:
+                cache: dict | None = None, padding=None) -> torch.Tensor:
     """Logits (B, vocab) of the next token after prefix ``ids`` (B, L); with a ``cache`` (see
     TextDecoder.forward) only the tokens added since the last call are run."""
-    logits = model.decoder(ids, encoded, f0=f0 if model_uses_f0(model) else None, cache=cache)
+    logits = model.decoder(ids, encoded, f0=f0 if model_uses_f0(model) else None, cache=cache,
+                           padding=padding)
     return logits[:, -1]
 
 
 @torch.no_grad()
 def greedy_ids(model, spectrogram: torch.Tensor, f0: torch.Tensor | None,
-               max_tokens: int | None = None) -> list[list[int]]:
+               max_tokens: int | None = None, lengths=None) -> list[list[int]]:
     """Greedy token ids per batch item (without bos/eos), stopping at eos or the length limit.
+
+    ``lengths``: mel frames of each clip of a padded batch; models with a key padding mask
+    (EchoDims.key_padding_mask) then decode each clip as they would alone.
 
     The limit is text_ctx - 1 generated tokens (the prefix with bos must fit text_ctx).
     Causal decoders reuse their keys and values from step to step (one token's cost per
@@ -75,13 +81,15 @@ def greedy_ids(model, spectrogram: torch.Tensor, f0: torch.Tensor | None,
     """
     limit = model.dims.text_ctx - 1 if max_tokens is None else min(max_tokens,
                                                                     model.dims.text_ctx - 1)
-    encoded = encode(model, spectrogram, f0)
+    padding = model.padding(spectrogram, f0 if model_uses_f0(model) else None, lengths)
+    f0 = f0 if padding is None else padding.mask_f0(f0)
+    encoded = encode(model, spectrogram, f0, padding)
     batch = spectrogram.shape[0]
     ids = torch.full((batch, 1), BOS, dtype=torch.long)
     done = torch.zeros(batch, dtype=torch.bool)
     cache = {} if model.decoder.incremental else None
     for _ in range(limit):
-        nxt = next_logits(model, ids, encoded, f0, cache).argmax(-1)
+        nxt = next_logits(model, ids, encoded, f0, cache, padding).argmax(-1)
         nxt = torch.where(done, torch.full_like(nxt, EOS), nxt)
         ids = torch.cat([ids, nxt[:, None]], dim=1)
         done |= nxt == EOS
@@ -97,7 +105,8 @@ def batch_greedy(model, mels: list[np.ndarray], f0s: list[np.ndarray] | None,
                  tokenizer: CharTokenizer) -> list[str]:
     """Greedy transcripts of a batch of (n_mels, T) mels (+ (T,) model F0, 0 = unvoiced).
 
-    Padding as in training: mel with each clip's floor, F0 with 0.
+    Padding as in training: mel with each clip's floor, F0 with 0; each clip's length is
+    given to the model, so one with a key padding mask ignores the padding.
     """
     T = max(m.shape[1] for m in mels)
     spec = np.zeros((len(mels), mels[0].shape[0], T), np.float32)
@@ -108,7 +117,9 @@ def batch_greedy(model, mels: list[np.ndarray], f0s: list[np.ndarray] | None,
         if f0s is not None:
             f0[b, :len(f0s[b])] = f0s[b]
     f0_t = torch.from_numpy(f0) if (f0s is not None and model_uses_f0(model)) else None
-    return [tokenizer.decode(ids) for ids in greedy_ids(model, torch.from_numpy(spec), f0_t)]
+    lengths = [m.shape[1] for m in mels]
+    return [tokenizer.decode(ids) for ids in greedy_ids(model, torch.from_numpy(spec), f0_t,
+                                                         lengths=lengths)]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,13 +9,38 @@ turn them off.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .errors import ConfigError, EchoError
 from .model_dims import FEATURE_SLOTS, EchoDims
+from . import rotary as R
 from .model_layers import FEncoder, Residual, RMSNorm, WEncoder, rotary
+
+@dataclass
+class AudioPadding:
+    """Where a padded batch's audio ends (EchoDims.key_padding_mask), built by
+    :meth:`Echo.padding` from each clip's mel length."""
+
+    frames: Tensor  # (B, T) bool, True = a real mel frame
+    positions: Tensor  # (B, n) bool, True = a real encoder position
+    f0_positions: Tensor | None  # (B, n) F0 on the positions by each clip's own length
+
+    @property
+    def key_padding(self) -> Tensor:
+        """(B, n) bool, True = padding: the keys attention must not see."""
+        return ~self.positions
+
+    def mask_f0(self, f0: Tensor | None) -> Tensor | None:
+        """F0 (B, T) with frames past each clip's end set to 0 (unvoiced), so the mean F0
+        behind theta is the clip's own whatever the batch was padded with."""
+        if f0 is None or f0.shape[-1] != self.frames.shape[-1]:
+            return f0
+        return f0 * self.frames.to(f0.dtype)
+
 
 def _as_channels(x: Tensor) -> Tensor:
     """(B, T) -> (B, 1, T) for the one-channel inputs (waveform, pitch)."""
@@ -31,10 +56,12 @@ class AudioEncoder(nn.Module):
         d, head = dims.aud_dims, dims.aud_head
         self.features = list(dims.features)
         self.f0_rotary = dims.f0_rotary
-        self.rope = rotary(d // head)  # present in the reference's weights, never used
+        self.rope = rotary(d // head, freeze_theta=dims.freeze_theta)  # in the reference's
+        # weights, never used (a frozen control freezes it too: nothing of it trains)
         options = dict(audio=True, f0_rotary=dims.f0_rotary, theta_mode=dims.theta_mode,
                        pitch_bias=dims.pitch_bias, pitch_bias_scale=dims.pitch_bias_scale,
-                       variable_radius=dims.variable_radius, f0_mean=dims.f0_mean)
+                       variable_radius=dims.variable_radius, f0_mean=dims.f0_mean,
+                       freeze_theta=dims.freeze_theta)
         front = {"spectrogram": lambda: FEncoder(dims.mels, d, 3, act=nn.GELU(),
                                                   stride=dims.spec_stride),
                  "waveform": lambda: WEncoder(1, d, act=nn.GELU()),
@@ -48,9 +75,11 @@ class AudioEncoder(nn.Module):
                     for _ in range(dims.aud_idx)]
             self.blocks[name] = nn.ModuleList(layers)
 
-    def forward(self, inputs: dict, f0: Tensor | None = None) -> dict:
+    def forward(self, inputs: dict, f0: Tensor | None = None,
+                padding: AudioPadding | None = None) -> dict:
         """inputs: {feature: tensor or None}. f0 (falling back to the pitch input, as in the
-        reference) reaches every attention, which uses it for theta only when f0_rotary."""
+        reference) reaches every attention, which uses it for theta only when f0_rotary.
+        ``padding`` (key padding mask): padded frames zeroed, padded keys masked."""
         if f0 is None and inputs.get("pitch") is not None:
             f0 = inputs["pitch"]
         out = {}
@@ -60,9 +89,14 @@ class AudioEncoder(nn.Module):
             x = inputs[name]
             x = _as_channels(x) if name != "spectrogram" else x
             front, *residuals = self.blocks[name]
-            x = front(x)  # (B, T, d)
+            if padding is None:
+                x = front(x)  # (B, T, d)
+                extra = {}
+            else:
+                x = front(x * padding.frames[:, None, :].to(x.dtype), valid=padding.positions)
+                extra = dict(key_padding=padding.key_padding, f0_positions=padding.f0_positions)
             for block in residuals:
-                x = block(x, f0=f0)
+                x = block(x, f0=f0, **extra)
             out[name] = x
         return out
 
@@ -75,7 +109,8 @@ class TextDecoder(nn.Module):
         super().__init__()
         d, head = dims.text_dims, dims.text_head
         options = dict(f0_rotary=dims.f0_rotary, theta_mode=dims.theta_mode,
-                       variable_radius=dims.variable_radius, f0_mean=dims.f0_mean)
+                       variable_radius=dims.variable_radius, f0_mean=dims.f0_mean,
+                       freeze_theta=dims.freeze_theta)
         self.features = list(dims.features)
         self.decoder_mask = dims.decoder_mask
         self.token = nn.Embedding(dims.vocab, d)
@@ -107,13 +142,14 @@ class TextDecoder(nn.Module):
         return self.decoder_mask == "causal"
 
     def forward(self, ids: Tensor, enc: dict, f0: Tensor | None = None,
-                cache: dict | None = None) -> Tensor:
+                cache: dict | None = None, padding: AudioPadding | None = None) -> Tensor:
         """Logits (B, L, vocab) of the prefix ``ids`` (B, L).
 
         ``cache`` (a dict, empty at the first call; causal decoders only): incremental
         decoding. Each call then runs only the tokens added since the last one, reusing every
         attention's keys and values, and returns their logits (B, new, vocab): the same
-        numbers as the full forward, at one token's cost per step.
+        numbers as the full forward, at one token's cost per step. ``padding``: the audio's
+        key padding (cross-attention does not see padded encoder positions).
         """
         length = ids.shape[-1]
         start = 0 if cache is None else cache.get("length", 0)
@@ -135,9 +171,11 @@ class TextDecoder(nn.Module):
             if name not in enc:
                 continue
             out = x
+            extra = {} if padding is None else dict(key_padding=padding.key_padding,
+                                                    f0_positions=padding.f0_positions)
             for i, block in enumerate(self.blocks[name]):  # same x: the last one's output kept
                 out = block(x, xa=enc[name], mask=feature_mask, f0=f0,
-                            cache=block_cache((name, i)), start=start)
+                            cache=block_cache((name, i)), start=start, **extra)
             a = torch.sigmoid(self.blend[name])
             x = a * out + (1 - a) * x
         x = self.ln_dec(x)
@@ -173,19 +211,53 @@ class Echo(nn.Module):
             raise EchoError(f"f0 has {f0.shape[0]} rows for a batch of {input_ids.shape[0]}; "
                             "give one row per utterance (or one row for all)")
 
-    def encode(self, spectrogram=None, waveform=None, pitch=None, f0=None) -> dict:
+    def padding(self, spectrogram: Tensor | None, f0: Tensor | None = None,
+                lengths=None) -> AudioPadding | None:
+        """The key padding of a (B, n_mels, T) batch whose clips have ``lengths`` mel frames
+        (None: every clip fills T); None when the model has no key padding mask. Encoder
+        position i reads mel frame i * spec_stride, so a clip of L frames has
+        ceil(L / spec_stride) positions; its F0 is mapped onto them by time over its own
+        frames (rotary.frame_index), exactly as for the clip alone."""
+        if not self.dims.key_padding_mask or spectrogram is None:
+            return None
+        batch, _, n_frames = spectrogram.shape
+        stride = self.dims.spec_stride
+        n_positions = (n_frames - 1) // stride + 1
+        lengths = [n_frames] * batch if lengths is None else [int(v) for v in lengths]
+        if len(lengths) != batch or not all(1 <= v <= n_frames for v in lengths):
+            raise EchoError(f"lengths must give 1..{n_frames} mel frames for each of the "
+                            f"{batch} clips, got {lengths}")
+        frames = torch.arange(n_frames)[None, :] < torch.tensor(lengths)[:, None]  # (B, T)
+        counts = [(v - 1) // stride + 1 for v in lengths]
+        positions = torch.arange(n_positions)[None, :] < torch.tensor(counts)[:, None]  # (B, n)
+        f0_positions = None
+        if f0 is not None:
+            rows = f0.float().reshape(-1, f0.shape[-1]).expand(batch, -1)  # (B, T_f0)
+            f0_positions = torch.zeros(batch, n_positions, dtype=torch.float32)
+            for b, (length, count) in enumerate(zip(lengths, counts)):
+                own = min(rows.shape[-1], round(length * rows.shape[-1] / n_frames))
+                index = torch.from_numpy(R.frame_index(max(own, 1), count))
+                f0_positions[b, :count] = rows[b, index]
+        return AudioPadding(frames=frames, positions=positions, f0_positions=f0_positions)
+
+    def encode(self, spectrogram=None, waveform=None, pitch=None, f0=None,
+               padding: AudioPadding | None = None) -> dict:
         """Encoder states {feature: (B, T, d)} for the features given and configured."""
         inputs = {"spectrogram": spectrogram, "waveform": waveform, "pitch": pitch}
-        return self.encoder(inputs, f0=f0)
+        return self.encoder(inputs, f0=f0, padding=padding)
 
     def forward(self, input_ids: Tensor, spectrogram: Tensor | None = None,
                 waveform: Tensor | None = None, pitch: Tensor | None = None,
-                f0: Tensor | None = None, labels: Tensor | None = None) -> dict:
+                f0: Tensor | None = None, labels: Tensor | None = None,
+                lengths=None) -> dict:
         """logits (B, L, vocab); loss (cross-entropy, index 0 ignored) when labels are given.
-        f0: (B, T) or (1, T) Hz with 0 = unvoiced, e.g. from pitch.f0_for_model."""
+        f0: (B, T) or (1, T) Hz with 0 = unvoiced, e.g. from pitch.f0_for_model. ``lengths``:
+        mel frames of each clip of a padded batch (used with EchoDims.key_padding_mask)."""
         self._check_inputs(input_ids, f0)
-        enc = self.encode(spectrogram, waveform, pitch, f0)
-        logits = self.decoder(input_ids, enc, f0)  # used for theta only when f0_rotary
+        padding = self.padding(spectrogram, f0, lengths)
+        f0 = f0 if padding is None else padding.mask_f0(f0)
+        enc = self.encode(spectrogram, waveform, pitch, f0, padding=padding)
+        logits = self.decoder(input_ids, enc, f0, padding=padding)  # f0: theta if f0_rotary
         out = {"logits": logits}
         if labels is not None:
             out["loss"] = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(),

@@ -53,6 +53,17 @@ class EchoDims:
       The reference's FEncoder takes a stride but uses 1 for the spectrogram; 2 halves the
       audio sequence, which makes training and attention several times cheaper. F0 reaches the
       shorter positions by time, as it does for any length mismatch (see ``rotary.f0_at_positions``).
+    * key_padding_mask: given each clip's mel length (``Echo.forward(lengths=...)``), padded
+      frames are zeroed before the front end, its conv outputs are zeroed past the clip's last
+      position (as the convs' own zero padding does for a clip alone), the padded encoder keys
+      are masked in encoder self-attention and decoder cross-attention, and F0 reaches the
+      per-frame rotary and the pitch bias by each clip's own length. A padded batch then gives
+      each clip the logits it gets alone. The reference pads and attends to the padding.
+      Spectrogram feature only.
+    * freeze_theta: the no-pitch control of a fair ablation. Every rotary uses the fixed
+      frequencies theta^(-2k/d) of this theta (a buffer, so nothing learns them) and no F0;
+      e.g. theta_eff of a training corpus's mean voiced F0. 0: off (learned ``inv_freq`` or
+      F0 theta as set by f0_rotary). Not in the reference.
     """
 
     vocab: int  # token vocabulary size (embedding rows = logit columns)
@@ -78,6 +89,8 @@ class EchoDims:
     f0_mean: str = "batch"  # mean F0 for theta: "batch" (reference) or "voiced" (per utterance)
     variable_radius: bool = False  # learned per-pair radius rope.radius (weights pair k by r_k^2)
     spec_stride: int = 1  # stride of the spectrogram front end's first conv (reference: 1)
+    key_padding_mask: bool = False  # padded audio frames masked out (reference: never masked)
+    freeze_theta: float = 0.0  # > 0: no F0, rotary frequencies fixed at this theta (control)
 
     def __post_init__(self):
         _validate(self)
@@ -114,7 +127,7 @@ class EchoDims:
 
 _INT_FIELDS = ("vocab", "text_ctx", "text_dims", "text_head", "text_idx", "mels", "aud_ctx",
                "aud_dims", "aud_head", "aud_idx")
-_BOOL_FIELDS = ("cross_attn", "f0_rotary", "pitch_bias", "variable_radius")
+_BOOL_FIELDS = ("cross_attn", "f0_rotary", "pitch_bias", "variable_radius", "key_padding_mask")
 SPEC_STRIDES = (1, 2, 3)  # the first conv has kernel 3: a larger stride would skip mel frames
 _CHOICES = {"decoder_mask": ("additive", "causal"), "theta_mode": ("mean_f0", "per_frame"),
             "f0_mean": ("batch", "voiced"), "spec_stride": SPEC_STRIDES}
@@ -142,6 +155,13 @@ def _validate(d: EchoDims) -> None:
     scale = d.pitch_bias_scale
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
         raise ConfigError(f"pitch_bias_scale must be a finite number, got {scale!r}")
+    frozen = d.freeze_theta
+    if isinstance(frozen, bool) or not isinstance(frozen, (int, float)) or not math.isfinite(
+            frozen) or frozen < 0:
+        raise ConfigError(f"freeze_theta must be a finite number >= 0 (0 = off), got {frozen!r}")
+    if frozen and (d.f0_rotary or d.pitch_bias):
+        raise ConfigError("freeze_theta fixes the rotary without F0: it excludes f0_rotary and "
+                          "pitch_bias")
     feats = d.features
     if not isinstance(feats, list) or not feats or any(f not in FEATURE_INPUTS for f in feats) \
             or len(set(feats)) != len(feats):
@@ -155,6 +175,9 @@ def _validate(d: EchoDims) -> None:
     if d.aud_dims != d.text_dims:
         raise ConfigError(f"aud_dims ({d.aud_dims}) must equal text_dims ({d.text_dims}): the "
                           "decoder's cross-attention projects audio states with d x d weights")
+    if d.key_padding_mask and list(feats) != ["spectrogram"]:
+        raise ConfigError(f"key_padding_mask supports the spectrogram feature only, got "
+                          f"features {feats!r}")
     if "waveform" in feats and d.aud_dims % 8:
         raise ConfigError(f"aud_dims must be a multiple of 8 with the waveform feature "
                           f"(its front end has d/8 and d/4 channels), got {d.aud_dims}")

@@ -94,12 +94,17 @@ class rotary(nn.Module):  # noqa: N801  (the reference's class name)
     the reference). ``pitch_scale`` is the pitch bias' temperature.
     """
 
-    def __init__(self, dims: int, variable_radius: bool = False, f0_mean: str = "batch"):
+    def __init__(self, dims: int, variable_radius: bool = False, f0_mean: str = "batch",
+                 freeze_theta: float = 0.0):
         super().__init__()
         self.dims = R.check_head_dim(dims)
         self.f0_mean = f0_mean  # "batch" (reference) or "voiced" (per utterance), see EchoDims
-        base = torch.as_tensor(R.inv_freq(dims, INV_FREQ_BASE), dtype=torch.float32)
-        self.inv_freq = nn.Parameter(base)
+        if freeze_theta:  # the no-pitch control: fixed frequencies, a buffer nothing trains
+            self.register_buffer("inv_freq", torch.as_tensor(
+                R.inv_freq(dims, float(freeze_theta)), dtype=torch.float32))
+        else:
+            base = torch.as_tensor(R.inv_freq(dims, INV_FREQ_BASE), dtype=torch.float32)
+            self.inv_freq = nn.Parameter(base)
         self.theta = nn.Parameter(torch.tensor(THETA_INIT))
         self.min_theta = nn.Parameter(torch.tensor(600.0))
         self.max_theta = nn.Parameter(torch.tensor(2400.0))
@@ -107,10 +112,14 @@ class rotary(nn.Module):  # noqa: N801  (the reference's class name)
         if variable_radius:
             self.radius = nn.Parameter(torch.ones(dims // 2))
 
-    def angles(self, n: int, f0: Tensor | None = None, per_frame: bool = False) -> Tensor:
-        """Rotation angle of each position and pair: (1, n, d/2), or (rows, n, d/2) per frame."""
+    def angles(self, n: int, f0: Tensor | None = None, per_frame: bool = False,
+               f0_positions: Tensor | None = None) -> Tensor:
+        """Rotation angle of each position and pair: (1, n, d/2), or (rows, n, d/2) per frame.
+        ``f0_positions``: F0 already on the n positions (key padding: by each clip's length)."""
         if f0 is not None and per_frame:
-            return R.rotation_angles_per_frame(R.f0_at_positions(f0.float(), n), self.dims,
+            on_positions = f0_positions if f0_positions is not None else \
+                R.f0_at_positions(f0.float(), n)
+            return R.rotation_angles_per_frame(on_positions.float(), self.dims,
                                                self.theta)  # (rows, n, d/2)
         if f0 is None:
             freqs = self.inv_freq.unsqueeze(0)  # (1, d/2)
@@ -120,9 +129,10 @@ class rotary(nn.Module):  # noqa: N801  (the reference's class name)
         t = torch.arange(n, device=freqs.device, dtype=freqs.dtype)
         return t[None, :, None] * freqs[:, None, :]  # (rows, n, d/2)
 
-    def forward(self, n: int, f0: Tensor | None = None, per_frame: bool = False) -> Tensor:
+    def forward(self, n: int, f0: Tensor | None = None, per_frame: bool = False,
+                f0_positions: Tensor | None = None) -> Tensor:
         """Unit complex rotations exp(i angle) (times the learned radius if any)."""
-        angles = self.angles(n, f0, per_frame)
+        angles = self.angles(n, f0, per_frame, f0_positions)
         radius = getattr(self, "radius", None)
         magnitude = torch.ones_like(angles) if radius is None else radius.expand_as(angles)
         return torch.polar(magnitude, angles)
@@ -148,7 +158,7 @@ class MultiheadA(nn.Module):
     def __init__(self, dims: int, head: int, *, audio: bool = False, f0_rotary: bool = True,
                  theta_mode: str = "mean_f0", pitch_bias: bool = False,
                  pitch_bias_scale: float = 1.0, variable_radius: bool = False,
-                 f0_mean: str = "batch"):
+                 f0_mean: str = "batch", freeze_theta: float = 0.0):
         super().__init__()
         self.head = head
         self.head_dim = dims // head
@@ -162,12 +172,15 @@ class MultiheadA(nn.Module):
         self.v = Linear(dims, dims)
         self.o = Linear(dims, dims)
         self.fzero = nn.Parameter(torch.tensor(1e-4))
-        self.rope = rotary(self.head_dim, variable_radius=variable_radius, f0_mean=f0_mean)
+        self.rope = rotary(self.head_dim, variable_radius=variable_radius, f0_mean=f0_mean,
+                           freeze_theta=freeze_theta)
         self.attention_maps = HookPoint()
 
-    def pitch_bias_map(self, f0: Tensor, n: int) -> Tensor:
+    def pitch_bias_map(self, f0: Tensor, n: int, f0_positions: Tensor | None = None) -> Tensor:
         """rotary.pitch_bias per batch row, scaled: (rows, 1, n, n), 0 for unvoiced rows/cols."""
-        bias = R.pitch_bias(R.f0_at_positions(f0.float(), n), self.rope.pitch_scale)  # (rows, n, n)
+        on_positions = f0_positions if f0_positions is not None else \
+            R.f0_at_positions(f0.float(), n)
+        bias = R.pitch_bias(on_positions.float(), self.rope.pitch_scale)  # (rows, n, n)
         return (self.pitch_bias_scale * bias).unsqueeze(1)  # (rows, 1, n, n)
 
     def _heads(self, x: Tensor) -> Tensor:
@@ -175,12 +188,13 @@ class MultiheadA(nn.Module):
         return x.view(x.shape[0], x.shape[1], self.head, self.head_dim).permute(0, 2, 1, 3)
 
     def _rotations(self, n: int, f0: Tensor | None, per_frame: bool, start: int,
-                   cache: dict | None = None) -> Tensor:
+                   cache: dict | None = None, f0_positions: Tensor | None = None) -> Tensor:
         """Rotations of positions start..start+n-1 (text positions only ever start > 0). With a
         decoding ``cache`` the text rotations are computed once for TEXT_ROTATIONS positions
         (the F0 does not change while a clip is decoded) and sliced at every step."""
         if cache is None:
-            return self.rope(start + n, f0, per_frame=per_frame)[:, start:]
+            return self.rope(start + n, f0, per_frame=per_frame,
+                             f0_positions=f0_positions if per_frame else None)[:, start:]
         table = cache.get("rotations")
         if table is None or table.shape[1] < start + n:  # grows by doubling past the first
             size = max(start + n, TEXT_ROTATIONS, 0 if table is None else 2 * table.shape[1])
@@ -188,12 +202,16 @@ class MultiheadA(nn.Module):
         return table[:, start:start + n]
 
     def forward(self, x: Tensor, xa: Tensor | None = None, mask: Tensor | None = None,
-                f0: Tensor | None = None, cache: dict | None = None, start: int = 0) -> Tensor:
+                f0: Tensor | None = None, cache: dict | None = None, start: int = 0,
+                key_padding: Tensor | None = None, f0_positions: Tensor | None = None) -> Tensor:
         """``cache`` (incremental decoding with a causal mask): a dict in which this module
         keeps its rotated keys and values across calls. x then holds positions start.. of the
         text; self-attention appends their keys to those of positions 0..start-1, and
         cross-attention computes the audio keys once. ``mask`` must then be given as the
-        (new queries, all keys) block."""
+        (new queries, all keys) block. ``key_padding`` (B, audio positions) bool, True =
+        padding: those audio keys are blocked (EchoDims.key_padding_mask); ``f0_positions``
+        (B, audio positions): F0 on the audio positions by each clip's own length, for the
+        per-frame rotary and the pitch bias."""
         source = x if xa is None else xa
         q = self._heads(self.q(x))  # (B, H, nq, hd)
         nq = q.shape[2]
@@ -201,14 +219,15 @@ class MultiheadA(nn.Module):
         rope_f0 = f0 if self.f0_rotary else None
         text_cache = cache if cache is not None and not self.audio else None  # text positions
         q = apply_rotary(q, self._rotations(nq, rope_f0, self.per_frame and self.audio, start,
-                                            text_cache))
+                                            text_cache, f0_positions if self.audio else None))
         if cache is not None and xa is not None and "k" in cache:
             k, v = cache["k"], cache["v"]  # the audio does not change between steps
         else:
             k, v = self._heads(self.k(source)), self._heads(self.v(source))  # (B, H, n, hd)
             k_start = start if xa is None else 0
             k = apply_rotary(k, self._rotations(k.shape[2], rope_f0, self.per_frame and keys_audio,
-                                                k_start, text_cache if xa is None else None))
+                                                k_start, text_cache if xa is None else None,
+                                                f0_positions if keys_audio else None))
             if cache is not None:
                 if xa is None and "k" in cache:
                     k, v = torch.cat([cache["k"], k], 2), torch.cat([cache["v"], v], 2)
@@ -226,11 +245,13 @@ class MultiheadA(nn.Module):
         scores = scores * z
         if mask is not None and mask.dtype == torch.bool:
             scores = scores.masked_fill(mask[:nq, :nk], float("-inf"))  # True = blocked
+        if key_padding is not None and keys_audio:
+            scores = scores.masked_fill(key_padding[:, None, None, :nk], float("-inf"))
 
         bias = None
         self_audio = self.audio and xa is None and f0 is not None
         if self_audio and (self.use_pitch_bias or self.attention_maps.active):
-            bias = self.pitch_bias_map(f0, nq)
+            bias = self.pitch_bias_map(f0, nq, f0_positions)
         if self.use_pitch_bias and bias is not None:
             scores = scores + bias  # (rows, 1, nq, nq) broadcast over heads
         weights = F.softmax(scores.float(), dim=-1).type_as(scores)
@@ -274,13 +295,18 @@ class Residual(nn.Module):
             self.mlp_gate = nn.Sequential(Linear(dims, 1), nn.Sigmoid())
 
     def forward(self, x: Tensor, xa: Tensor | None = None, mask: Tensor | None = None,
-                f0: Tensor | None = None, cache: dict | None = None, start: int = 0) -> Tensor:
-        """``cache``/``start``: incremental decoding (see MultiheadA.forward)."""
+                f0: Tensor | None = None, cache: dict | None = None, start: int = 0,
+                key_padding: Tensor | None = None, f0_positions: Tensor | None = None) -> Tensor:
+        """``cache``/``start``: incremental decoding; ``key_padding``/``f0_positions``: padded
+        audio positions (see MultiheadA.forward)."""
         caches = (None, None) if cache is None else (cache.setdefault("self", {}),
                                                      cache.setdefault("cross", {}))
-        x = x + self.attna(self.lna(x), mask=mask, f0=f0, cache=caches[0], start=start)
+        self_padding = key_padding if self.attna.audio else None
+        x = x + self.attna(self.lna(x), mask=mask, f0=f0, cache=caches[0], start=start,
+                           key_padding=self_padding, f0_positions=f0_positions)
         if self.attnb is not None and xa is not None:
-            c = self.attnb(self.lnb(x), xa, f0=f0, cache=caches[1], start=start)
+            c = self.attnb(self.lnb(x), xa, f0=f0, cache=caches[1], start=start,
+                           key_padding=key_padding, f0_positions=f0_positions)
             b = torch.sigmoid(self.blend)
             x = b * x + (1 - b) * c
         h = self.lnc(x)
@@ -301,8 +327,18 @@ class FEncoder(nn.Module):
         self._norm = RMSNorm(dims)
         self.norm = RMSNorm(dims)  # present in the reference's weights, never used
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.encoder(x).permute(0, 2, 1)  # (B, C, T) -> (B, T, C)
+    def forward(self, x: Tensor, valid: Tensor | None = None) -> Tensor:
+        """``valid`` (B, T_out) bool (key padding): conv outputs past each clip's end are
+        zeroed after every conv, as a clip alone sees the convs' zero padding there."""
+        if valid is None:
+            x = self.encoder(x)
+        else:
+            keep = valid[:, None, :].to(x.dtype)  # (B, 1, T_out)
+            for layer in self.encoder:
+                x = layer(x)
+                if isinstance(layer, nn.Conv1d):
+                    x = x * keep
+        x = x.permute(0, 2, 1)  # (B, C, T) -> (B, T, C)
         x = x + sinusoids(x.shape[1], x.shape[2]).to(x)
         return self._norm(x)
 

@@ -31,7 +31,7 @@ from echo_core.errors import ConfigError
 from echo_core.model import Echo
 from echo_core.model_dims import EchoDims
 from echo_core.pitch import f0_for_model
-from echo_core.tokenizer import PAD, TOKENIZER_FILE, CharTokenizer
+from echo_core.tokenizer import EOS, PAD, TOKENIZER_FILE, CharTokenizer
 
 # Shared by every preset: the shipped models differ only in the vRoPE switches below.
 # f0_mean "voiced": theta from each utterance's own voiced-frame mean F0 (rotary.theta_from_f0,
@@ -47,10 +47,20 @@ PRESETS = {
     "mean_f0_theta": dict(f0_rotary=True, theta_mode="mean_f0"),
     "f0_theta_bias": dict(f0_rotary=True, theta_mode="mean_f0", pitch_bias=True),
     "per_frame_theta": dict(f0_rotary=True, theta_mode="per_frame"),
+    # The model zoo's controls (issue #17): frequencies frozen at theta_eff of the training
+    # corpus's mean voiced F0 (freeze_theta is filled in from the data at the start of
+    # training), and mean-F0 theta fed another utterance's contour (NULL_F0_PRESETS).
+    "frozen_theta": dict(f0_rotary=False),
+    "null_f0_theta": dict(f0_rotary=True, theta_mode="mean_f0"),
     # A few-second model for tests and smoke runs.
     "tiny": dict(text_dims=32, text_head=2, text_idx=1, aud_dims=32, aud_head=2, aud_idx=1,
                  f0_rotary=True),
 }
+# Presets trained and evaluated with each utterance's F0 swapped for a random other
+# utterance's contour, stretched in time (pitch_conditions.borrowed): same theta distribution,
+# no link to the voice. The checkpoint meta records it ("f0_input": "borrowed").
+NULL_F0_PRESETS = ("null_f0_theta",)
+FROZEN_THETA_PRESETS = ("frozen_theta",)
 FEATURES = dict(n_mels=80, fmin=0.0, fmax=8000.0)  # log-mel settings, stored in the model meta
 LAST = "last"  # sub-folder with the resumable state
 STATE_FILE = "train_state.pt"
@@ -87,6 +97,10 @@ class TrainConfig:
     test_eval: bool = True  # decode the whole test split from raw audio at the end
     curriculum: bool = True  # first epoch from short to long clips (helps attention lock in)
     stop_at: int = 0  # if > 0, save and stop at this step (as if interrupted; resume later)
+    # > 0: add this times a CTC loss of a training-only linear head on the encoder output (not
+    # saved with the model): it teaches the encoder the monotonic alignment early, which the
+    # attention decoder alone found only after thousands of steps. Needs key_padding_mask.
+    ctc_weight: float = 0.0
     progress: bool = True
     overrides: dict = field(default_factory=dict)  # extra EchoDims fields
 
@@ -157,6 +171,30 @@ def collate(indices, mels, f0s, token_ids, augment=None):
             torch.from_numpy(lab))
 
 
+def borrowed_contours(indices, f0s, pool, rng: np.random.Generator) -> list[np.ndarray]:
+    """For the null-F0 control: each clip's contour replaced by that of a random other clip of
+    ``pool`` (never itself when the pool has another), stretched onto the clip's frames."""
+    from echo_core.pitch_conditions import borrowed
+
+    out = []
+    for i in indices:
+        j = int(pool[int(rng.integers(len(pool)))])
+        if j == i and len(pool) > 1:
+            j = int(pool[(int(np.flatnonzero(pool == i)[0]) + 1) % len(pool)])
+        out.append(borrowed(f0s[i], f0s[j]).astype(np.float32))
+    return out
+
+
+def corpus_theta(f0s, indices) -> float:
+    """theta_eff (base THETA_INIT) of the mean voiced F0 over every frame of ``indices``: the
+    frozen-theta control's fixed theta."""
+    from echo_core.model_layers import THETA_INIT
+    from echo_core.rotary import theta_eff
+
+    voiced = np.concatenate([f[np.isfinite(f) & (f > 0)] for f in (f0s[i] for i in indices)])
+    return float(theta_eff(THETA_INIT, float(voiced.mean())))
+
+
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Linear warm-up to cfg.lr, then cosine decay to cfg.lr * min_lr_ratio at cfg.steps."""
     if step < cfg.warmup:
@@ -166,12 +204,29 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def batch_loss(model: Echo, spec, f0, inp, lab) -> torch.Tensor:
-    """Token cross-entropy (pad ignored), computed here so label shifting is explicit."""
-    kwargs = {"f0": f0} if model_uses_f0(model) else {}
-    logits = model(inp, spectrogram=spec, **kwargs)["logits"]
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), lab.reshape(-1),
+def batch_loss(model: Echo, spec, f0, inp, lab, lengths=None, ctc_head=None,
+               ctc_weight: float = 0.0) -> torch.Tensor:
+    """Token cross-entropy (pad ignored), computed here so label shifting is explicit.
+    ``lengths``: each clip's mel frames (models with a key padding mask ignore the padding).
+    ``ctc_head`` (training only): adds ctc_weight x CTC of the text (labels without eos,
+    blank = pad) on ctc_head(encoder output) over each clip's real positions."""
+    f0 = f0 if model_uses_f0(model) else None
+    padding = model.padding(spec, f0, lengths) if model.dims.key_padding_mask else None
+    f0 = f0 if padding is None else padding.mask_f0(f0)
+    enc = model.encode(spectrogram=spec, f0=f0, padding=padding)
+    logits = model.decoder(inp, enc, f0, padding=padding)  # as Echo.forward
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), lab.reshape(-1),
                            ignore_index=PAD)
+    if ctc_head is None or ctc_weight <= 0:
+        return loss
+    if padding is None:
+        raise ConfigError("ctc_weight needs key_padding_mask (the CTC needs each clip's length)")
+    log_probs = ctc_head(enc["spectrogram"]).float().log_softmax(-1)  # (B, n, vocab)
+    targets = lab.masked_fill(lab == EOS, PAD)  # text ids, pad after
+    target_lengths = (targets != PAD).sum(1)
+    ctc = F.ctc_loss(log_probs.transpose(0, 1), targets, padding.positions.sum(1),
+                     target_lengths, blank=PAD, reduction="mean", zero_infinity=True)
+    return loss + ctc_weight * ctc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,26 +238,30 @@ def model_meta(cfg: TrainConfig, extra: dict | None = None) -> dict:
 
 
 def save_state(model, optimizer, step: int, elapsed: float, out: Path, meta: dict,
-               tokenizer: CharTokenizer) -> None:
+               tokenizer: CharTokenizer, ctc_head=None) -> None:
     """Resumable state in out/last: the model checkpoint plus optimizer state (tensors/plain)."""
     last = out / LAST
     tmp = out / (LAST + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     save_checkpoint(model, tmp, meta=meta)
     tokenizer.save(tmp / TOKENIZER_FILE)
+    extra = {} if ctc_head is None else {"ctc_head": ctc_head.state_dict()}
     torch.save({"optimizer": optimizer.state_dict(), "step": torch.tensor(step),
-                "elapsed": torch.tensor(elapsed, dtype=torch.float64)}, tmp / STATE_FILE)
+                "elapsed": torch.tensor(elapsed, dtype=torch.float64), **extra},
+               tmp / STATE_FILE)
     shutil.rmtree(last, ignore_errors=True)
     tmp.rename(last)
 
 
-def load_state(out: Path, model, optimizer) -> tuple[int, float]:
-    """Restore model + optimizer from out/last; returns (step, elapsed seconds)."""
+def load_state(out: Path, model, optimizer, ctc_head=None) -> tuple[int, float]:
+    """Restore model + optimizer (+ the CTC head) from out/last; returns (step, elapsed s)."""
     last = out / LAST
     saved = load_checkpoint(last)
     model.load_state_dict(saved.state_dict())
     state = torch.load(last / STATE_FILE, weights_only=True)
     optimizer.load_state_dict(state["optimizer"])
+    if ctc_head is not None:
+        ctc_head.load_state_dict(state["ctc_head"])
     return int(state["step"]), float(state["elapsed"])
 
 
@@ -224,23 +283,36 @@ def train(cfg: TrainConfig) -> Echo:
         raise ConfigError(f"{cfg.data} has no training clips")
     lengths = np.array([m.shape[1] for m in mels])
 
-    dims = make_dims(cfg.config, tokenizer.vocab_size, cfg.n_mels, cfg.overrides)
+    overrides = dict(cfg.overrides)
+    extra_meta = {}
+    if cfg.config in FROZEN_THETA_PRESETS and not overrides.get("freeze_theta"):
+        overrides["freeze_theta"] = round(corpus_theta(f0s, train_idx), 3)
+        extra_meta["freeze_theta_from"] = "theta_eff of the training clips' mean voiced F0"
+    null_f0 = cfg.config in NULL_F0_PRESETS
+    if null_f0:
+        extra_meta["f0_input"] = "borrowed"
+    dims = make_dims(cfg.config, tokenizer.vocab_size, cfg.n_mels, overrides)
     if max(len(t) for t in token_ids) > dims.text_ctx:
         raise ConfigError(f"text_ctx {dims.text_ctx} is shorter than the longest transcript")
     torch.manual_seed(cfg.seed)
     model = Echo(dims)
     n_params = sum(p.numel() for p in model.parameters())
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    ctc_head = None
+    if cfg.ctc_weight > 0:  # training-only head, seeded after the model: not in checkpoints
+        ctc_head = torch.nn.Linear(dims.aud_dims, dims.vocab)
+    trained = list(model.named_parameters()) + (
+        list(ctc_head.named_parameters()) if ctc_head is not None else [])
+    decay = [p for n, p in trained if p.ndim >= 2]
+    no_decay = [p for n, p in trained if p.ndim < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}],
                                   lr=cfg.lr, betas=(0.9, 0.98))
     meta = model_meta(cfg, {"data": str(cfg.data), "seed": cfg.seed, "params": n_params,
-                            "train": _train_settings(cfg)})
+                            "train": _train_settings(cfg), **extra_meta})
     step, elapsed = 0, 0.0
     log_path = out / "log.jsonl"
     if (out / LAST / STATE_FILE).is_file():
-        step, elapsed = load_state(out, model, optimizer)
+        step, elapsed = load_state(out, model, optimizer, ctc_head)
         _log(log_path, {"event": "resume", "step": step})
     else:
         log_path.write_text("")
@@ -256,14 +328,20 @@ def train(cfg: TrainConfig) -> Echo:
     while step < end:
         batch = epoch_of(step)
         aug_rng = np.random.default_rng([cfg.seed, 7, step])
-        spec, f0, inp, lab = collate(batch, mels, f0s, token_ids,
+        contours = f0s
+        if null_f0:  # the null control: every clip gets a random other clip's contour
+            swapped = borrowed_contours(batch, f0s, train_idx,
+                                        np.random.default_rng([cfg.seed, 13, step]))
+            contours = dict(zip(batch.tolist(), swapped))
+        spec, f0, inp, lab = collate(batch, mels, contours, token_ids,
                                      augment=lambda m: spec_augment(m, aug_rng, cfg))
         for g in optimizer.param_groups:
             g["lr"] = lr_at(step, cfg)
-        loss = batch_loss(model, spec, f0, inp, lab)
+        loss = batch_loss(model, spec, f0, inp, lab, lengths=[mels[i].shape[1] for i in batch],
+                          ctc_head=ctc_head, ctc_weight=cfg.ctc_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        torch.nn.utils.clip_grad_norm_([p for _, p in trained], cfg.grad_clip)
         optimizer.step()
         step += 1
         running.append(loss.item())
@@ -276,11 +354,11 @@ def train(cfg: TrainConfig) -> Echo:
             running = []
         if step % cfg.eval_every == 0 or step == cfg.steps:
             _log(log_path, {"step": step, **validate(model, val_idx, mels, f0s, token_ids,
-                                                        specs, cfg, tokenizer),
+                                                        specs, cfg, tokenizer, null_f0),
                             "seconds": time.time() - t0})
             model.train()
         if step % cfg.save_every == 0 or step == end:
-            save_state(model, optimizer, step, time.time() - t0, out, meta, tokenizer)
+            save_state(model, optimizer, step, time.time() - t0, out, meta, tokenizer, ctc_head)
     if bar is not None:
         bar.close()
     if step < cfg.steps:
@@ -289,7 +367,7 @@ def train(cfg: TrainConfig) -> Echo:
     model.eval()
     meta = {**meta, "steps": step, "wall_seconds": round(wall, 1)}
     model.meta = meta  # transcribe() reads the feature settings from it
-    if cfg.test_eval:
+    if cfg.test_eval and not null_f0:  # (the null control needs borrowed contours)
         test = [(Path(cfg.data) / s.path, s.text) for s in specs if s.split == "test"]
         wer, cer = evaluate(model, test, tokenizer=tokenizer)
         meta["test"] = {"wer": wer, "cer": cer, "clips": len(test)}
@@ -302,23 +380,37 @@ def train(cfg: TrainConfig) -> Echo:
 
 
 @torch.no_grad()
-def validate(model, val_idx, mels, f0s, token_ids, specs, cfg, tokenizer) -> dict:
+def validate(model, val_idx, mels, f0s, token_ids, specs, cfg, tokenizer,
+             null_f0: bool = False) -> dict:
     """Validation loss on all validation clips; greedy WER/CER on the first cfg.eval_clips
-    (decoded one by one from the cached features, i.e. as transcribe() would)."""
+    (decoded one by one from the cached features, i.e. as transcribe() would; in padded
+    batches for a model with a key padding mask, which decodes them the same)."""
     model.eval()
     if len(val_idx) == 0:
         return {}
+    if null_f0:
+        f0s = dict(zip(val_idx.tolist(), borrowed_contours(
+            val_idx, f0s, val_idx, np.random.default_rng([cfg.seed, 14]))))
     rng = np.random.default_rng([cfg.seed, 99])
     lengths = np.array([mels[i].shape[1] for i in val_idx])
     losses, counts = [], []
     for b in length_batches(lengths, cfg.batch_frames, cfg.max_batch, rng):
         spec, f0, inp, lab = collate(val_idx[b], mels, f0s, token_ids)
-        losses.append(batch_loss(model, spec, f0, inp, lab).item())
+        losses.append(batch_loss(model, spec, f0, inp, lab,
+                                 lengths=[mels[i].shape[1] for i in val_idx[b]]).item())
         counts.append(int((lab != PAD).sum()))
     # one clip at a time, as transcribe() runs: the models train on length-bucketed batches and
     # never learned to ignore long padding, so padded greedy batches understate their accuracy
     subset = val_idx[:cfg.eval_clips]
-    hyps = [batch_greedy(model, [mels[i]], [f0_for_model(f0s[i])], tokenizer)[0] for i in subset]
+    if model.dims.key_padding_mask:
+        hyps = []
+        for start in range(0, len(subset), 32):
+            part = subset[start:start + 32]
+            hyps += batch_greedy(model, [mels[i] for i in part],
+                                 [f0_for_model(f0s[i]) for i in part], tokenizer)
+    else:
+        hyps = [batch_greedy(model, [mels[i]], [f0_for_model(f0s[i])], tokenizer)[0]
+                for i in subset]
     wer, cer = wer_cer([specs[i].text for i in subset], hyps)
     return {"val_loss": float(np.average(losses, weights=counts)), "val_wer": wer,
             "val_cer": cer}
@@ -336,6 +428,10 @@ VROPE_TEXT = {
                      "exp(-|z_i - z_j| x scale) added to the self-attention scores.",
     "per_frame_theta": "f0_rotary on, theta_mode `per_frame`: rotation angles accumulated frame "
                        "by frame from a per-frame theta.",
+    "frozen_theta": "f0_rotary off, rotary frequencies frozen (a buffer) at theta_eff of the "
+                    "training corpus's mean voiced F0; no pitch input.",
+    "null_f0_theta": "as mean_f0_theta, but trained and evaluated with each utterance's F0 "
+                     "contour swapped for a random other utterance's, stretched in time.",
 }
 
 
@@ -414,7 +510,8 @@ def _epoch_iterator(lengths, train_idx, cfg):
 def _train_settings(cfg: TrainConfig) -> dict:
     """The optimisation settings worth recording in the checkpoint meta."""
     keep = ("steps", "batch_frames", "max_batch", "lr", "min_lr_ratio", "warmup", "weight_decay",
-            "grad_clip", "freq_masks", "freq_width", "time_masks", "time_ratio", "curriculum")
+            "grad_clip", "freq_masks", "freq_width", "time_masks", "time_ratio", "curriculum",
+            "ctc_weight")
     return {k: getattr(cfg, k) for k in keep}
 
 

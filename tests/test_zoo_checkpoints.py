@@ -1,0 +1,61 @@
+"""The shipped model-zoo checkpoints (assets/checkpoints/zoo_<config>): complete folders with a
+model card crediting FSDD under CC BY-SA 4.0, the ablation's switches, and a transcript of a
+bundled clip through the one pipeline."""
+
+import json
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+import torch
+
+from echo_core.corpus import DIGIT_WORDS
+
+ROOT = Path(__file__).resolve().parents[1]
+CHECKPOINTS = ROOT / "assets" / "checkpoints"
+ZOO = sorted(p for p in CHECKPOINTS.glob("zoo_*") if p.is_dir())
+CLIP = ROOT / "assets" / "clips" / "digits_en_caleb_three-eight.wav"
+MAX_BYTES = 12 * 2**20
+SWITCHES = {  # what each config must be (issue #17's ablation)
+    "zoo_static_theta": dict(f0_rotary=False, pitch_bias=False, freeze_theta=0.0),
+    "zoo_frozen_theta": dict(f0_rotary=False, pitch_bias=False),
+    "zoo_mean_f0_theta": dict(f0_rotary=True, pitch_bias=False, theta_mode="mean_f0"),
+    "zoo_per_frame_theta": dict(f0_rotary=True, pitch_bias=False, theta_mode="per_frame"),
+    "zoo_f0_theta_bias": dict(f0_rotary=True, pitch_bias=True, theta_mode="mean_f0"),
+    "zoo_null_f0_theta": dict(f0_rotary=True, pitch_bias=False, theta_mode="mean_f0"),
+}
+
+
+def test_zoo_is_shipped():
+    assert ZOO, "no assets/checkpoints/zoo_* folder"
+    assert "zoo_mean_f0_theta" in {p.name for p in ZOO}
+
+
+@pytest.mark.parametrize("folder", ZOO, ids=lambda p: p.name)
+def test_zoo_folder_card_and_switches(folder):
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "README.md"):
+        assert (folder / name).is_file(), f"{folder.name} lacks {name}"
+    assert sum(p.stat().st_size for p in folder.iterdir()) < MAX_BYTES
+    config = json.loads((folder / "config.json").read_text())
+    dims, meta = config["dims"], config["meta"]
+    assert dims["key_padding_mask"] is True and meta["seed"] == 0
+    for key, value in SWITCHES[folder.name].items():
+        assert dims[key] == value, (folder.name, key)
+    if folder.name == "zoo_frozen_theta":
+        assert dims["freeze_theta"] > 10000
+    assert (meta.get("f0_input") == "borrowed") == (folder.name == "zoo_null_f0_theta")
+    card = (folder / "README.md").read_text()
+    assert "Free Spoken Digit Dataset" in card and "CC BY-SA 4.0" in card
+    assert "python -m echo_core.train" in card and "seed 0" in card
+
+
+@pytest.mark.parametrize("folder", ZOO, ids=lambda p: p.name)
+def test_zoo_checkpoint_transcribes_a_bundled_clip(folder):
+    from echo_core.checkpoint import load_checkpoint
+    from echo_core.clip_run import transcribe
+
+    torch.set_num_threads(1)
+    model = load_checkpoint(folder).eval()
+    samples, sr = sf.read(str(CLIP), dtype="float32")
+    text = transcribe(model, samples, sr)
+    assert text and set(text.split()) <= set(DIGIT_WORDS), text
