@@ -180,8 +180,9 @@ def test_compare_view(page):
         pytest.skip("Compare needs two shipped checkpoints")
     _clip_loaded(page)
     _tab(page, "Compare")
-    page.locator("#ckpt-a label").nth(0).click()
-    page.locator("#ckpt-b label").nth(1).click()
+    # the defaults: a fair pair (same corpus, budget and seed), here (c) against (b)
+    assert page.locator("#ckpt-a input:checked").count() == 1
+    assert page.locator("#ckpt-b input:checked").count() == 1
     page.locator("#run-compare").click()
     page.wait_for_function("() => document.querySelector('#transcript-b').innerText.includes('B ·')",
                            timeout=ACTION_BOUND_MS)
@@ -201,7 +202,7 @@ def test_interventions_view(page):
     bars and the attention difference are drawn, the head table carries its null."""
     _clip_loaded(page)
     _tab(page, "Interventions")
-    page.locator("#iv-ckpt label", has_text="mean_f0_theta").click()
+    page.locator("#iv-ckpt label").first.click()  # the default: a mean-F0 vRoPE model
     page.locator("#iv-condition label", has_text="constant F0").click()
     page.locator("#run-intervention").click()
     page.wait_for_function("() => (document.querySelector('#iv-summary')?.innerText || '')"

@@ -4,20 +4,18 @@ intervention table and the verdict rule, on hand-made evaluation records."""
 import numpy as np
 import pytest
 
-from echo_core import study
+from echo_core import study_eval
+from echo_core import study_tables as study
 
 
-def test_word_and_char_errors_match_jiwer():
-    import jiwer
-
-    pairs = [("one two three", "one three"), ("five", "five five oh"), ("oh nine", ""),
-             ("seven eight", "seven eight"), ("two", "three")]
-    for ref, hyp in pairs:
-        out = jiwer.process_words(ref, hyp if hyp else " ")
-        assert study.word_errors(ref, hyp) == out.substitutions + out.deletions + out.insertions
-        chars = jiwer.process_characters(ref, hyp if hyp else " ")
-        expected = chars.substitutions + chars.deletions + chars.insertions
-        assert study.char_errors(ref, hyp) == (expected if hyp else len(ref))
+def test_utterance_errors_written_out():
+    refs = ["one two three", "five", "oh nine", "seven eight", "two"]
+    hyps = ["one three", "five five oh", "", "seven eight", "three"]
+    # words: one deletion; two insertions; two deletions; none; one substitution
+    assert study_eval.utterance_errors(refs, hyps) == [1, 2, 2, 0, 1]
+    # characters (spaces count): "two " deleted; " five oh" inserted; all 7 deleted; none;
+    # t-w-o -> t-h-r-e-e: two substitutions and two insertions
+    assert study_eval.utterance_errors(refs, hyps, "char") == [4, 8, 7, 0, 4]
 
 
 def _eval(preset, seed, errors, uses_f0=True, deltas=None):
@@ -51,20 +49,34 @@ def test_comparison_mean_is_the_wer_difference_and_excludes_zero_when_clear():
     assert x["high"] < 0 and x["excludes_zero"]
 
 
+def _with_condition(e, condition, deltas):
+    e["interventions"] += [dict(test_set="fsdd", clip=i, condition=condition, delta_nll=d)
+                           for i, d in enumerate(deltas)]
+    return e
+
+
 def test_verdicts_follow_the_rule():
     n = 100
     rng = np.random.default_rng(0)
-    c = _eval("mean_f0_theta", 0, [0] * n, deltas=list(0.05 + 0.01 * rng.standard_normal(n)))
+    # (c): shuffled changes nothing (a mean-F0 model), constant F0 hurts: it uses pitch
+    c = _with_condition(_eval("mean_f0_theta", 0, [0] * n, deltas=[0.0] * n), "constant:100",
+                        list(0.05 + 0.01 * rng.standard_normal(n)))
     f = _eval("null_f0_theta", 0, [1] * n, deltas=list(0.01 * rng.standard_normal(n)))
     b = _eval("frozen_theta", 0, [1] * n, uses_f0=False)
     evals = [c, f, b]
     comps = study.comparisons(evals)
     v = study.verdicts(evals, comps, study.intervention_table(evals))
-    assert v["mean_f0_theta"].startswith("uses pitch")
-    assert v["null_f0_theta"].startswith("no evidence")
+    assert v["mean_f0_theta"].startswith("uses pitch: a wrong F0 raises its loss")
+    assert "better than (f) `null_f0_theta`" in v["mean_f0_theta"]
+    assert "better than (b) `frozen_theta`" in v["mean_f0_theta"]
+    assert v["null_f0_theta"].startswith("no measurable use of pitch")
     assert v["frozen_theta"].startswith("does not use pitch")
-    # the same intervention numbers, but (c) no better than (f): no claim for (c)
+    # a wrong F0 that lowers the loss is reported as such, not as use
+    e = _eval("per_frame_theta", 0, [0] * n, deltas=list(-0.05 + 0.01 * rng.standard_normal(n)))
+    v = study.verdicts([e], [], study.intervention_table([e]))
+    assert v["per_frame_theta"].startswith("reads F0, but a wrong F0 does not hurt it")
+    # equal error rates: no claim that pitch helps
     f_equal = _eval("null_f0_theta", 0, [0] * n, deltas=[0.0] * n)
     evals = [c, f_equal, b]
     v = study.verdicts(evals, study.comparisons(evals), study.intervention_table(evals))
-    assert v["mean_f0_theta"].startswith("no evidence")
+    assert "not distinguishable from (f) `null_f0_theta`" in v["mean_f0_theta"]

@@ -27,21 +27,57 @@ _REGISTERED_LOCK = threading.Lock()
 MODELS = LRU(4)  # (checkpoint id, fingerprint, overrides) -> Echo
 
 
+INDEX_FILE = "index.json"  # in CHECKPOINTS_DIR: {"order": [...], "labels": {...}, "compare": [a, b]}
+
+
+def shipped_index() -> dict:
+    """The shipped checkpoints' presentation (order, labels, Compare's default pair) from
+    ``assets/checkpoints/index.json``; the first in ``order`` is the app's default model. A
+    missing or unreadable index only loses the presentation (folders sort by name)."""
+    import json
+
+    try:
+        index = json.loads((CHECKPOINTS_DIR / INDEX_FILE).read_text())
+    except (OSError, ValueError):
+        return {"order": [], "labels": {}, "compare": []}
+    return {"order": list(index.get("order", [])), "labels": dict(index.get("labels", {})),
+            "compare": list(index.get("compare", []))}
+
+
 def shipped_checkpoints() -> dict[str, Path]:
-    """Folders of assets/checkpoints that hold weights, by name."""
+    """Folders of assets/checkpoints that hold weights, by name: the index's order first (the
+    default model leads), then the rest by name."""
     found = {}
     if CHECKPOINTS_DIR.is_dir():
         for p in sorted(CHECKPOINTS_DIR.iterdir()):
             if p.is_dir() and any((p / f).is_file() for f in ("model.safetensors",
                                                                "pytorch_model.bin")):
                 found[p.name] = p
-    return found
+    order = [name for name in shipped_index()["order"] if name in found]
+    return {name: found[name] for name in order + [n for n in found if n not in order]}
+
+
+def default_checkpoint() -> str | None:
+    """Id of the Model view's default checkpoint: the first shipped (the index's first)."""
+    shipped = list(shipped_checkpoints())
+    return f"shipped/{shipped[0]}" if shipped else None
+
+
+def compare_pair() -> tuple[str | None, str | None]:
+    """Ids of Compare's default A and B: the index's ``compare`` pair when both are shipped
+    (a fair pair: same corpus, budget and seed), else the first two shipped."""
+    shipped = list(shipped_checkpoints())
+    pair = [n for n in shipped_index()["compare"] if n in shipped]
+    ids = [f"shipped/{n}" for n in (pair if len(pair) == 2 else shipped[:2])]
+    return (ids[0] if ids else None), (ids[1] if len(ids) > 1 else None)
 
 
 def checkpoint_choices(session_uploads: Sequence[str] = ()) -> list[tuple[str, str]]:
-    """(label, id) pairs for the radios: shipped checkpoints, public registrations (tests, an
-    operator), then the uploads of *this* session (other users' uploads stay invisible)."""
-    choices = [(name, f"shipped/{name}") for name in shipped_checkpoints()]
+    """(label, id) pairs for the radios: shipped checkpoints (labelled by the index), public
+    registrations (tests, an operator), then the uploads of *this* session (other users'
+    uploads stay invisible)."""
+    labels = shipped_index()["labels"]
+    choices = [(labels.get(name, name), f"shipped/{name}") for name in shipped_checkpoints()]
     with _REGISTERED_LOCK:
         choices += [(info["label"], cid) for cid, info in _REGISTERED.items()
                     if info["public"] or cid in session_uploads]

@@ -109,7 +109,8 @@ def build_intervention_tab() -> SimpleNamespace:
                     "side by side.", elem_classes="note")
         with gr.Row(equal_height=False):
             with gr.Column(scale=2):
-                ckpt = gr.Radio(C.checkpoint_choices(), label="Checkpoint", elem_id="iv-ckpt")
+                ckpt = gr.Radio(C.checkpoint_choices(), value=C.default_checkpoint(),
+                                label="Checkpoint", elem_id="iv-ckpt")
                 kind = gr.Radio(CONDITIONS, value="shuffled", label="Pitch condition",
                                 elem_id="iv-condition")
                 value = gr.Number(float(DEFAULTS["shuffled"]), label="Value", elem_id="iv-value")

@@ -168,17 +168,22 @@ def overrides(act, f0_rotary, decoder_mask) -> dict:
     return out
 
 
-def _choices(uploads, selected=None, index=0):
+def _choices(uploads, selected=None, fallback=None):
+    """Radio choices with ``selected`` kept if still offered, else ``fallback``, else the
+    first."""
     choices = C.checkpoint_choices(uploads or [])
     ids = [c[1] for c in choices]
-    value = selected if selected in ids else (ids[min(index, len(ids) - 1)] if ids else None)
+    value = next((v for v in (selected, fallback) if v in ids), ids[0] if ids else None)
     return gr.update(choices=choices, value=value)
 
 
 def cb_checkpoints(uploads):
-    """Refresh the checkpoint radios on page load (checkpoints shipped after start-up appear)."""
+    """Refresh the checkpoint radios on page load (checkpoints shipped after start-up appear):
+    Model on the default checkpoint, Compare on the index's pair."""
     empty = not C.checkpoint_choices(uploads or [])
-    return (_choices(uploads), _choices(uploads), _choices(uploads, index=1),
+    first, second = C.compare_pair()
+    return (_choices(uploads, C.default_checkpoint()), _choices(uploads, first),
+            _choices(uploads, second),
             gr.update(visible=empty))
 
 
@@ -191,7 +196,8 @@ def cb_upload(files, act, f0_rotary, decoder_mask, uploads):
     ckpt = C.register_upload(paths, overrides(act, f0_rotary, decoder_mask))
     uploads = [u for u in (uploads or []) if u != ckpt][-7:] + [ckpt]
     gr.Info("Checkpoint uploaded and loaded; it is now selectable in Model and Compare.")
-    return (_choices(uploads, ckpt), _choices(uploads), _choices(uploads, index=1),
+    first, second = C.compare_pair()
+    return (_choices(uploads, ckpt), _choices(uploads, first), _choices(uploads, second),
             gr.update(visible=False), uploads)
 
 
@@ -319,7 +325,8 @@ def build_model_tab() -> SimpleNamespace:
     with gr.Tab("Model", id="model", elem_id="tab-model") as tab:
         with gr.Row(equal_height=False):
             with gr.Column(scale=2):
-                ckpt = gr.Radio(C.checkpoint_choices(), label="Checkpoint", elem_id="ckpt")
+                ckpt = gr.Radio(C.checkpoint_choices(), value=C.default_checkpoint(),
+                                label="Checkpoint", elem_id="ckpt")
                 no_ckpt = gr.Markdown("No checkpoint in `assets/checkpoints/` yet: "
                                       "upload one below.", elem_classes="warn",
                                       visible=not C.checkpoint_choices())
@@ -408,10 +415,10 @@ def build_compare_tab() -> SimpleNamespace:
     """The Compare tab's components, built in place (inside gr.Tabs)."""
     with gr.Tab("Compare", id="compare", elem_id="tab-compare") as tab:
         with gr.Row():
-            ckpt_a = gr.Radio(C.checkpoint_choices(), label="Checkpoint A",
-                              elem_id="ckpt-a")
-            ckpt_b = gr.Radio(C.checkpoint_choices(), label="Checkpoint B",
-                              elem_id="ckpt-b")
+            ckpt_a = gr.Radio(C.checkpoint_choices(), value=C.compare_pair()[0],
+                              label="Checkpoint A", elem_id="ckpt-a")
+            ckpt_b = gr.Radio(C.checkpoint_choices(), value=C.compare_pair()[1],
+                              label="Checkpoint B", elem_id="ckpt-b")
         compare_btn = gr.Button(COMPARE_LABEL, variant="primary",
                                 elem_id="run-compare")
         with gr.Row():

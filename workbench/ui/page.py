@@ -13,6 +13,7 @@ from workbench.ui.batch_view import build_batch_tab, wire_batch
 from workbench.ui.common import MAX_FILE_SIZE, session_state
 from workbench.ui.learn import build_learn_tab, wire_learn
 from workbench.ui.report import build_downloads_row, report_inputs, wire_exports
+from workbench.ui.zoo_view import build_zoo_tab, wire_zoo
 
 CONCURRENCY = 2  # the machine has two cores
 CSS = """
@@ -42,6 +43,7 @@ def build_demo() -> gr.Blocks:
             compare = model_views.build_compare_tab()
             interventions = intervention_view.build_intervention_tab()
             batch = build_batch_tab()
+            zoo = build_zoo_tab()
             learn = build_learn_tab()
         downloads = build_downloads_row()
 
@@ -49,6 +51,7 @@ def build_demo() -> gr.Blocks:
         model_views.wire_model(demo, session, model, compare)
         intervention_view.wire_interventions(demo, session, interventions)
         wire_batch(batch, session.active_tab)
+        wire_zoo(zoo, session.active_tab)
         wire_learn(learn, session.active_tab)
         inputs = report_inputs(
             clip_key=session.clip_key, praat=session.praat, log10_theta=rotary.log_theta,
