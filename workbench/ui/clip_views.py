@@ -390,6 +390,8 @@ def wire_clip_views(demo: gr.Blocks, session: SimpleNamespace, header: SimpleNam
                    outputs=rotary_outputs + bias_outputs, **QUIET)
 
     header.example.input(cb_load_example, header.example, header.audio, **PRIVATE)
+    for own_audio in (header.audio.upload, header.audio.stop_recording):  # not an example now
+        own_audio(lambda: gr.update(value=None), None, header.example, **QUIET)
     header.audio.change(cb_extract_f0, pitch_inputs, pitch_outputs, api_name="extract_f0",
                         trigger_mode="always_last").success(**refresh)
     p.retrack.click(cb_extract_f0, pitch_inputs, pitch_outputs, **PRIVATE).success(**refresh)
