@@ -90,7 +90,31 @@ def test_local_tables(local_run):
     assert (summary_table["clips"] == 4).all()
     html = (out / "report.html").read_text()
     assert 'src="https://cdn' not in html and "Plotly.newPlot" in html  # inline: offline
-    assert len(batch.summary_figures(out)) == 2  # distributions, ratio vs F0 (one checkpoint)
+    # distributions, head scores across clips, ratio vs F0 (one checkpoint: no pair figure)
+    assert len(batch.summary_figures(out)) == 3
+
+
+def test_head_scores_aggregated_over_clips(local_run):
+    """head_scores_summary: per checkpoint x kind x layer x head, each score's mean / sd / range
+    over the clips that could be scored, recomputed here clip by clip."""
+    out, _ = local_run
+    tables = batch.load_results(out)
+    heads, summary = tables["head_scores"], tables["head_scores_summary"]
+    assert len(summary) == len(heads.drop_duplicates(["checkpoint", "kind", "layer", "head"]))
+    for row in summary.itertuples():
+        per_clip = heads[(heads["checkpoint"] == row.checkpoint) & (heads["kind"] == row.kind)
+                         & (heads["layer"] == row.layer) & (heads["head"] == row.head)]
+        values = per_clip["pitch_spearman"].dropna().to_numpy(float)
+        if values.size:
+            assert row.pitch_spearman_mean == pytest.approx(values.sum() / values.size)
+            assert row.pitch_spearman_min == pytest.approx(values.min())
+            if values.size > 1:
+                expected = np.sqrt(((values - values.mean()) ** 2).sum() / (values.size - 1))
+                assert row.pitch_spearman_std == pytest.approx(expected)
+    from workbench.batch_report import head_score_spread
+    fig = head_score_spread(summary)
+    assert len(fig.data) == 1 and len(fig.data[0].x) == len(summary.dropna(
+        subset=["pitch_spearman_mean"]))
 
 
 def _edit_distance(a: list[str], b: list[str]) -> int:

@@ -296,6 +296,7 @@ def test_api_report_bundle(client):
         names = zf.namelist()
         scores = next(n for n in names if n.endswith("tables/head_scores.csv"))
         header = zf.read(scores).decode().splitlines()[0].split(",")
+        rotary = zf.read(next(n for n in names if n.endswith("rotary_settings.txt"))).decode()
     assert {"kind", "layer", "head", "pitch_spearman", "note"} <= set(header)
     assert any(n.endswith("head_scores_difference.csv") for n in names)
     assert any(n.endswith("figures/head_scores.png") for n in names)
@@ -304,6 +305,7 @@ def test_api_report_bundle(client):
     assert any(n.endswith("figures/similarity.html") for n in names)
     assert any(n.endswith("tables/f0_track.csv") for n in names)
     assert any(n.endswith("model_report.txt") for n in names)
+    assert "θ" in rotary and "**" not in rotary and "`" not in rotary  # plain text, not markdown
 
 
 def test_api_batch_results_refuses_server_paths(client):

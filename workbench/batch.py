@@ -34,11 +34,12 @@ import pandas as pd
 from echo_core.errors import EchoError, VoicingError
 from workbench.batch_conditions import COLUMNS as CONDITION_COLUMNS
 from workbench.batch_conditions import parse_conditions, summarise_conditions
+from workbench.batch_heads import summarise_head_scores
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 PARTS = "parts"
 TABLES = ("results", "head_scores", "errors", "summary", "conditions",
-          "conditions_summary")
+          "conditions_summary", "head_scores_summary")
 TIMING_COLUMNS = ("seconds",)  # differ run to run: left out when comparing runs
 CLIP_COLUMNS = ("clip", "checkpoint", "checkpoint_path", "duration_s", "f0_median", "f0_mean",
                 "f0_min", "f0_max", "f0_std", "voiced_fraction", "n_frames", "n_voiced",
@@ -306,6 +307,7 @@ def assemble(out_dir) -> dict[str, pd.DataFrame]:
     tables["conditions"] = _sorted(tables["conditions"], ["clip", "checkpoint"])
     tables["summary"] = summarise(tables["results"])
     tables["conditions_summary"] = summarise_conditions(tables["conditions"])
+    tables["head_scores_summary"] = summarise_head_scores(tables["head_scores"])
     for name, df in tables.items():
         _write_atomic(df, out_dir / f"{name}.parquet")
         tmp = out_dir / f".{name}.csv.tmp"
@@ -463,8 +465,11 @@ def load_results(results_dir) -> dict[str, pd.DataFrame]:
     stale = not final.is_file() or any(p.stat().st_mtime > final.stat().st_mtime for p in parts)
     if stale and parts:
         return assemble(results_dir)
-    return {name: pd.read_parquet(results_dir / f"{name}.parquet") for name in TABLES
-            if (results_dir / f"{name}.parquet").is_file()}
+    tables = {name: pd.read_parquet(results_dir / f"{name}.parquet") for name in TABLES
+              if (results_dir / f"{name}.parquet").is_file()}
+    if "head_scores_summary" not in tables and "head_scores" in tables:  # an older folder
+        tables["head_scores_summary"] = summarise_head_scores(tables["head_scores"])
+    return tables
 
 
 RESULTS_ENV = "ECHO_RESULTS_DIR"  # the one folder the app may read results from

@@ -41,7 +41,7 @@ def cb_batch_results(name):
 
     Only names listed under the results root are opened (B.results_folder refuses the rest)."""
     if not name:
-        return [gr.skip()] * (3 + BATCH_PLOTS)
+        return [gr.skip()] * (4 + BATCH_PLOTS)
     folder = B.results_folder(name)
     tables = B.load_results(folder)
     from workbench.batch_report import figures_from_tables
@@ -56,7 +56,8 @@ def cb_batch_results(name):
             f"unit(s).{more}")
     plots = [gr.update(value=figs[i], visible=True) if i < len(figs)
              else gr.update(value=None, visible=False) for i in range(BATCH_PLOTS)]
-    return (info, table(tables.get("summary", pd.DataFrame())), table(errors), *plots)
+    return (info, table(tables.get("summary", pd.DataFrame())),
+            table(tables.get("head_scores_summary", pd.DataFrame())), table(errors), *plots)
 
 
 def build_batch_tab() -> SimpleNamespace:
@@ -78,18 +79,22 @@ def build_batch_tab() -> SimpleNamespace:
         batch_summary = gr.Dataframe(label="Summary per checkpoint and block",
                                      interactive=False, max_height=360,
                                      elem_id="batch-summary")
+        batch_heads = gr.Dataframe(label="Head scores per checkpoint and head, over clips "
+                                         "(mean, sd, min, max of each score)",
+                                   interactive=False, max_height=360, elem_id="batch-heads")
         batch_errors = gr.Dataframe(label="Errors (failed clip × checkpoint units)",
                                     interactive=False, max_height=240,
                                     elem_id="batch-errors")
     return SimpleNamespace(tab=tab, batch_choice=batch_choice, batch_refresh=batch_refresh,
                            batch_empty=batch_empty, batch_info=batch_info,
                            batch_plots=batch_plots, batch_summary=batch_summary,
-                           batch_errors=batch_errors)
+                           batch_heads=batch_heads, batch_errors=batch_errors)
 
 
 def wire_batch(b: SimpleNamespace, active_tab) -> None:
     """List the folders when the tab opens or on Refresh; show the chosen one."""
-    batch_outputs = [b.batch_info, b.batch_summary, b.batch_errors, *b.batch_plots]
+    batch_outputs = [b.batch_info, b.batch_summary, b.batch_heads, b.batch_errors,
+                     *b.batch_plots]
     tab_selected(b.tab, "batch", active_tab).then(
         cb_batch_list, b.batch_choice, [b.batch_choice, b.batch_empty], **QUIET).then(
         cb_batch_results, b.batch_choice, batch_outputs, **QUIET)

@@ -55,6 +55,16 @@ class ReportSettings:
         return tuple(getattr(self, f.name) for f in fields(self) if f.name not in SESSION_FIELDS)
 
 
+def plain_text(markdown: str) -> str:
+    """Markdown shown in the page as the plain text a .txt file in the report should hold:
+    emphasis and code marks dropped, words and numbers kept."""
+    import re
+
+    text = re.sub(r"(\*\*|__)(.+?)\1", r"\2", markdown)
+    text = re.sub(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])", r"\1", text)
+    return text.replace("`", "")
+
+
 def collect(s: ReportSettings, views=VIEWS):
     """Figures, tables, texts and settings of the current analysis, rebuilt from the caches."""
     figs, tables, texts = {}, {}, {}
@@ -63,8 +73,9 @@ def collect(s: ReportSettings, views=VIEWS):
         figs["pitch"], tables["f0_statistics"], track = pitch_view(clip, praat)
         tables["f0_track"] = A.f0_table(track)
     if "rotary" in views:
-        texts["rotary_settings"], rotary_figs, rotary_tables = rotary_view(
+        settings_md, rotary_figs, rotary_tables = rotary_view(
             clip, praat, s.log10_theta, s.head_dim, s.unit, s.tilt, s.grid)
+        texts["rotary_settings"] = plain_text(settings_md)
         figs.update(rotary_figs)
         tables.update(rotary_tables)
         figs.update(sweep_view(s.head_dim))
