@@ -217,9 +217,27 @@ def test_interventions_view(page):
     _shot(page, "7_interventions")
 
 
+def test_every_tab_keeps_the_tab_bar_intact(page):
+    """Opening each tab (its content mounts on first visit) leaves every tab in the bar once,
+    in order (a stray component between two tabs once made a tab overwrite its neighbour)."""
+    _clip_loaded(page)
+    names = page.locator("#views [role=tablist] [role=tab]").all_inner_texts()
+    assert len(names) == len(set(names)) >= 9, names
+    for name in names:
+        _tab(page, name)
+        page.wait_for_function("n => document.querySelector('#views [role=tab][aria-selected=true]')"
+                               "?.innerText.trim() === n", arg=name)
+        assert page.locator("#views [role=tablist] [role=tab]").all_inner_texts() == names, name
+    _tab(page, names[0])
+
+
 def test_learn_view_renders_formulas(page):
     _tab(page, "Learn")
     page.locator("#tab-learn .katex").first.wait_for(state="visible")
+    lesson = page.locator("#tab-learn").inner_text()
+    assert "dark red" in lesson and "10000" in lesson and "700 Hz" in lesson  # constants told
+    assert "``" not in lesson  # prose, not a docstring
+    page.get_by_text("Head scores: the exact definitions").click()  # folded away, still there
     definitions = page.locator("#head-score-definitions").inner_text()
     assert "pitch_partial_spearman" in definitions
     from echo_core import attention_priors
@@ -227,6 +245,9 @@ def test_learn_view_renders_formulas(page):
     assert f"MAX_PAIRS = {attention_priors.MAX_PAIRS}" in definitions  # the limits in force
     _no_error(page)
     _shot(page, "6_learn")
+    page.locator("#lesson-2-open").click()  # a lesson's button opens the view it walks
+    page.locator("#tab-rotary").wait_for(state="visible")
+    assert page.get_by_role("tab", name="Rotary patterns").get_attribute("aria-selected") == "true"
 
 
 MIC_CLIP = REPO / "assets" / "clips" / "digits_fsdd-jackson_three-one-eight.wav"

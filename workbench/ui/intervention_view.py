@@ -136,11 +136,14 @@ def build_intervention_tab() -> SimpleNamespace:
         heads_note = gr.Markdown(visible=False, elem_classes="warn")
         heads = gr.Dataframe(label="Head pitch scores with their null", interactive=False,
                              elem_id="iv-heads")
+        # inside the Tab: a component between two Tabs shifts the tab bar's slots (gradio
+        # registers a tab at its child index, so a later tab overwrote its neighbour)
+        result_key = gr.State(None)
     return SimpleNamespace(tab=tab, ckpt=ckpt, kind=kind, value=value, other=other,
                            reference=reference, run=run, route=route, summary=summary,
                            tokens=tokens, theta=theta, layer=layer, head=head,
                            attention=attention, heads=heads, heads_note=heads_note,
-                           result_key=gr.State(None))
+                           result_key=result_key)
 
 
 def wire_interventions(demo: gr.Blocks, session: SimpleNamespace, v: SimpleNamespace) -> None:

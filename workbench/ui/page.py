@@ -35,7 +35,7 @@ def build_demo() -> gr.Blocks:
                     "pitch (vRoPE), and the pitch-similarity attention bias of the Echo "
                     "recogniser.", elem_id="title")
         header = clip_views.build_clip_header()
-        with gr.Tabs(elem_id="views"):
+        with gr.Tabs(elem_id="views") as tabs:
             pitch = clip_views.build_pitch_tab()
             rotary = clip_views.build_rotary_tab()
             bias = clip_views.build_bias_tab()
@@ -52,7 +52,7 @@ def build_demo() -> gr.Blocks:
         intervention_view.wire_interventions(demo, session, interventions)
         wire_batch(batch, session.active_tab)
         wire_zoo(zoo, session.active_tab)
-        wire_learn(learn, session.active_tab)
+        wire_learn(learn, session.active_tab, tabs)
         inputs = report_inputs(
             clip_key=session.clip_key, praat=session.praat, log10_theta=rotary.log_theta,
             head_dim=rotary.head_dim, unit=rotary.unit, tilt=rotary.tilt, bias_scale=bias.scale,
