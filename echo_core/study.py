@@ -16,9 +16,9 @@ import argparse
 import json
 from pathlib import Path
 
-from .study_cards import results_markdown, ship
+from .study_cards import LONG_NOTE, eval_rows, results_markdown, ship
 from .study_eval import EVAL_FILE, PIPELINE_CLIPS, eval_run
-from .study_tables import _rate, load_evals, report
+from .study_tables import load_evals, report
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -38,19 +38,25 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--data", required=True, help="the corpus (for its description)")
     r.add_argument("--ship", default=None,
                    help="also copy each config's seed-0 run to SHIP/zoo_<config> with a card")
+    r.add_argument("--best", default=None,
+                   help="the default model's run folder (evaluated): reported in its own "
+                        "section and shipped as SHIP/zoo_<config>_long")
     args = parser.parse_args(argv)
     if args.command == "eval":
         print(eval_run(args.data, args.run, args.clips, args.threads, args.max_clips,
                        args.out_file))
     else:
         result = report(args.runs, args.out)
-        Path(args.out, "RESULTS.md").write_text(results_markdown(result, args.data, args.runs))
+        best = (json.loads(Path(args.best, EVAL_FILE).read_text()) if args.best else None)
+        Path(args.out, "RESULTS.md").write_text(results_markdown(result, args.data, args.runs,
+                                                                 best))
         if args.ship:
             for e in load_evals(args.runs):
                 if e["seed"] == 0:
-                    rows = [dict(test_set=n, clips=len(s["clips"]), wer=_rate(s),
-                                 cer=_rate(s, "char")) for n, s in e["sets"].items()]
-                    ship(e, Path(args.ship) / f"zoo_{e['preset']}", rows)
+                    ship(e, Path(args.ship) / f"zoo_{e['preset']}", eval_rows(e))
+            if best is not None:
+                ship(best, Path(args.ship) / f"zoo_{best['preset']}_long", eval_rows(best),
+                     LONG_NOTE)
         print(result["errors"].to_string())
         print(json.dumps(result["verdicts"], indent=1))
 

@@ -28,7 +28,8 @@ PLANNED = [("mean_f0_theta", 0), ("frozen_theta", 0), ("null_f0_theta", 0),
 NLL_TOLERANCE = 1e-5  # |delta NLL| below this is float32 rounding: an interval inside it is 0
 
 
-def _rate(s: dict, kind: str = "word") -> float:
+def error_rate(s: dict, kind: str = "word") -> float:
+    """Errors over reference units (words or chars) of one test set's record."""
     return sum(s[f"{kind}_errors"]) / max(1, sum(s[f"{kind}s"]))
 
 
@@ -44,14 +45,14 @@ def error_table(evals: list[dict]) -> list[dict]:
     for e in evals:
         for name, s in e["sets"].items():
             rows.append(dict(config=e["preset"], seed=e["seed"], test_set=name,
-                             clips=len(s["clips"]), wer=_rate(s), cer=_rate(s, "char")))
+                             clips=len(s["clips"]), wer=error_rate(s), cer=error_rate(s, "char")))
         real = [e["sets"][n] for n in REAL_SETS if n in e["sets"]]
         if real:
             merged = {k: sum((s[k] for s in real), []) for k in
                       ("word_errors", "words", "char_errors", "chars", "clips")}
             rows.append(dict(config=e["preset"], seed=e["seed"], test_set="real (fsdd both)",
-                             clips=len(merged["clips"]), wer=_rate(merged),
-                             cer=_rate(merged, "char")))
+                             clips=len(merged["clips"]), wer=error_rate(merged),
+                             cer=error_rate(merged, "char")))
     df = pd.DataFrame(rows)
     out = []
     for (config, test_set), g in df.groupby(["config", "test_set"], sort=False):
