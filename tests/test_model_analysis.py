@@ -144,7 +144,12 @@ def test_reference_mask_is_flagged_and_greedy_text_used(tiny_checkpoints, glide)
     assert "non-causal" in warning_markdown(result)
     assert result.teacher_source == "model's greedy transcript"
     assert result.bias is None  # no F0 reaches a static-theta model
-    assert np.isnan(result.learned["theta_eff (this clip)"]).all()
+    # no F0: theta in force is the base its frequencies imply, said so, one definition with
+    # the Interventions view (interventions.theta_table)
+    learned = result.learned.dropna(subset=["θ in force (this clip)"])
+    assert (learned["θ from"] == "learned inv_freq").all() and len(learned)
+    np.testing.assert_allclose(learned["θ in force (this clip)"],
+                               learned["inv_freq implied theta"], rtol=1e-9)
 
 
 def test_compare_tables_split_modules_and_scalars(tiny_checkpoints, glide):

@@ -130,19 +130,15 @@ def _clip_f0(samples: np.ndarray):
     return pitch.extract_f0(samples, SAMPLE_RATE)
 
 
-def _theta_rows(model, f0_frames: np.ndarray, uses_f0: bool) -> dict[str, dict]:
-    """Static and in-force theta of each block's self-attention rotary (the model's rule)."""
-    from echo_core import attention_priors as priors
-    from echo_core.model_layers import Residual
+def _theta_rows(model, f0_frames: np.ndarray) -> dict[str, dict]:
+    """Static base and theta in force of each block's self-attention, keyed by block path
+    (``path.``): interventions.theta_table's rows (one definition with the Model and
+    Interventions views; a model without F0 quotes the theta its learned frequencies imply)."""
+    from echo_core.interventions import theta_table
 
-    out = {}
-    for path, module in model.named_modules():
-        if isinstance(module, Residual):
-            info = priors.rope_info(module.attna)
-            in_force = priors.theta_used(info, f0_frames) if uses_f0 and info["f0_rotary"] \
-                else info["theta"]
-            out[path + "."] = dict(theta=info["theta"], theta_in_force=float(in_force))
-    return out
+    table = theta_table(model, f0_frames)
+    return {row.module[: -len("attna")]: dict(theta=row.theta, theta_in_force=row.theta_in_force)
+            for row in table.itertuples() if row.module.endswith(".attna")}
 
 
 def analyse_unit(clip_path: str, clip: str, label: str, checkpoint: str,
@@ -175,7 +171,7 @@ def analyse_unit(clip_path: str, clip: str, label: str, checkpoint: str,
         heads, note = pd.DataFrame(), f"head scores skipped: {e}"
 
     blocks = hooks.gate_mlp_ratios(cache).drop(columns=["status"])
-    thetas = _theta_rows(model, f0_frames, uses_f0)
+    thetas = _theta_rows(model, f0_frames)
     blocks["theta"] = [thetas.get(b, {}).get("theta", np.nan) for b in blocks["block"]]
     blocks["theta_in_force"] = [thetas.get(b, {}).get("theta_in_force", np.nan)
                                 for b in blocks["block"]]

@@ -152,15 +152,19 @@ def attention_by_kind(cache, feature: str) -> dict:
 
 
 def _learned_table(model, f0_model: np.ndarray | None) -> pd.DataFrame:
-    """Learned rotary scalars of every attention module, and theta_eff on this clip."""
+    """Learned rotary scalars of every attention module, and the theta in force on this clip
+    by the one definition the Interventions view and the batch tables use
+    (``interventions.theta_table``: theta_eff by the model's F0 rule, or the base the learned
+    or frozen frequencies imply when no F0 reaches the model)."""
     import torch
 
     from echo_core.checkpoint import implied_theta
+    from echo_core.interventions import theta_table
     from echo_core.model_layers import MultiheadA, Residual
 
-    mean_f0 = None  # the model's own rule (EchoDims.f0_mean)
-    if f0_model is not None:
-        mean_f0 = rotary.mean_f0(f0_model, getattr(model.dims, "f0_mean", "batch"))
+    frames = f0_model if f0_model is not None else np.zeros(1)
+    in_force = {r.module: (r.theta_in_force, r.source)
+                for r in theta_table(model, frames).itertuples()}
     blends = {p: float(torch.sigmoid(m.blend.detach())) for p, m in model.named_modules()
               if isinstance(m, Residual)}
     rows = []
@@ -169,10 +173,9 @@ def _learned_table(model, f0_model: np.ndarray | None) -> pd.DataFrame:
             continue
         rope = m.rope
         theta = float(rope.theta.detach())
-        row = {"module": path, "theta": theta,
-               "theta_eff (this clip)": (float(rotary.theta_eff(theta, mean_f0))
-                                         if model.dims.f0_rotary and mean_f0 is not None
-                                         else np.nan),
+        force, source = in_force.get(path, (np.nan, ""))
+        row = {"module": path, "theta (base parameter)": theta,
+               "θ in force (this clip)": float(force), "θ from": source,
                "inv_freq implied theta": implied_theta(rope.inv_freq.detach()),
                "pitch_scale": float(rope.pitch_scale.detach()),
                "fzero": float(m.fzero.detach()),
