@@ -99,7 +99,8 @@ def test_forgiving_uses_on_error_and_lets_bugs_raise():
 
     marked = common.forgiving(refuses, 2, on_error=lambda message, x: [message.upper(), x])
     *outputs, note = marked("this")
-    assert outputs == ["THIS IS NOT ACCEPTABLE", "this"] and "this is not acceptable" in note["value"]
+    assert outputs == ["THIS IS NOT ACCEPTABLE", "this"]
+    assert "this is not acceptable" in note["value"]
     with pytest.raises(gr.Error, match="Unexpected KeyError") as err:
         common.forgiving(buggy, 1)("k")
     assert not isinstance(err.value, common.InputError)  # a bug is not the user's to fix
@@ -162,7 +163,8 @@ def test_warning_markdown_puts_clip_warnings_before_the_mask_warning():
                                             "dBFS): the transcript is not meaningful"],
                              dims={"decoder_mask": "additive"})
     text = model_views.warning_markdown(result)
-    assert text.startswith("⚠️ **The clip is silent") and text.endswith(model_views.MASK_WARNING)
+    assert text.startswith("⚠️ **The clip is silent")
+    assert text.endswith(model_views.MASK_WARNING)
     result.dims["decoder_mask"] = "causal"
     result.clip_warnings = []
     assert model_views.warning_markdown(result) == ""

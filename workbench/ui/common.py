@@ -93,7 +93,7 @@ def forgiving(fn, n_outputs: int, kept: str = "", on_error=None):
             out = fn(*args, **kwargs)
         except InputError as e:
             gr.Warning(e.message, title=e.title)
-            outs = (on_error(e.message, *args) if on_error else [gr.skip()] * n_outputs)
+            outs = (on_error(e.message, *args, **kwargs) if on_error else [gr.skip()] * n_outputs)
             return (*outs, note_update(f"⚠️ {e.message}" + (f"  \n{kept}" if kept else "")))
         outs = (out,) if n_outputs == 1 else tuple(out)
         return (*outs, note_update(""))

@@ -123,11 +123,12 @@ def warning_markdown(result) -> str:
     return "  \n".join(lines)
 
 
-def previous_run_marked(message: str, *args) -> list:
-    """The Model view's outputs after a failed run: every panel keeps the last good run (so its
-    sliders still work), and the run summary says so, naming that run, so nothing from it passes
-    as the answer to the failed request."""
-    previous = M.RESULTS.get(args[-1]) if args and args[-1] else None
+def previous_run_marked(message: str, key, praat, ckpt, act, f0_rotary, decoder_mask,
+                        transcript, kind, which, score, previous_key, progress=None) -> list:
+    """The Model view's outputs after a failed run (cb_analyze_page's arguments): every panel
+    keeps the last good run (so its sliders still work), and the run summary says so, naming
+    that run, so nothing from it passes as the answer to the failed request."""
+    previous = M.RESULTS.get(previous_key) if previous_key else None
     what = (info_markdown(previous) if previous is not None else "")
     marked = ("⚠️ **The last run failed** (see the message above): the panels below are from "
               "the run before it" + (f":  \n{what}" if what else "; there was none yet."))
