@@ -18,7 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .errors import AudioError
+from .errors import AudioError, ClipTooLongError
 
 SAMPLE_RATE = 16000  # Hz, the model's input rate
 N_FFT = 1024  # samples, 64 ms analysis window
@@ -79,11 +79,11 @@ def _check_max_seconds(max_seconds) -> float:
     return value
 
 
-def _too_long(seconds: float, max_seconds: float, what: str) -> AudioError:
-    return AudioError(
+def _too_long(seconds: float, max_seconds: float, what: str) -> ClipTooLongError:
+    return ClipTooLongError(
         f"{what} is {seconds:.1f} s long, over the limit of {max_seconds:g} s; "
-        f"accepted: clips up to {max_seconds:g} s (trim the file, or raise max_seconds)"
-    )
+        f"accepted: clips up to {max_seconds:g} s (trim the file, or raise max_seconds)",
+        seconds, max_seconds, what)
 
 
 # ----------------------------------------------------------------------------- arrays
@@ -240,9 +240,10 @@ def load_audio(path, sr=SAMPLE_RATE, max_seconds=MAX_SECONDS_DEFAULT) -> Audio:
         raise AudioError(f"path must be a file path, got {type(path).__name__}") from e
     name = os.path.basename(path) or path
     if not os.path.exists(path):
-        raise AudioError(f"audio file not found: {path}")
+        raise AudioError(f"audio file not found: '{name}'")
     if not os.path.isfile(path):
-        raise AudioError(f"not a regular file: {path}; accepted: an audio file: {ACCEPTED_FORMATS}")
+        raise AudioError(f"'{name}' is not a regular file; accepted: an audio file: "
+                         f"{ACCEPTED_FORMATS}")
     file_size = os.path.getsize(path)
     if file_size == 0:
         raise AudioError(f"'{name}' is empty (0 bytes); accepted: {ACCEPTED_FORMATS}")
@@ -250,7 +251,7 @@ def load_audio(path, sr=SAMPLE_RATE, max_seconds=MAX_SECONDS_DEFAULT) -> Audio:
     try:
         declared = _wav_declared(path, file_size)
     except OSError as e:
-        raise AudioError(f"cannot read '{name}': {e}") from e
+        raise AudioError(f"cannot read '{name}': {e.strerror or type(e).__name__}") from e
     if declared is not None:
         seconds, size, present = declared
         if seconds > max_seconds:
@@ -279,7 +280,7 @@ def load_audio(path, sr=SAMPLE_RATE, max_seconds=MAX_SECONDS_DEFAULT) -> Audio:
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
         raise _open_error(path, e) from e
     except OSError as e:
-        raise AudioError(f"cannot read '{name}': {e}") from e
+        raise AudioError(f"cannot read '{name}': {e.strerror or type(e).__name__}") from e
 
     shortfall = frames - len(data)
     if shortfall > max(_DECODE_SLACK_FRAMES, _DECODE_SLACK_FRACTION * frames):

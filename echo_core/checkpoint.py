@@ -295,9 +295,10 @@ def _read_config(path: Path) -> dict:
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise NotACheckpointError(f"{path} is not valid JSON: {e}") from e
+        raise NotACheckpointError(f"{path.name} is not valid JSON: {e}") from e
     if not isinstance(config, dict):
-        raise NotACheckpointError(f"{path} must hold a JSON object, got {type(config).__name__}")
+        raise NotACheckpointError(f"{path.name} must hold a JSON object, got "
+                                  f"{type(config).__name__}")
     return config
 
 

@@ -13,6 +13,15 @@ class AudioError(EchoError):
     """Audio that cannot be read or is not acceptable (empty, corrupt, too long, non-finite)."""
 
 
+class ClipTooLongError(AudioError):
+    """Audio over a length limit. Carries the numbers, so a UI can word the advice its users can
+    follow (trim the clip) instead of the library's (raise ``max_seconds``)."""
+
+    def __init__(self, message: str, seconds: float, limit: float, what: str):
+        super().__init__(message)
+        self.seconds, self.limit, self.what = seconds, limit, what
+
+
 class PitchSettingsError(EchoError):
     """Praat pitch settings out of their valid range."""
 

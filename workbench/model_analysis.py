@@ -29,6 +29,8 @@ from workbench.checkpoints import check_overrides, load_model, model_key, resolv
 ATTENTION_DISPLAY = 320  # attention maps are kept at most this size per side
 REFERENCE_MEL_RANGE = {"fmin": 150.0, "fmax": 2000.0}  # docs/echo_model.md, section 1
 MAX_MODEL_SECONDS = 30.0  # attention maps grow with T^2: 30 s already means 3750^2 scores
+MIN_MODEL_SECONDS = 0.5  # shorter than a spoken digit: a transcript of it means nothing
+SILENT_DBFS = -50.0  # RMS below this (re full scale) is silence to the models, not speech
 _MODEL_LOCK = threading.Lock()  # hooks attach to a shared model: one capture at a time
 MODEL_THREADS = 1  # torch intra-op threads during a model run (see run_model)
 RESULTS = LRU(12, 300 * 2**20)  # result key -> ModelResult (attention maps pooled to <= 320)
@@ -64,6 +66,7 @@ class ModelResult:
     praat: dict
     head_scores: pd.DataFrame | None = None  # head_scores.head_score_table, None if not scored
     head_scores_error: str = ""  # why there are no scores (e.g. the VoicingError message)
+    clip_warnings: list = dataclasses.field(default_factory=list)  # see clip_warnings()
 
     @property
     def expected_ratio(self) -> float:
@@ -228,6 +231,26 @@ def check_model_length(clip: Clip) -> None:
                          "the length): trim it or pick a shorter one")
 
 
+def clip_warnings(clip: Clip, f0_frames: np.ndarray) -> list[str]:
+    """Why a transcript of this clip means nothing, from facts the analysis has anyway (length,
+    RMS level, voicing): the model transcribes silence or a click as confidently as speech."""
+    out = []
+    rms = float(np.sqrt(np.mean(np.square(clip.samples, dtype=np.float64)))) if len(
+        clip.samples) else 0.0
+    level = 20 * math.log10(rms) if rms > 0 else -math.inf
+    if level < SILENT_DBFS:
+        out.append(f"the clip is silent (RMS level {level:.0f} dBFS, below {SILENT_DBFS:g} "
+                   "dBFS): the transcript is not meaningful")
+    if clip.duration < MIN_MODEL_SECONDS:
+        out.append(f"the clip is {clip.duration:.2f} s long, shorter than "
+                   f"{MIN_MODEL_SECONDS:g} s: the transcript is not meaningful")
+    voiced = np.isfinite(f0_frames) & (f0_frames > 0)
+    if level >= SILENT_DBFS and not voiced.any():
+        out.append("Praat found no voiced frame in the clip: the model got no pitch and the "
+                   "transcript is probably not meaningful")
+    return out
+
+
 def run_model(clip: Clip, settings: pitch.PraatSettings | None, checkpoint_id: str,
               overrides: dict | None = None, transcript: str = "",
               progress: Callable[[float, str], None] | None = None) -> ModelResult:
@@ -298,7 +321,7 @@ def run_model(clip: Clip, settings: pitch.PraatSettings | None, checkpoint_id: s
         attention=attention_by_kind(cache, dims.features[0]), axes=axes, bias=bias,
         bias_f0=bias_f0, bias_positions=pos, bias_applied=applied,
         learned=_learned_table(model, pitch.f0_for_model(f0_frames) if uses_f0 else None),
-        warnings=warnings,
+        warnings=warnings, clip_warnings=clip_warnings(clip, f0_frames),
         praat=dataclasses.asdict(settings or pitch.PraatSettings()),
         **_scores_from_cache(cache, model, f0_frames, uses_f0))
     progress(1.0, "done")

@@ -18,7 +18,8 @@ from workbench import analysis as A
 from workbench import export as X
 from workbench import figures as F
 from workbench.ui.common import (LIVE, PRIVATE, QUIET, _export_button, _plot, _settings,
-                                 guarded, session_clip, tab_selected)
+                                 api_endpoint, guarded, message_box, on_page, say_clamped,
+                                 session_clip, tab_selected)
 
 HEAD_DIMS = [16, 32, 64, 128]
 AXIS_UNITS = ["positions", "seconds"]
@@ -292,7 +293,8 @@ def build_clip_header() -> SimpleNamespace:
                                elem_id="examples")
             clip_info = gr.Markdown("Loading the example clip…", label="Clip summary",
                                     elem_id="clip-info")
-    return SimpleNamespace(audio=audio, example=example, clip_info=clip_info)
+            clip_note = message_box("clip-message")
+    return SimpleNamespace(audio=audio, example=example, clip_info=clip_info, clip_note=clip_note)
 
 
 def build_pitch_tab() -> SimpleNamespace:
@@ -320,11 +322,13 @@ def build_pitch_tab() -> SimpleNamespace:
                     for field, low, high, step, label in row:
                         sliders[field] = gr.Slider(low, high, getattr(PRAAT, field), step=step,
                                                    label=label)
+            praat_note = message_box("praat-message")
             retrack = gr.Button("Re-track F0 with these settings", variant="primary")
         export = _export_button()
     # in praat_dict's order: the inputs of cb_extract_f0 after the audio
     praat = [method] + [sliders[f] for f in PRAAT_FIELDS] + [accurate]
     return SimpleNamespace(tab=tab, plot=pitch_plot, stats=stats, f0_csv=f0_csv, praat=praat,
+                           sliders=list(sliders.values()), praat_note=praat_note,
                            retrack=retrack, export=export)
 
 
@@ -342,6 +346,7 @@ def build_rotary_tab() -> SimpleNamespace:
             grid = gr.Radio(GRIDS, value="frames", label="Position grid", scale=2,
                             elem_id="grid",
                             info="the shipped models' encoder sees every other frame")
+        rotary_note = message_box("rotary-message")
         theta_md = gr.Markdown(label="Theta summary", elem_id="theta-md")
         sim_plot = _plot("Position similarity", "sim-plot")
         tilt = gr.Slider(-4, 4, 0, step=0.1, label="Pair-radius tilt (variant 2): > 0 "
@@ -353,7 +358,8 @@ def build_rotary_tab() -> SimpleNamespace:
         sweep_plot = _plot("Theta x pitch sweep", "sweep-plot")
         export = _export_button()
     return SimpleNamespace(tab=tab, log_theta=log_theta, head_dim=head_dim, unit=unit,
-                           grid=grid, tilt=tilt, theta_md=theta_md, sim_plot=sim_plot,
+                           grid=grid, tilt=tilt, theta_md=theta_md, note=rotary_note,
+                           sim_plot=sim_plot,
                            variants_plot=variants_plot, curves_plot=curves_plot,
                            band_plot=band_plot, sweep_plot=sweep_plot, export=export)
 
@@ -367,17 +373,20 @@ def build_bias_tab() -> SimpleNamespace:
             gr.Markdown("z-scores use the voiced frames' mean and (unbiased) std. The "
                         "combined prior uses θ and head dim from the Rotary tab.",
                         elem_classes="note")
+        bias_note = message_box("bias-message")
         bias_plot = _plot("Pitch bias", "bias-plot")
         prior_plot = _plot("Combined prior", "prior-plot")
         export = _export_button()
-    return SimpleNamespace(tab=tab, scale=scale, bias_plot=bias_plot, prior_plot=prior_plot,
-                           export=export)
+    return SimpleNamespace(tab=tab, scale=scale, note=bias_note, bias_plot=bias_plot,
+                           prior_plot=prior_plot, export=export)
 
 
 def wire_clip_views(demo: gr.Blocks, session: SimpleNamespace, header: SimpleNamespace,
                     p: SimpleNamespace, r: SimpleNamespace, b: SimpleNamespace) -> None:
     """Events of the header and of the Pitch (``p``), Rotary (``r``) and Bias (``b``) tabs; the
-    page wires their exports. A new clip redraws the visible tab; Tab.select draws the others."""
+    page wires their exports. A new clip redraws the visible tab; Tab.select draws the others.
+    Loading a clip forgives on the page (a bad file leaves the last clip shown, with a message
+    beside it) and raises for API clients (the extract_f0 endpoint)."""
     pitch_inputs = [header.audio] + p.praat
     pitch_outputs = [session.clip_key, session.praat, header.clip_info, p.plot, p.stats,
                      p.f0_csv]
@@ -392,10 +401,17 @@ def wire_clip_views(demo: gr.Blocks, session: SimpleNamespace, header: SimpleNam
     header.example.input(cb_load_example, header.example, header.audio, **PRIVATE)
     for own_audio in (header.audio.upload, header.audio.stop_recording):  # not an example now
         own_audio(lambda: gr.update(value=None), None, header.example, **QUIET)
-    header.audio.change(cb_extract_f0, pitch_inputs, pitch_outputs, api_name="extract_f0",
-                        trigger_mode="always_last").success(**refresh)
-    p.retrack.click(cb_extract_f0, pitch_inputs, pitch_outputs, **PRIVATE).success(**refresh)
-    demo.load(cb_extract_f0, pitch_inputs, pitch_outputs, **PRIVATE).success(**refresh)
+    kept = "The clip analysed before stays loaded."
+    on_page(header.audio.change, cb_extract_f0, pitch_inputs, pitch_outputs, header.clip_note,
+            kept, trigger_mode="always_last").success(**refresh)
+    api_endpoint(cb_extract_f0, pitch_inputs, pitch_outputs, "extract_f0")
+    on_page(p.retrack.click, cb_extract_f0, pitch_inputs, pitch_outputs, p.praat_note,
+            "The F0 shown is still the one tracked before.").success(**refresh)
+    on_page(demo.load, cb_extract_f0, pitch_inputs, pitch_outputs, header.clip_note
+            ).success(**refresh)
+    say_clamped(p.sliders, p.praat_note)
+    say_clamped([r.log_theta, r.tilt], r.note)
+    say_clamped([b.scale], b.note)
 
     tab_selected(p.tab, "pitch", session.active_tab).then(
         cb_pitch, [session.clip_key, session.praat], [p.plot, p.stats], **QUIET)

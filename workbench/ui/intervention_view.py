@@ -15,8 +15,9 @@ from workbench import analysis as A
 from workbench import checkpoints as C
 from workbench import figures as F
 from workbench import intervention_analysis as IA
-from workbench.ui.common import (PRIVATE, QUIET, _plot, _settings, guarded, note_update,
-                                 session_clip, tab_selected, table)
+from workbench.ui.common import (PRIVATE, QUIET, InputError, _plot, _settings, api_endpoint,
+                                 guarded, message_box, note_update, on_page, session_clip,
+                                 tab_selected, table)
 
 CONDITIONS = [  # (label, kind): what the radio offers; "true" is always run beside
     ("constant F0 (Hz)", "constant"), ("scaled F0 (× factor)", "scaled"),
@@ -65,9 +66,9 @@ def cb_intervene(key, praat, ckpt, kind, value, other, reference, layer=0, head=
     """Run a checkpoint under the true F0 and one pitch condition (api: intervene)."""
     clip, settings = session_clip(key), _settings(praat)
     if not ckpt:
-        raise gr.Error("Pick a checkpoint first.", title="No checkpoint")
+        raise InputError("Pick a checkpoint first.", title="No checkpoint")
     if kind == "other" and not other:
-        raise gr.Error("Pick the clip whose F0 to borrow (“Borrow the F0 of”).",
+        raise InputError("Pick the clip whose F0 to borrow (“Borrow the F0 of”).",
                        title="No clip to borrow from")
     other_clip = A.load_example(other) if kind == "other" and other else None
     result = IA.run_intervention(clip, settings, ckpt, condition_text(kind, value, other),
@@ -121,6 +122,7 @@ def build_intervention_tab() -> SimpleNamespace:
                                        elem_id="iv-reference")
                 run = gr.Button("Run beside the true F0", variant="primary",
                                 elem_id="run-intervention")
+                note = message_box("iv-message")
             with gr.Column(scale=3):
                 route = gr.Markdown(elem_id="iv-route")
                 summary = gr.Dataframe(label="Transcripts and likelihood", interactive=False,
@@ -140,7 +142,7 @@ def build_intervention_tab() -> SimpleNamespace:
         # registers a tab at its child index, so a later tab overwrote its neighbour)
         result_key = gr.State(None)
     return SimpleNamespace(tab=tab, ckpt=ckpt, kind=kind, value=value, other=other,
-                           reference=reference, run=run, route=route, summary=summary,
+                           reference=reference, run=run, note=note, route=route, summary=summary,
                            tokens=tokens, theta=theta, layer=layer, head=head,
                            attention=attention, heads=heads, heads_note=heads_note,
                            result_key=result_key)
@@ -149,8 +151,10 @@ def build_intervention_tab() -> SimpleNamespace:
 def wire_interventions(demo: gr.Blocks, session: SimpleNamespace, v: SimpleNamespace) -> None:
     outputs = [v.result_key, v.route, v.summary, v.tokens, v.theta, v.layer, v.head,
                v.attention, v.heads, v.heads_note]
-    v.run.click(cb_intervene, [session.clip_key, session.praat, v.ckpt, v.kind, v.value,
-                               v.other, v.reference], outputs, api_name="intervene")
+    inputs = [session.clip_key, session.praat, v.ckpt, v.kind, v.value, v.other, v.reference]
+    on_page(v.run.click, cb_intervene, inputs, outputs, v.note,
+            "The results below are still from the run before.")
+    api_endpoint(cb_intervene, inputs, outputs, "intervene")
     v.kind.input(cb_condition_kind, v.kind, [v.value, v.other], **QUIET)
     for control in (v.layer, v.head):
         control.release(cb_difference, [v.result_key, v.layer, v.head], v.attention, **PRIVATE)

@@ -16,9 +16,10 @@ from echo_core.errors import EchoError
 from workbench import checkpoints as C
 from workbench import figures as F
 from workbench import model_analysis as M
-from workbench.ui.common import (ERROR_TITLE, LIVE, MAX_FILE_SIZE, PRIVATE, QUIET,
-                                 _export_button, _plot, _settings, guarded, note_update,
-                                 session_clip, tab_selected, table)
+from workbench.ui.common import (LIVE, MAX_FILE_SIZE, PRIVATE, QUIET, InputError,
+                                 _export_button, _plot, _settings, api_endpoint, guarded,
+                                 message_box, note_update, on_page, session_clip, tab_selected,
+                                 table)
 
 ATTENTION_KINDS = list(M.ATTENTION_KINDS)
 ENCODER = ATTENTION_KINDS[0]
@@ -27,6 +28,10 @@ HEAD_SCORES_SHOWN = ("pitch_spearman", "pitch_partial_spearman", "rotary_spearma
                      "distance_spearman", "mean_distance_ms", "entropy_normalised")
 HEAD_SCORE_CHOICES = [(F.HEAD_SCORE_LABELS[s], s) for s in HEAD_SCORES_SHOWN]
 COMPARE_SCORE = "pitch_partial_spearman"  # the Compare tab's opening head score
+MODEL_OUTPUT_NAMES = (  # cb_analyze's outputs in order (the first is the session's state)
+    "model_key", "mask_warn", "transcript", "model_info", "acts", "grads", "gates", "gate_plot",
+    "report", "att_layer", "att_head", "att_plot", "used_bias_plot", "learned", "hs_note",
+    "hs_plot", "hs_table")
 RUN_LABEL, COMPARE_LABEL = "Run the model on the clip", "Compare on the clip"  # the buttons
 MASK_WARNING = ("⚠️ **This checkpoint uses the reference's non-causal (additive) decoder "
                 "mask**: the mask is *added* to the scores (+1 on and below the diagonal), so "
@@ -110,8 +115,26 @@ def bias_note(result) -> str:
 
 
 def warning_markdown(result) -> str:
-    """The additive decoder mask warning, or "" for a causal decoder."""
-    return MASK_WARNING if result.dims.get("decoder_mask") == "additive" else ""
+    """Why the transcript may mislead: the clip (silent, too short, unvoiced) and the additive
+    decoder mask; "" when neither applies."""
+    lines = [f"⚠️ **{w[0].upper()}{w[1:]}.**" for w in getattr(result, "clip_warnings", [])]
+    if result.dims.get("decoder_mask") == "additive":
+        lines.append(MASK_WARNING)
+    return "  \n".join(lines)
+
+
+def previous_run_marked(message: str, key, praat, ckpt, act, f0_rotary, decoder_mask,
+                        transcript, kind, which, score, previous_key, progress=None) -> list:
+    """The Model view's outputs after a failed run (cb_analyze_page's arguments): every panel
+    keeps the last good run (so its sliders still work), and the run summary says so, naming
+    that run, so nothing from it passes as the answer to the failed request."""
+    previous = M.RESULTS.get(previous_key) if previous_key else None
+    what = (info_markdown(previous) if previous is not None else "")
+    marked = ("⚠️ **The last run failed** (see the message above): the panels below are from "
+              "the run before it" + (f":  \n{what}" if what else "; there was none yet."))
+    outputs = [gr.skip()] * len(MODEL_OUTPUT_NAMES)
+    outputs[MODEL_OUTPUT_NAMES.index("model_info")] = marked
+    return outputs
 
 
 def info_markdown(result) -> str:
@@ -153,7 +176,7 @@ def session_result(key: str | None, button: str = RUN_LABEL) -> M.ModelResult:
     try:
         return M.get_result(key)
     except EchoError as e:
-        raise gr.Error(f"{e}: press “{button}” first", title=ERROR_TITLE) from e
+        raise InputError(f"{e}: press “{button}” first") from e
 
 
 def overrides(act, f0_rotary, decoder_mask) -> dict:
@@ -218,16 +241,18 @@ def cb_analyze(key, praat, ckpt, act, f0_rotary, decoder_mask, transcript, kind,
     """Run a checkpoint on the clip: transcript, statistics, report, maps (api: analyze_model)."""
     clip, settings = session_clip(key), _settings(praat)
     if not ckpt:
-        raise gr.Error("Pick a shipped checkpoint or upload one first.", title="No checkpoint")
+        raise InputError("Pick a shipped checkpoint or upload one first.", title="No checkpoint")
     result = M.run_model(clip, settings, ckpt, overrides(act, f0_rotary, decoder_mask),
                          transcript or "", progress=lambda f, what: progress(f, desc=what))
     figs = model_figures(result, kind, FIRST_LAYER[kind], 0, which, score)
     layers, heads = M.attention_shape(result, kind)
     warning = warning_markdown(result)
     if warning or result.warnings:
-        gr.Warning(" ".join(result.warnings + (["This checkpoint uses the reference's "
-                                                "non-causal (additive) decoder mask."]
-                                               if warning else [])))
+        additive = result.dims.get("decoder_mask") == "additive"
+        gr.Warning(" ".join([f"{w[0].upper()}{w[1:]}." for w in result.clip_warnings]
+                            + result.warnings + (["This checkpoint uses the reference's "
+                                                  "non-causal (additive) decoder mask."]
+                                                 if additive else [])))
     return (result.key, gr.update(value=warning, visible=bool(warning)), result.transcript,
             info_markdown(result), table(result.activations), table(result.gradients),
             gates_table(result), figs["gate_mlp_ratio"], result.report,
@@ -236,6 +261,14 @@ def cb_analyze(key, praat, ckpt, act, f0_rotary, decoder_mask, transcript, kind,
             figs.get("pitch_bias_as_used", F.empty_figure(NO_BIAS)), table(result.learned, 6),
             note_update(head_score_markdown(result)), figs["head_scores"],
             head_score_table(result))
+
+
+def cb_analyze_page(key, praat, ckpt, act, f0_rotary, decoder_mask, transcript, kind, which,
+                    score, previous_key, progress=gr.Progress()):
+    """The page's run: cb_analyze, with the session's last result key last (for
+    previous_run_marked when this run fails)."""
+    return cb_analyze(key, praat, ckpt, act, f0_rotary, decoder_mask, transcript, kind, which,
+                      score, progress=progress)
 
 
 @guarded
@@ -279,7 +312,7 @@ def cb_compare(key, praat, ckpt_a, ckpt_b, kind, which, score=COMPARE_SCORE,
     compare_models)."""
     clip, settings = session_clip(key), _settings(praat)
     if not ckpt_a or not ckpt_b:
-        raise gr.Error("Pick two checkpoints (A and B).", title="Missing checkpoint")
+        raise InputError("Pick two checkpoints (A and B).", title="Missing checkpoint")
     run_settings = overrides(act, f0_rotary, decoder_mask)
     ra = M.run_model(clip, settings, ckpt_a, run_settings,
                      progress=lambda f, what: progress(f / 2, desc=f"A: {what}"))
@@ -350,12 +383,14 @@ def build_model_tab() -> SimpleNamespace:
                                      file_count="multiple", elem_id="ckpt-upload",
                                      file_types=[".safetensors", ".bin", ".pt", ".json"])
                     gr.Markdown(f"At most {MAX_FILE_SIZE} per file.", elem_classes="note")
+                    upload_note = message_box("upload-message")
             with gr.Column(scale=3):
                 teacher = gr.Textbox(label="Transcript for the gradient step (optional)",
                                      placeholder="empty: the model's own greedy "
                                                  "transcript", elem_id="teacher")
                 run = gr.Button(RUN_LABEL, variant="primary",
                                 elem_id="run-model")
+                run_note = message_box("run-message")
                 mask_warn = gr.Markdown(visible=False, elem_classes="warn",
                                         elem_id="mask-warning")
                 transcript = gr.Textbox(label="Greedy transcript", interactive=False,
@@ -402,8 +437,9 @@ def build_model_tab() -> SimpleNamespace:
                                 elem_id="head-score-table")
         model_export = _export_button()
     return SimpleNamespace(
-        tab=tab, ckpt=ckpt, no_ckpt=no_ckpt, upload=upload, act=act, f0_rot=f0_rot, dmask=dmask,
-        teacher=teacher, run=run, mask_warn=mask_warn, transcript=transcript,
+        tab=tab, ckpt=ckpt, no_ckpt=no_ckpt, upload=upload, upload_note=upload_note, act=act,
+        f0_rot=f0_rot, dmask=dmask, teacher=teacher, run=run, run_note=run_note,
+        mask_warn=mask_warn, transcript=transcript,
         model_info=model_info, acts=acts, grads=grads, gates=gates, gate_plot=gate_plot,
         report=report, att_kind=att_kind, att_which=att_which, att_layer=att_layer,
         att_head=att_head, att_plot=att_plot, used_bias_plot=used_bias_plot, learned=learned,
@@ -421,6 +457,7 @@ def build_compare_tab() -> SimpleNamespace:
                               label="Checkpoint B", elem_id="ckpt-b")
         compare_btn = gr.Button(COMPARE_LABEL, variant="primary",
                                 elem_id="run-compare")
+        compare_note = message_box("compare-message")
         with gr.Row():
             trans_a = gr.Markdown(elem_id="transcript-a")
             trans_b = gr.Markdown(elem_id="transcript-b")
@@ -450,7 +487,8 @@ def build_compare_tab() -> SimpleNamespace:
                                    elem_id="compare-head-score-diff")
         compare_export = _export_button()
     return SimpleNamespace(
-        tab=tab, ckpt_a=ckpt_a, ckpt_b=ckpt_b, compare_btn=compare_btn, trans_a=trans_a,
+        tab=tab, ckpt_a=ckpt_a, ckpt_b=ckpt_b, compare_btn=compare_btn, note=compare_note,
+        trans_a=trans_a,
         trans_b=trans_b, cmp_gate_plot=cmp_gate_plot, cmp_kind=cmp_kind, cmp_which=cmp_which,
         cmp_layer=cmp_layer, cmp_head=cmp_head, cmp_att_plot=cmp_att_plot,
         diff_table=diff_table, scalars_table=scalars_table, cmp_score=cmp_score,
@@ -473,14 +511,16 @@ def wire_model(demo: gr.Blocks, session: SimpleNamespace, m: SimpleNamespace,
         cb_compare_scores, [compare_state, c.cmp_score], [c.cmp_hs_a, c.cmp_hs_b, c.cmp_hs_diff],
         **QUIET)
 
-    m.upload.upload(cb_upload, [m.upload, m.act, m.f0_rot, m.dmask, uploads],
-                    [m.ckpt, c.ckpt_a, c.ckpt_b, m.no_ckpt, uploads], **PRIVATE)
-    m.run.click(cb_analyze, [clip_key, praat_state, m.ckpt, m.act, m.f0_rot, m.dmask, m.teacher,
-                             m.att_kind, m.att_which, m.hs_score],
-                [model_key, m.mask_warn, m.transcript, m.model_info, m.acts, m.grads, m.gates,
-                 m.gate_plot, m.report, m.att_layer, m.att_head, m.att_plot, m.used_bias_plot,
-                 m.learned, m.hs_note, m.hs_plot, m.hs_table],
-                api_name="analyze_model", concurrency_id="model", concurrency_limit=1)
+    on_page(m.upload.upload, cb_upload, [m.upload, m.act, m.f0_rot, m.dmask, uploads],
+            [m.ckpt, c.ckpt_a, c.ckpt_b, m.no_ckpt, uploads], m.upload_note,
+            "The checkpoint choices are unchanged.")
+    run_inputs = [clip_key, praat_state, m.ckpt, m.act, m.f0_rot, m.dmask, m.teacher, m.att_kind,
+                  m.att_which, m.hs_score]
+    run_outputs = [model_key] + [getattr(m, name) for name in MODEL_OUTPUT_NAMES[1:]]
+    one_at_a_time = dict(concurrency_id="model", concurrency_limit=1)
+    on_page(m.run.click, cb_analyze_page, run_inputs + [model_key], run_outputs, m.run_note,
+            on_error=previous_run_marked, **one_at_a_time)
+    api_endpoint(cb_analyze, run_inputs, run_outputs, "analyze_model", **one_at_a_time)
     m.hs_score.input(cb_head_scores, [model_key, m.hs_score], m.hs_plot, **PRIVATE, **LIVE)
     m.att_kind.input(cb_attention_kind, [model_key, m.att_kind, m.att_which],
                      [m.att_layer, m.att_head, m.att_plot], **PRIVATE)
@@ -488,12 +528,14 @@ def wire_model(demo: gr.Blocks, session: SimpleNamespace, m: SimpleNamespace,
         control.input(cb_attention, [model_key, m.att_kind, m.att_layer, m.att_head, m.att_which],
                       m.att_plot, **PRIVATE, **LIVE)
 
-    c.compare_btn.click(cb_compare, [clip_key, praat_state, c.ckpt_a, c.ckpt_b, c.cmp_kind,
-                                     c.cmp_which, c.cmp_score, m.act, m.f0_rot, m.dmask],
-                        [compare_state, c.trans_a, c.trans_b, c.cmp_gate_plot, c.cmp_layer,
-                         c.cmp_head, c.cmp_att_plot, c.diff_table, c.scalars_table, c.cmp_hs_a,
-                         c.cmp_hs_b, c.cmp_hs_diff],
-                        api_name="compare_models", concurrency_id="model", concurrency_limit=1)
+    compare_inputs = [clip_key, praat_state, c.ckpt_a, c.ckpt_b, c.cmp_kind, c.cmp_which,
+                      c.cmp_score, m.act, m.f0_rot, m.dmask]
+    compare_outputs = [compare_state, c.trans_a, c.trans_b, c.cmp_gate_plot, c.cmp_layer,
+                       c.cmp_head, c.cmp_att_plot, c.diff_table, c.scalars_table, c.cmp_hs_a,
+                       c.cmp_hs_b, c.cmp_hs_diff]
+    on_page(c.compare_btn.click, cb_compare, compare_inputs, compare_outputs, c.note,
+            "The panels below are still from the comparison before.", **one_at_a_time)
+    api_endpoint(cb_compare, compare_inputs, compare_outputs, "compare_models", **one_at_a_time)
     c.cmp_score.input(cb_compare_scores, [compare_state, c.cmp_score],
                       [c.cmp_hs_a, c.cmp_hs_b, c.cmp_hs_diff], **PRIVATE, **LIVE)
     for control in (c.cmp_kind, c.cmp_layer, c.cmp_head, c.cmp_which):
