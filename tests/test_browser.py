@@ -71,17 +71,24 @@ def server():
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def playwright_driver():
+    """One Playwright per module (a second one inside it fails): tests that need their own
+    browser (other launch flags) launch it from here."""
     from playwright.sync_api import sync_playwright
 
-    ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(ACTION_BOUND_MS)
-        page.goto(server)
-        yield page
-        browser.close()
+        yield p
+
+
+@pytest.fixture(scope="module")
+def page(server, playwright_driver):
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser = playwright_driver.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(ACTION_BOUND_MS)
+    page.goto(server)
+    yield page
+    browser.close()
 
 
 def _rendered(page, selector: str, min_width: int = 300) -> None:
@@ -253,13 +260,12 @@ def test_learn_view_renders_formulas(page):
 MIC_CLIP = REPO / "assets" / "clips" / "digits_fsdd-jackson_three-one-eight.wav"
 
 
-def test_microphone_recording_is_transcribed(server, tmp_path):
+def test_microphone_recording_is_transcribed(server, playwright_driver, tmp_path):
     """A person speaks into the app: Chromium's fake microphone plays a held-out real speaker's
     digit string (FSDD jackson, never heard in training) into the record button; the Model view,
     on its default checkpoint, transcribes the recording."""
     import numpy as np
     import soundfile as sf
-    from playwright.sync_api import sync_playwright
 
     samples, sr = sf.read(str(MIC_CLIP), dtype="float32")
     # the fake device loops its file: silence after the words outlasts the recording
@@ -268,29 +274,28 @@ def test_microphone_recording_is_transcribed(server, tmp_path):
     sf.write(str(fake), padded.astype(np.float32), sr, subtype="PCM_16")
     args = LAUNCH_ARGS + ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
                           f"--use-file-for-fake-audio-capture={fake}"]
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000},
-                                      permissions=["microphone"])
-        page = context.new_page()
-        page.set_default_timeout(ACTION_BOUND_MS)
-        page.goto(server)
-        _clip_loaded(page)
-        page.locator("#audio button[aria-label='Clear']").click()
-        page.locator("#audio button[aria-label='Record audio']").click()
-        page.locator("#audio button", has_text="Record").first.click()
-        page.wait_for_timeout(len(samples) / sr * 1000 + 1500)  # the words, then some silence
-        page.locator("#audio button:visible", has_text="Stop").first.click()
-        page.wait_for_function("() => (document.querySelector('#clip-info')?.innerText || '')"
-                               ".startsWith('audio')")  # the recording, not the example
-        assert page.locator("#examples input:checked").count() == 0  # no example claimed
-        _tab(page, "Model")
-        assert page.locator("#ckpt input:checked").count() == 1  # the default checkpoint
-        page.locator("#run-model").click()
-        page.wait_for_function("() => (document.querySelector('#transcript textarea')?.value "
-                               "|| '').trim().length > 0")
-        transcript = page.locator("#transcript textarea").input_value().strip()
-        _no_error(page)
-        page.screenshot(path=str(ARTIFACTS / "9_microphone.png"), full_page=True)
-        browser.close()
+    browser = playwright_driver.chromium.launch(executable_path=CHROMIUM, args=args)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000},
+                                  permissions=["microphone"])
+    page = context.new_page()
+    page.set_default_timeout(ACTION_BOUND_MS)
+    page.goto(server)
+    _clip_loaded(page)
+    page.locator("#audio button[aria-label='Clear']").click()
+    page.locator("#audio button[aria-label='Record audio']").click()
+    page.locator("#audio button", has_text="Record").first.click()
+    page.wait_for_timeout(len(samples) / sr * 1000 + 1500)  # the words, then some silence
+    page.locator("#audio button:visible", has_text="Stop").first.click()
+    page.wait_for_function("() => (document.querySelector('#clip-info')?.innerText || '')"
+                           ".startsWith('audio')")  # the recording, not the example
+    assert page.locator("#examples input:checked").count() == 0  # no example claimed
+    _tab(page, "Model")
+    assert page.locator("#ckpt input:checked").count() == 1  # the default checkpoint
+    page.locator("#run-model").click()
+    page.wait_for_function("() => (document.querySelector('#transcript textarea')?.value "
+                           "|| '').trim().length > 0")
+    transcript = page.locator("#transcript textarea").input_value().strip()
+    _no_error(page)
+    page.screenshot(path=str(ARTIFACTS / "9_microphone.png"), full_page=True)
+    browser.close()
     assert transcript == "three one eight"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from test_browser import (_clip_loaded, _no_error, _rendered, _shipped, _shot, _tab, page,  # noqa: F401
-                          pytestmark, server)  # the fixtures and the skip without Chromium
+                          playwright_driver, pytestmark, server)  # the fixtures and the skip without Chromium
 
 
 def _message(page, elem_id: str, text: str) -> str:

@@ -23,7 +23,15 @@ SWITCHES = {  # what each config must be (issue #17's ablation)
     "zoo_per_frame_theta": dict(f0_rotary=True, pitch_bias=False, theta_mode="per_frame"),
     "zoo_f0_theta_bias": dict(f0_rotary=True, pitch_bias=True, theta_mode="mean_f0"),
     "zoo_null_f0_theta": dict(f0_rotary=True, pitch_bias=False, theta_mode="mean_f0"),
+    "zoo_mean_f0_theta_long": dict(f0_rotary=True, pitch_bias=False, theta_mode="mean_f0"),
 }
+# Held-out voices bundled as examples (assets/clips/DIGITS.md): the first test clip of each set
+HELD_OUT = {"digits_fsdd-jackson_three-one-eight.wav": "three one eight",
+            "digits_fsdd-jackson_four-one.wav": "four one",
+            "digits_fsdd-jackson_zero.wav": "zero",
+            "digits_flite-rms_five-one-seven-zero.wav": "five one seven zero",
+            "digits_festival-ked_eight-five-four.wav": "eight five four"}
+DEFAULT_MAX_WER = 0.25  # the default model on those 16 words (its full test sets: RESULTS.md)
 
 
 def test_zoo_is_shipped():
@@ -59,3 +67,26 @@ def test_zoo_checkpoint_transcribes_a_bundled_clip(folder):
     samples, sr = sf.read(str(CLIP), dtype="float32")
     text = transcribe(model, samples, sr)
     assert text and set(text.split()) <= set(DIGIT_WORDS), text
+
+
+def test_default_model_hears_held_out_voices():
+    """The app's default checkpoint (first in assets/checkpoints/index.json) on the bundled
+    held-out clips (a real speaker isolated and connected, a flite and a festival voice) that
+    no zoo model heard: word errors over all of them within DEFAULT_MAX_WER."""
+    import jiwer
+
+    from echo_core.checkpoint import load_checkpoint
+    from echo_core.clip_run import transcribe
+
+    index = json.loads((CHECKPOINTS / "index.json").read_text())
+    default = CHECKPOINTS / index["order"][0]
+    assert default.is_dir(), f"the index's default {default.name} is not shipped"
+    torch.set_num_threads(1)
+    model = load_checkpoint(default).eval()
+    refs, hyps = [], []
+    for name, words in HELD_OUT.items():
+        samples, sr = sf.read(str(ROOT / "assets" / "clips" / name), dtype="float32")
+        refs.append(words)
+        hyps.append(transcribe(model, samples, sr))
+    wer = jiwer.wer(refs, hyps)
+    assert wer <= DEFAULT_MAX_WER, list(zip(refs, hyps))
