@@ -239,8 +239,9 @@ def clip_warnings(clip: Clip, f0_frames: np.ndarray) -> list[str]:
         clip.samples) else 0.0
     level = 20 * math.log10(rms) if rms > 0 else -math.inf
     if level < SILENT_DBFS:
-        out.append(f"the clip is silent (RMS level {level:.0f} dBFS, below {SILENT_DBFS:g} "
-                   "dBFS): the transcript is not meaningful")
+        measured = ("every sample is 0" if rms == 0 else
+                    f"RMS level {level:.0f} dBFS, below {SILENT_DBFS:g} dBFS")
+        out.append(f"the clip is silent ({measured}): the transcript is not meaningful")
     if clip.duration < MIN_MODEL_SECONDS:
         out.append(f"the clip is {clip.duration:.2f} s long, shorter than "
                    f"{MIN_MODEL_SECONDS:g} s: the transcript is not meaningful")
