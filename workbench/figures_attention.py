@@ -67,7 +67,7 @@ def attention_grid(maps: np.ndarray, layers: np.ndarray, heads: np.ndarray, kind
                                line=dict(color="#1f77b4", width=3)))
     layout = dict(
         xaxis=dict(tickmode="array", tickvals=xc, ticktext=[f"h{h}" for h in heads],
-                   title=dict(text="head"), showgrid=False, zeroline=False, side="top",
+                   showgrid=False, zeroline=False, side="top",
                    constrain="domain"),
         yaxis=dict(tickmode="array", tickvals=yc, ticktext=[f"L{l}" for l in layers],
                    title=dict(text="layer"), showgrid=False, zeroline=False,
