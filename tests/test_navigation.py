@@ -113,11 +113,13 @@ def test_block_means_keep_an_all_nan_block_nan_and_never_enlarge():
 def test_position_spans_cover_the_axis_without_gaps():
     spans = N.position_spans(83, 28, 0.016)  # pooled in blocks of 3 positions
     assert spans.shape == (28, 2)
-    np.testing.assert_allclose(spans[0], [0.0, 3 * 0.016])
+    np.testing.assert_allclose(spans[0], [0.0, 2.5 * 0.016])  # positions 0-2, 0 centred at 0
     np.testing.assert_allclose(spans[1:, 0], spans[:-1, 1])  # contiguous
-    assert spans[-1, 1] == pytest.approx(83 * 0.016)  # the last block is short
+    assert spans[-1, 1] == pytest.approx(82.5 * 0.016)  # the last block is short
     unpooled = N.position_spans(50, 50, 0.016)
-    np.testing.assert_allclose(unpooled[:, 1] - unpooled[:, 0], 0.016)
+    centres = unpooled[1:].mean(axis=1)  # each cell centred on its position's time
+    np.testing.assert_allclose(centres, np.arange(1, 50) * 0.016)
+    np.testing.assert_allclose(unpooled[1:, 1] - unpooled[1:, 0], 0.016)
 
 
 def test_thumbnail_mosaic_tiles_each_map_with_transparent_gaps():
@@ -157,7 +159,7 @@ def test_thumbnails_of_a_result_are_block_means_of_its_maps():
     np.testing.assert_allclose(maps[2, 1], _brute_block_means(layer["weights"][1], 48),
                                rtol=1e-5)
     spans = N.key_spans(result, "encoder self-attention", 1, 0.016)
-    np.testing.assert_allclose(spans[-1], [99 * 2 * 0.016, 200 * 0.016])  # pooled by 2
+    np.testing.assert_allclose(spans[-1], [197.5 * 0.016, 199.5 * 0.016])  # pooled by 2
 
 
 def _pitch_inputs():

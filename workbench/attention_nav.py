@@ -50,12 +50,17 @@ def block_means(m: np.ndarray, size: int = THUMB_SIZE) -> np.ndarray:
 
 def position_spans(n: int, shown: int, seconds: float) -> np.ndarray:
     """(shown, 2) start and end time (s) of each column of an n-position audio axis pooled to
-    ``shown`` columns in blocks of ceil(n / shown) positions (as ``model_analysis`` pools it);
-    position p covers [p, p + 1) x ``seconds``."""
+    ``shown`` columns in blocks of ceil(n / shown) positions (as ``model_analysis`` pools it).
+
+    Positions are centred on their time, as the maps draw them and the playhead places time
+    (the centred STFT puts mel frame i at i x hop, a stride-2 front end puts position p at
+    frame 2p): position p covers [p - 1/2, p + 1/2) x ``seconds``, the first one from 0.
+    """
     group = math.ceil(n / shown)
     starts = np.arange(shown) * group
     ends = np.minimum(starts + group, n)
-    return np.stack([starts, ends], axis=1).astype(np.float64) * float(seconds)
+    spans = (np.stack([starts, ends], axis=1).astype(np.float64) - 0.5) * float(seconds)
+    return np.maximum(spans, 0.0)
 
 
 def key_spans(result, kind: str, layer: int, seconds: float) -> np.ndarray | None:

@@ -74,6 +74,33 @@
     mark.dataset.t1 = t1;
   }
 
+  /* The same stretch as a band on the hovered plot's own time axis (the player may be
+   * scrolled out of view). */
+  function spanBand(gd, xaxis, t0, t1) {
+    const box = gd.querySelector(".svg-container");
+    let band = box && box.querySelector(".echo-span-band");
+    const perSecond = ((gd.layout.meta || {}).echo_time || {})[xaxis];
+    const xa = gd._fullLayout && gd._fullLayout[xaxis];
+    const ya = xa && gd._fullLayout[axisKey("y", xa.anchor)];
+    if (!box || t0 === null || !perSecond || !ya) {
+      if (band) band.style.display = "none";
+      return;
+    }
+    if (!band) {
+      band = document.createElement("div");
+      band.className = "echo-span-band";
+      band.style.cssText = "position:absolute;pointer-events:none;z-index:4;" +
+        "background:rgba(255,255,255,0.25);border:1px solid #39ff14";
+      box.appendChild(band);
+    }
+    const [a, b] = [xa.l2p(t0 * perSecond), xa.l2p(t1 * perSecond)];
+    band.style.left = `${xa._offset + Math.min(a, b)}px`;
+    band.style.width = `${Math.max(2, Math.abs(b - a))}px`;
+    band.style.top = `${ya._offset}px`;
+    band.style.height = `${ya._length}px`;
+    band.style.display = "block";
+  }
+
   function onClick(gd, ev) {
     const p = ev && ev.points && ev.points[0];
     const meta = p && p.data && p.data.meta;
@@ -96,10 +123,15 @@
     gd.on("plotly_hover", (ev) => {
       const p = ev && ev.points && ev.points[0];
       if (p && p.data.meta && p.data.meta.echo_seek === "span" && p.customdata) {
-        spanMarker(Number(p.customdata[0]), Number(p.customdata[1]));
+        const [t0, t1] = [Number(p.customdata[0]), Number(p.customdata[1])];
+        spanMarker(t0, t1);
+        spanBand(gd, axisKey("x", p.data.xaxis), t0, t1);
       }
     });
-    gd.on("plotly_unhover", () => spanMarker(null));
+    gd.on("plotly_unhover", () => {
+      spanMarker(null);
+      spanBand(gd, null, null, null);
+    });
     gd.on("plotly_selected", (ev) => {
       const target = (gd.layout.meta || {}).echo_range;
       const range = ev && ev.range && ev.range.x;
