@@ -219,3 +219,15 @@ def test_head_score_cells_can_open_their_head():
     assert fig.data[0].meta["echo_pick"] == "nav-head"
     assert np.asarray(fig.data[0].customdata)[1, 0].tolist() == [2, 0]
     assert F.head_score_heatmaps(df, "entropy_nats").data[0].meta is None
+
+
+def test_a_picked_head_from_the_page_is_checked():
+    from echo_core.errors import CaptureError
+    from workbench.ui.model_nav import parse_pick
+
+    assert parse_pick('{"kind": "decoder self-attention", "layer": 1, "head": 3, "n": 7}') == (
+        "decoder self-attention", 1, 3)
+    for bad in ("not json", '{"kind": "encoder self-attention"}',
+                '{"kind": "mlp", "layer": 1, "head": 0}'):
+        with pytest.raises(CaptureError):
+            parse_pick(bad)
