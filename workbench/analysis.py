@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from echo_core import audio, pitch, rotary
-from echo_core.errors import AudioError, PitchSettingsError, RotaryError
+from echo_core.errors import AudioError, EchoError, PitchSettingsError, RotaryError
 from workbench.cache import LRU, content_key
 
 REPO = Path(__file__).resolve().parent.parent
@@ -217,8 +217,37 @@ def mel_display(clip: Clip, max_frames: int = MEL_DISPLAY_FRAMES
     return m.astype(np.float32), times, mel_band_hz(m.shape[0])
 
 
-def f0_statistics_table(track) -> pd.DataFrame:
-    """The F0 statistics as a (statistic, value, unit) table, formatted for reading."""
+class TimeRangeError(EchoError):
+    """A time selection that is not a range inside the clip."""
+
+
+def check_time_range(start, end, duration: float) -> tuple[float, float]:
+    """(start, end) in seconds as floats, or TimeRangeError naming what is accepted: finite,
+    start < end, and overlapping [0, duration] (the ends are clipped to it)."""
+    try:
+        start, end = float(start), float(end)
+    except (TypeError, ValueError) as e:
+        raise TimeRangeError(f"a time range needs two numbers (seconds), got {start!r} and "
+                             f"{end!r}") from e
+    if not (math.isfinite(start) and math.isfinite(end)) or start >= end:
+        raise TimeRangeError(f"a time range needs from < to (seconds), got {start:g} to {end:g}")
+    if end <= 0 or start >= duration:
+        raise TimeRangeError(f"{start:g}–{end:g} s lies outside the clip (0–{duration:.2f} s)")
+    return max(start, 0.0), min(end, float(duration))
+
+
+def track_in_range(track: pitch.F0Track, start: float, end: float) -> pitch.F0Track:
+    """The Praat frames whose centre times lie in [start, end] s: the sub-track a Praat
+    selection's statistics are computed over (frames are selected by time, not counted)."""
+    keep = (track.times >= start) & (track.times <= end)
+    return pitch.F0Track(track.times[keep], track.hz[keep])
+
+
+def f0_statistics_table(track, time_range: tuple[float, float] | None = None) -> pd.DataFrame:
+    """The F0 statistics as a (statistic, value, unit) table, formatted for reading; with
+    ``time_range`` (start, end) s, of the frames in that range only (:func:`track_in_range`)."""
+    if time_range is not None:
+        track = track_in_range(track, *time_range)
     units = dict(median="Hz", mean="Hz", min="Hz", max="Hz", std="Hz", n_frames="frames",
                  n_voiced="frames")
     rows = []

@@ -24,6 +24,7 @@ import plotly.colors as pc
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from workbench import nav_meta as nav
 from workbench.map_image import colourise, hover_grid, image_data_uri
 
 TEMPLATE = "plotly_white"
@@ -155,6 +156,12 @@ def axis_values(positions: np.ndarray, unit: str, hop_seconds: float) -> tuple[n
     return positions.astype(np.int64), "position (frame)"
 
 
+def units_per_second(unit: str, hop_seconds: float) -> float:
+    """How many axis units one second of audio spans on an axis drawn by :func:`axis_values`
+    (what the page's playhead needs to place the time on it)."""
+    return 1.0 if unit == "seconds" else 1.0 / float(hop_seconds)
+
+
 def empty_figure(message: str, height: int = 300) -> go.Figure:
     """A placeholder that says what to do instead of showing a blank frame."""
     note = dict(text=message, showarrow=False, font=dict(size=14, color="#666"),
@@ -165,15 +172,24 @@ def empty_figure(message: str, height: int = 300) -> go.Figure:
 
 # ============================================================================= audio & pitch
 
+F0_AXES = ("mel", "hz")  # F0 on the spectrogram's mel axis, or on its own linear Hz axis
+
+
 def pitch_figure(mel: np.ndarray, mel_times: np.ndarray, mel_hz: np.ndarray,
                  f0_times: np.ndarray, f0_hz: np.ndarray,
-                 title: str = "Log-mel spectrogram and F0") -> go.Figure:
-    """Mel spectrogram with the F0 contour drawn over it on the same (mel-scaled) frequency axis.
+                 title: str = "Log-mel spectrogram and F0", f0_axis: str = "mel",
+                 range_to: str | None = None) -> go.Figure:
+    """Mel spectrogram with the F0 contour drawn over it.
 
     The y axis is in mel units (the picture looks like the features the model sees) with tick
-    labels in Hz; the F0 line is mapped with the same formula, so it sits on the harmonic it
-    tracks. Unvoiced frames are NaN and break the line (``connectgaps=False``).
+    labels in Hz. ``f0_axis="mel"`` maps F0 with the same formula, so the line sits on the
+    harmonic it tracks; ``"hz"`` draws it on its own linear Hz axis on the right (Praat's
+    picture: small pitch movements are visible). Unvoiced frames are NaN and break the line
+    (``connectgaps=False``). Time is declared to the page's navigation (playhead, click to
+    seek); ``range_to`` names the hidden textbox a drag-select sends its time range to.
     """
+    if f0_axis not in F0_AXES:
+        raise ValueError(f"f0_axis must be one of {F0_AXES}, got {f0_axis!r}")
     mel = np.asarray(mel, dtype=np.float32)
     if mel.ndim != 2 or mel.shape != (len(mel_hz), len(mel_times)):
         raise ValueError(f"mel {mel.shape} does not match {len(mel_hz)} bands x "
@@ -182,20 +198,34 @@ def pitch_figure(mel: np.ndarray, mel_times: np.ndarray, mel_hz: np.ndarray,
     mel_y = hz_to_mel(mel_hz)
     top = float(mel_y.max()) if len(mel_y) else 1.0
     ticks = np.array([h for h in HZ_TICKS if hz_to_mel(h) <= top * 1.02], dtype=np.float64)
-    data = [dict(type="heatmap", z=mel, x=np.asarray(mel_times, dtype=np.float64), y=mel_y,
-                 colorscale=_scale("Inferno"), name="log-mel",
-                 colorbar=dict(title=dict(text="log-mel"), len=0.9),
-                 hovertemplate="t=%{x:.3f} s<br>mel=%{y:.0f}<br>%{z:.2f}<extra></extra>"),
-            dict(type="scatter", x=np.asarray(f0_times, dtype=np.float64), y=hz_to_mel(f0_hz),
-                 customdata=f0_hz, mode="lines", line=dict(color=F0_COLOR, width=2.5),
-                 connectgaps=False, name="F0 (Praat)",
-                 hovertemplate="t=%{x:.3f} s<br>F0=%{customdata:.1f} Hz<extra></extra>")]
+    own = f0_axis == "hz"
+    f0_line = dict(type="scatter", x=np.asarray(f0_times, dtype=np.float64),
+                   y=f0_hz if own else hz_to_mel(f0_hz), customdata=f0_hz, mode="lines",
+                   line=dict(color=F0_COLOR, width=2.5), connectgaps=False, name="F0 (Praat)",
+                   hovertemplate="t=%{x:.3f} s<br>F0=%{customdata:.1f} Hz<extra></extra>")
+    if own:
+        f0_line["yaxis"] = "y2"
+    data = [nav.seek_on_click(dict(
+                type="heatmap", z=mel, x=np.asarray(mel_times, dtype=np.float64), y=mel_y,
+                colorscale=_scale("Inferno"), name="log-mel",
+                colorbar=dict(title=dict(text="log-mel"), len=0.9, **({"x": 1.08} if own else {})),
+                hovertemplate="t=%{x:.3f} s<br>mel=%{y:.0f}<br>%{z:.2f}<extra></extra>")),
+            nav.seek_on_click(f0_line)]
     layout = dict(xaxis=dict(title=dict(text="time (s)")),
                   yaxis=dict(title=dict(text="frequency (Hz, mel scale)"),
                              tickvals=hz_to_mel(ticks),
                              ticktext=[f"{h / 1000:g}k" if h >= 1000 else f"{h:g}"
                                        for h in ticks]),
                   legend=TOP_LEGEND)
+    if own:
+        voiced = f0_hz[np.isfinite(f0_hz)]
+        high = float(voiced.max()) * 1.15 if voiced.size else 500.0
+        layout["yaxis2"] = dict(title=dict(text="F0 (Hz, linear)", font=dict(color="#0097a7")),
+                                overlaying="y", side="right", range=[0.0, high],
+                                showgrid=False, tickfont=dict(color="#0097a7"))
+    layout = nav.time_axes(layout, {"xaxis": 1.0})
+    if range_to:
+        layout = nav.range_target(layout, range_to)
     return _fast(data, layout, title, height=400)
 
 
@@ -252,6 +282,8 @@ def similarity_maps(maps: Sequence[tuple[str, np.ndarray]], positions: np.ndarra
                             colorbar_title="Δ sim")
         _square_panel(layout, a, domains[-1], axis_title, first=False)
         layout["annotations"].append(_panel_title(difference[0], domains[-1]))
+    layout = nav.time_axes(layout, {f"xaxis{_axis(i)}": units_per_second(unit, hop_seconds)
+                                    for i in range(panels)})
     return _fast(data, layout, title, height=460)
 
 
@@ -393,6 +425,8 @@ def bias_figure(bias: np.ndarray, positions: np.ndarray, f0_display: np.ndarray,
         xaxis3=dict(domain=left, anchor="y3", title=dict(text="F0 (Hz)")),
         yaxis3=dict(domain=bottom, anchor="x3", matches="y", autorange="reversed",
                     title=dict(text=axis_title)))
+    per_second = units_per_second(unit, hop_seconds)
+    layout = nav.time_axes(layout, {"xaxis": per_second, "xaxis2": per_second})
     return _fast(data, layout, title, height=560)
 
 
@@ -468,11 +502,15 @@ def grouped_ratio_bars(series: Mapping[str, tuple[Sequence[str], np.ndarray]],
 def attention_maps(maps: Sequence[tuple], x_title: str = "key position",
                    y_title: str = "query position", title: str = "Attention",
                    colorbar_title: str = "score", zrange: tuple[float, float] | None = None,
-                   colorscale: str = ATTENTION_COLORSCALE) -> go.Figure:
+                   colorscale: str = ATTENTION_COLORSCALE, x_per_second: float | None = None,
+                   spans: Sequence[np.ndarray | None] | None = None) -> go.Figure:
     """One or more attention maps (queries x keys) side by side on a shared colour range.
 
     Each item is (label, array) or (label, array, x values, y values); values may be token
     labels (categorical axis) or frame numbers. NaN cells (blocked by a causal mask) are gaps.
+    ``x_per_second``: the key axis is audio positions, that many per second (the playhead is
+    drawn on it). ``spans``: per map, the (k, 2) audio time span (s) of each key column or
+    None; hover names the span and a click plays it.
     """
     if not maps:
         raise ValueError("attention_maps needs at least one map")
@@ -484,14 +522,28 @@ def attention_maps(maps: Sequence[tuple], x_title: str = "key position",
     data, layout = [], {"annotations": []}
     for i, (label, arr, x, y) in enumerate(items):
         a = _axis(i)
-        data += _map_traces(arr, x, y, a, colorscale=colorscale, zmin=zrange[0],
-                            zmax=zrange[1], name=label, showscale=i == len(items) - 1,
-                            colorbar=dict(title=dict(text=colorbar_title), len=0.9),
-                            hovertemplate="q=%{y}<br>k=%{x}<br>%{z:.3f}<extra></extra>")
+        span = spans[i] if spans is not None else None
+        extra = {}
+        if span is not None:  # (q, k, 2): every cell carries its key column's time span
+            extra["customdata"] = np.ascontiguousarray(np.broadcast_to(
+                np.asarray(span, dtype=np.float32)[None], arr.shape + (2,)))
+        traces = _map_traces(arr, x, y, a, colorscale=colorscale, zmin=zrange[0],
+                             zmax=zrange[1], name=label, showscale=i == len(items) - 1,
+                             colorbar=dict(title=dict(text=colorbar_title), len=0.9),
+                             hovertemplate="q=%{y}<br>k=%{x}<br>" + (
+                                 "audio %{customdata[0]:.2f}–%{customdata[1]:.2f} s<br>"
+                                 if span is not None else "") + "%{z:.3f}<extra></extra>",
+                             **extra)
+        if span is not None:
+            traces[-1] = nav.seek_on_click(traces[-1], "span")
+        data += traces
         layout[f"xaxis{a}"] = dict(domain=domains[i], anchor=f"y{a}", title=dict(text=x_title))
         layout[f"yaxis{a}"] = dict(anchor=f"x{a}", autorange="reversed",
                                    title=dict(text=y_title if i == 0 else ""))
         layout["annotations"].append(_panel_title(label, domains[i]))
+    if x_per_second:
+        layout = nav.time_axes(layout, {f"xaxis{_axis(i)}": x_per_second
+                                        for i in range(len(items))})
     return _fast(data, layout, title, height=460)
 
 
@@ -544,13 +596,15 @@ NA_REASONS = {  # why a score is n/a for a whole kind of map (shown in the empty
 }
 
 
-def head_score_heatmaps(df, score: str, title: str | None = None) -> go.Figure:
+def head_score_heatmaps(df, score: str, title: str | None = None,
+                        pick: str | None = None) -> go.Figure:
     """One layer × head heatmap per attention kind (columns of ``echo_core.head_scores``
     .head_score_table: kind, layer, head, <score>) side by side on a shared colour range.
 
     Rank correlations use a diverging scale fixed at [-1, 1] (0 = white: no relation); the
     other scores a sequential scale. A kind whose score is all NaN (e.g. pitch for decoder
-    self-attention) shows as an empty panel with "n/a" in its title.
+    self-attention) shows as an empty panel with "n/a" in its title. ``pick`` names the hidden
+    textbox a click on a cell sends its (kind, layer, head) to.
     """
     if score not in df.columns:
         raise ValueError(f"unknown score {score!r}; accepted: {list(HEAD_SCORE_LABELS)}")
@@ -586,6 +640,9 @@ def head_score_heatmaps(df, score: str, title: str | None = None) -> go.Figure:
                          texttemplate="%{z:.2f}", xgap=1, ygap=1,
                          hovertemplate=f"{kind}<br>layer %{{y}}, head %{{x}}<br>"
                                        f"{score} = %{{z:.3f}}<extra></extra>"))
+        if pick:
+            data[-1] = nav.pick_on_click({**data[-1], "customdata": np.stack(
+                np.meshgrid(layers, heads, indexing="ij"), axis=-1)}, kind, pick)
         layout[f"xaxis{a}"] = dict(domain=domains[i], anchor=f"y{a}", title=dict(text="head"),
                                    tickmode="array", tickvals=heads)
         layout[f"yaxis{a}"] = dict(anchor=f"x{a}", autorange="reversed", tickmode="array",

@@ -1,7 +1,9 @@
 """The Gradio app, the only package that imports gradio and speaks to the user.
 
 page (build_demo composes the views, launch_kwargs), clip_views (Audio & Pitch, Rotary
-patterns, Pitch bias), model_views (Model, Compare), batch_view (Batch results), learn (Learn),
+patterns, Pitch bias), model_views (Model, Compare), model_nav (the Model view's
+navigation: playhead-ready maps, the layers x heads grid, picked heads), playhead.js (the page's
+navigation script), batch_view (Batch results), learn (Learn),
 report (ReportSettings, collect, the exports and the report), common (what they share).
 """
 

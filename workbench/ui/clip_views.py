@@ -6,6 +6,7 @@ figures and tables, also used by the exports), its callbacks, and its tab; the c
 
 from __future__ import annotations
 
+import json
 import os
 from types import SimpleNamespace
 
@@ -55,12 +56,40 @@ def praat_dict(method, floor, ceiling, voicing, silence, octave, jump, vuv, cand
                 very_accurate=bool(accurate))
 
 
-def pitch_view(clip: A.Clip, settings) -> tuple:
+F0_AXIS_CHOICES = [("on the spectrogram (mel scale)", "mel"), ("own Hz axis (linear)", "hz")]
+NAV_RANGE = "nav-range"  # hidden textbox: a drag-select on the spectrogram sends its range here
+STATS_LABEL = ("F0 statistics of the Praat track, whole clip (its own 8 ms frames; voiced "
+               "frames only)")
+
+
+def stats_label(time_range: tuple[float, float] | None) -> str:
+    """The statistics table's title: it says which stretch of the clip the numbers describe."""
+    if time_range is None:
+        return STATS_LABEL
+    return (f"F0 statistics of the Praat track, {time_range[0]:.2f}–{time_range[1]:.2f} s only "
+            "(frames centred in the range; voiced frames only)")
+
+
+def pitch_view(clip: A.Clip, settings, f0_axis: str = "mel") -> tuple:
+    """(figure, whole-clip statistics table, track) of the Audio & Pitch view."""
     track = A.f0_track(clip, settings)
     mel, times, band_hz = A.mel_display(clip)
     fig = F.pitch_figure(mel, times, band_hz, track.times, track.hz,
-                         title=f"{clip.name}: log-mel spectrogram and Praat F0")
+                         title=f"{clip.name}: log-mel spectrogram and Praat F0",
+                         f0_axis=f0_axis or "mel", range_to=NAV_RANGE)
     return fig, A.f0_statistics_table(track), track
+
+
+def range_stats(clip: A.Clip, settings, start, end) -> tuple:
+    """(statistics table update with its title, the checked range or None): the whole clip when
+    both ends are empty, else the range (A.TimeRangeError if it is not one)."""
+    track = A.f0_track(clip, settings)
+    if start is None and end is None:
+        return gr.update(value=A.f0_statistics_table(track), label=stats_label(None)), None
+    time_range = A.check_time_range(0.0 if start is None else start,
+                                    clip.duration if end is None else end, clip.duration)
+    return (gr.update(value=A.f0_statistics_table(track, time_range),
+                      label=stats_label(time_range)), time_range)
 
 
 def clip_markdown(clip: A.Clip, track, f0_frames: np.ndarray) -> str:
@@ -225,11 +254,63 @@ def cb_load_example(name):
 
 
 @guarded
-def cb_pitch(key, praat):
+def cb_pitch(key, praat, f0_axis="mel", time_range=None):
+    """Redraw the pitch view (tab shown), keeping the statistics' time range."""
     if not key:
         return gr.skip(), gr.skip()
-    fig, stats, _ = pitch_view(session_clip(key), _settings(praat))
-    return fig, stats
+    clip, settings = session_clip(key), _settings(praat)
+    fig, _, _ = pitch_view(clip, settings, f0_axis)
+    return fig, range_stats(clip, settings, *(time_range or (None, None)))[0]
+
+
+@guarded
+def cb_pitch_figure(key, praat, f0_axis):
+    """The F0 axis changed: only the figure is redrawn."""
+    if not key:
+        return gr.skip()
+    return pitch_view(session_clip(key), _settings(praat), f0_axis)[0]
+
+
+@guarded
+def cb_after_clip(key, praat, f0_axis):
+    """A new clip or F0 track: the statistics cover the whole clip again (the range inputs are
+    cleared), and the figure is redrawn if F0 is on its own axis (cb_extract_f0 draws the
+    default)."""
+    if not key:
+        return [gr.skip()] * 5
+    clip, settings = session_clip(key), _settings(praat)
+    fig = pitch_view(clip, settings, f0_axis)[0] if f0_axis != "mel" else gr.skip()
+    return fig, None, None, range_stats(clip, settings, None, None)[0], None
+
+
+@guarded
+def cb_range_stats(key, praat, start, end):
+    """F0 statistics of the typed range and the range (api: f0_range_statistics); both ends
+    empty: the whole clip."""
+    if not key:
+        return gr.skip(), gr.skip()
+    return range_stats(session_clip(key), _settings(praat), start, end)
+
+
+@guarded
+def cb_whole_clip(key, praat):
+    if not key:
+        return [gr.skip()] * 4
+    return None, None, *range_stats(session_clip(key), _settings(praat), None, None)
+
+
+@guarded
+def cb_nav_range(key, praat, payload):
+    """A drag-select on the spectrogram (JSON {"range": [t0, t1]} from playhead.js): fill the
+    range inputs with it and show its statistics."""
+    if not key or not payload:
+        return [gr.skip()] * 4
+    try:
+        start, end = json.loads(payload)["range"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise A.TimeRangeError(f"not a time range from the page: {payload!r}") from e
+    stats, (start, end) = range_stats(session_clip(key), _settings(praat), start, end)
+    return round(start, 3), round(end, 3), stats, (start, end)
 
 
 @guarded
@@ -300,12 +381,27 @@ def build_clip_header() -> SimpleNamespace:
 def build_pitch_tab() -> SimpleNamespace:
     """The Audio & Pitch tab: spectrogram with F0, statistics, CSV and the Praat settings."""
     with gr.Tab("Audio & Pitch", id="pitch", elem_id="tab-pitch") as tab:
+        with gr.Row(equal_height=True):
+            f0_axis = gr.Radio(F0_AXIS_CHOICES, value="mel", label="F0 axis", scale=2,
+                               elem_id="f0-axis")
+            gr.Markdown("Click the spectrogram to move the player there; drag across it to "
+                        "select a time range for the statistics (zoom: the mode bar). While "
+                        "the clip plays, a green line follows it here and on the maps whose "
+                        "axes are time or position.", elem_classes="note")
         pitch_plot = _plot("Spectrogram and F0", "pitch-plot")
+        nav_range = gr.Textbox(visible="hidden", elem_id=NAV_RANGE, label="selected range")
+        time_range = gr.State(None)  # (start, end) s of the statistics, None: the whole clip
         with gr.Row():
-            stats = gr.Dataframe(label="F0 statistics of the Praat track (its own 8 ms frames; "
-                                 "voiced frames only)", interactive=False,
-                                 elem_id="f0-stats", scale=2)
+            stats = gr.Dataframe(label=STATS_LABEL, interactive=False, elem_id="f0-stats",
+                                 scale=2)
             with gr.Column(scale=1):
+                with gr.Row():
+                    range_from = gr.Number(label="from (s)", elem_id="range-from", minimum=0)
+                    range_to = gr.Number(label="to (s)", elem_id="range-to", minimum=0)
+                with gr.Row():
+                    range_apply = gr.Button("Statistics of this range", size="sm",
+                                            elem_id="range-apply")
+                    range_reset = gr.Button("Whole clip", size="sm", elem_id="range-reset")
                 f0_csv = gr.DownloadButton("Download F0 (CSV)", elem_id="f0-csv")
                 gr.Markdown("Unvoiced frames are empty fields in the CSV and gaps in the "
                             "plot. F0 is tracked every 8 ms, on the mel frames' grid.",
@@ -329,7 +425,9 @@ def build_pitch_tab() -> SimpleNamespace:
     praat = [method] + [sliders[f] for f in PRAAT_FIELDS] + [accurate]
     return SimpleNamespace(tab=tab, plot=pitch_plot, stats=stats, f0_csv=f0_csv, praat=praat,
                            sliders=list(sliders.values()), praat_note=praat_note,
-                           retrack=retrack, export=export)
+                           retrack=retrack, export=export, f0_axis=f0_axis, nav_range=nav_range,
+                           range_from=range_from, range_to=range_to, range_apply=range_apply,
+                           range_reset=range_reset, time_range=time_range)
 
 
 def build_rotary_tab() -> SimpleNamespace:
@@ -402,19 +500,35 @@ def wire_clip_views(demo: gr.Blocks, session: SimpleNamespace, header: SimpleNam
     for own_audio in (header.audio.upload, header.audio.stop_recording):  # not an example now
         own_audio(lambda: gr.update(value=None), None, header.example, **QUIET)
     kept = "The clip analysed before stays loaded."
-    on_page(header.audio.change, cb_extract_f0, pitch_inputs, pitch_outputs, header.clip_note,
-            kept, trigger_mode="always_last").success(**refresh)
+    after_clip = dict(fn=cb_after_clip, inputs=[session.clip_key, session.praat, p.f0_axis],
+                      outputs=[p.plot, p.range_from, p.range_to, p.stats, p.time_range],
+                      **QUIET)
+    for new_track in (
+            on_page(header.audio.change, cb_extract_f0, pitch_inputs, pitch_outputs,
+                    header.clip_note, kept, trigger_mode="always_last"),
+            on_page(p.retrack.click, cb_extract_f0, pitch_inputs, pitch_outputs, p.praat_note,
+                    "The F0 shown is still the one tracked before."),
+            on_page(demo.load, cb_extract_f0, pitch_inputs, pitch_outputs, header.clip_note)):
+        new_track.success(**refresh)
+        new_track.success(**after_clip)
     api_endpoint(cb_extract_f0, pitch_inputs, pitch_outputs, "extract_f0")
-    on_page(p.retrack.click, cb_extract_f0, pitch_inputs, pitch_outputs, p.praat_note,
-            "The F0 shown is still the one tracked before.").success(**refresh)
-    on_page(demo.load, cb_extract_f0, pitch_inputs, pitch_outputs, header.clip_note
-            ).success(**refresh)
     say_clamped(p.sliders, p.praat_note)
     say_clamped([r.log_theta, r.tilt], r.note)
     say_clamped([b.scale], b.note)
 
+    clip_pair = [session.clip_key, session.praat]
+    range_pair = [p.range_from, p.range_to]
     tab_selected(p.tab, "pitch", session.active_tab).then(
-        cb_pitch, [session.clip_key, session.praat], [p.plot, p.stats], **QUIET)
+        cb_pitch, clip_pair + [p.f0_axis, p.time_range], [p.plot, p.stats], **QUIET)
+    p.f0_axis.input(cb_pitch_figure, clip_pair + [p.f0_axis], p.plot, **PRIVATE, **LIVE)
+    p.range_apply.click(cb_range_stats, clip_pair + range_pair, [p.stats, p.time_range],
+                        api_name="f0_range_statistics")
+    for typed in (p.range_from.submit, p.range_to.submit):
+        typed(cb_range_stats, clip_pair + range_pair, [p.stats, p.time_range], **PRIVATE)
+    p.range_reset.click(cb_whole_clip, clip_pair, range_pair + [p.stats, p.time_range],
+                        **PRIVATE)
+    p.nav_range.change(cb_nav_range, clip_pair + [p.nav_range],
+                      range_pair + [p.stats, p.time_range], **PRIVATE)
     tab_selected(r.tab, "rotary", session.active_tab).then(
         cb_rotary, rotary_inputs, rotary_outputs, **QUIET).then(
         cb_sweep, r.head_dim, r.sweep_plot, **QUIET)

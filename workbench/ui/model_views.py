@@ -20,6 +20,7 @@ from workbench.ui.common import (LIVE, MAX_FILE_SIZE, PRIVATE, QUIET, InputError
                                  _export_button, _plot, _settings, api_endpoint, guarded,
                                  message_box, note_update, on_page, session_clip, tab_selected,
                                  table)
+from workbench.ui.model_nav import NAV_HEAD, attention_figure, grid_figure, parse_pick
 
 ATTENTION_KINDS = list(M.ATTENTION_KINDS)
 ENCODER = ATTENTION_KINDS[0]
@@ -42,21 +43,12 @@ MASK_WARNING = ("⚠️ **This checkpoint uses the reference's non-causal (addit
 
 # ============================================================================= view builders
 
-def attention_figure(results, kind, layer, head, which):
-    """The attention maps of one or more results for the same layer and head."""
-    maps = []
-    for r in results:
-        arr, x_title, y_title, x, y = M.attention_map(r, kind, int(layer), int(head), which)
-        maps.append((f"{r.label}: layer {int(layer)}, head {int(head)}", arr, x, y))
-    return F.attention_maps(maps, x_title=x_title, y_title=y_title,
-                            title=f"{kind}: attention {which}", colorbar_title=which)
-
-
-def head_score_figure(result, score, title: str | None = None):
-    """Layer x head heatmaps of one score, or the reason there are none."""
+def head_score_figure(result, score, title: str | None = None, pick: str | None = None):
+    """Layer x head heatmaps of one score, or the reason there are none; with ``pick`` a click
+    on a cell opens that head (the Model view)."""
     if result.head_scores is None:
         return F.empty_figure(f"no head scores: {result.head_scores_error}")
-    return F.head_score_heatmaps(result.head_scores, score, title=title)
+    return F.head_score_heatmaps(result.head_scores, score, title=title, pick=pick)
 
 
 def model_figures(result, kind, layer, head, which, score=HEAD_SCORES_SHOWN[0]) -> dict:
@@ -65,7 +57,7 @@ def model_figures(result, kind, layer, head, which, score=HEAD_SCORES_SHOWN[0]) 
                                                 result.expected_ratio,
                                                 band=(g["init_ratio_low"], g["init_ratio_high"])),
             "attention": attention_figure([result], kind, layer, head, which),
-            "head_scores": head_score_figure(result, score)}
+            "head_scores": head_score_figure(result, score, pick=NAV_HEAD)}
     if result.bias is not None:
         top = max(1.0, float(np.nanmax(result.bias)))
         figs["pitch_bias_as_used"] = F.bias_figure(
@@ -275,7 +267,32 @@ def cb_analyze_page(key, praat, ckpt, act, f0_rotary, decoder_mask, transcript, 
 def cb_head_scores(result_key, score):
     if not result_key or M.RESULTS.get(result_key) is None:
         return gr.skip()
-    return head_score_figure(session_result(result_key), score)
+    return head_score_figure(session_result(result_key), score, pick=NAV_HEAD)
+
+
+@guarded
+def cb_grid(result_key, kind, which, layer, head):
+    """The thumbnail grid of the chosen kind, the open head outlined."""
+    if not result_key or M.RESULTS.get(result_key) is None:
+        return gr.skip()
+    return grid_figure(session_result(result_key), kind, which, layer, head)
+
+
+@guarded
+def cb_pick(result_key, payload, which):
+    """A thumbnail or head-score cell was clicked: set the kind, layer and head controls and
+    open that head's map (the sliders' ranges follow the kind)."""
+    if not result_key or not payload:
+        return [gr.skip()] * 5
+    result = session_result(result_key)
+    kind, layer, head = parse_pick(payload)
+    figure = attention_figure([result], kind, layer, head, which)  # checks layer and head
+    layers, heads = M.attention_shape(result, kind)
+    first = FIRST_LAYER[kind]
+    return (kind, gr.update(minimum=first, maximum=first + max(layers - 1, 1), value=layer,
+                            interactive=layers > 1),
+            gr.update(minimum=0, maximum=max(heads - 1, 1), value=head, interactive=heads > 1),
+            figure, grid_figure(result, kind, which, layer, head))
 
 
 @guarded
@@ -418,6 +435,8 @@ def build_model_tab() -> SimpleNamespace:
                                   "scores)")
             att_head = gr.Slider(0, 1, 0, step=1, label="Head")
         att_plot = _plot("Attention map", "attention-plot")
+        grid_plot = _plot("All layers and heads", "attention-grid")
+        nav_head = gr.Textbox(visible="hidden", elem_id=NAV_HEAD, label="picked head")
         with gr.Row(equal_height=False):
             used_bias_plot = _plot("Pitch bias as used", "used-bias-plot", scale=3)
             learned = gr.Dataframe(label="Learned rotary scalars per attention module",
@@ -442,7 +461,8 @@ def build_model_tab() -> SimpleNamespace:
         mask_warn=mask_warn, transcript=transcript,
         model_info=model_info, acts=acts, grads=grads, gates=gates, gate_plot=gate_plot,
         report=report, att_kind=att_kind, att_which=att_which, att_layer=att_layer,
-        att_head=att_head, att_plot=att_plot, used_bias_plot=used_bias_plot, learned=learned,
+        att_head=att_head, att_plot=att_plot, grid_plot=grid_plot, nav_head=nav_head,
+        used_bias_plot=used_bias_plot, learned=learned,
         hs_score=hs_score, hs_note=hs_note, hs_plot=hs_plot, hs_table=hs_table,
         model_export=model_export)
 
@@ -502,9 +522,11 @@ def wire_model(demo: gr.Blocks, session: SimpleNamespace, m: SimpleNamespace,
     clip_key, praat_state, model_key = session.clip_key, session.praat, session.model_key
     compare_state, uploads, active_tab = session.compare_state, session.uploads, session.active_tab
     demo.load(cb_checkpoints, uploads, [m.ckpt, c.ckpt_a, c.ckpt_b, m.no_ckpt], **QUIET)
+    grid = dict(fn=cb_grid, inputs=[model_key, m.att_kind, m.att_which, m.att_layer, m.att_head],
+                outputs=m.grid_plot, **QUIET)
     tab_selected(m.tab, "model", active_tab).then(
         cb_model_tab, [model_key, m.att_kind, m.att_layer, m.att_head, m.att_which, m.hs_score],
-        [m.gate_plot, m.att_plot, m.used_bias_plot, m.hs_plot], **QUIET)
+        [m.gate_plot, m.att_plot, m.used_bias_plot, m.hs_plot], **QUIET).then(**grid)
     tab_selected(c.tab, "compare", active_tab).then(
         cb_compare_attention, [compare_state, c.cmp_kind, c.cmp_layer, c.cmp_head, c.cmp_which],
         c.cmp_att_plot, **QUIET).then(
@@ -519,14 +541,16 @@ def wire_model(demo: gr.Blocks, session: SimpleNamespace, m: SimpleNamespace,
     run_outputs = [model_key] + [getattr(m, name) for name in MODEL_OUTPUT_NAMES[1:]]
     one_at_a_time = dict(concurrency_id="model", concurrency_limit=1)
     on_page(m.run.click, cb_analyze_page, run_inputs + [model_key], run_outputs, m.run_note,
-            on_error=previous_run_marked, **one_at_a_time)
+            on_error=previous_run_marked, **one_at_a_time).success(**grid)
     api_endpoint(cb_analyze, run_inputs, run_outputs, "analyze_model", **one_at_a_time)
     m.hs_score.input(cb_head_scores, [model_key, m.hs_score], m.hs_plot, **PRIVATE, **LIVE)
     m.att_kind.input(cb_attention_kind, [model_key, m.att_kind, m.att_which],
-                     [m.att_layer, m.att_head, m.att_plot], **PRIVATE)
+                     [m.att_layer, m.att_head, m.att_plot], **PRIVATE).then(**grid)
     for control in (m.att_layer, m.att_head, m.att_which):
         control.input(cb_attention, [model_key, m.att_kind, m.att_layer, m.att_head, m.att_which],
-                      m.att_plot, **PRIVATE, **LIVE)
+                      m.att_plot, **PRIVATE, **LIVE).then(**grid)
+    m.nav_head.change(cb_pick, [model_key, m.nav_head, m.att_which],
+                      [m.att_kind, m.att_layer, m.att_head, m.att_plot, m.grid_plot], **PRIVATE)
 
     compare_inputs = [clip_key, praat_state, c.ckpt_a, c.ckpt_b, c.cmp_kind, c.cmp_which,
                       c.cmp_score, m.act, m.f0_rot, m.dmask]

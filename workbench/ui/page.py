@@ -5,6 +5,7 @@ events) and :func:`launch_kwargs` holds the launch settings; app.py calls both.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import gradio as gr
 
@@ -68,12 +69,17 @@ def build_demo() -> gr.Blocks:
     return demo
 
 
+NAV_SCRIPT = Path(__file__).with_name("playhead.js")  # playhead, click to seek, picks
+
+
 def launch_kwargs(**extra) -> dict:
     """launch() arguments: bind 127.0.0.1:7860 unless GRADIO_SERVER_NAME / _PORT say otherwise,
-    cap uploads, and the theme and CSS (Gradio 6 takes them in launch)."""
+    cap uploads, and the theme, CSS and the navigation script (Gradio 6 takes them in
+    launch)."""
     kwargs = dict(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                   server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
                   max_file_size=MAX_FILE_SIZE, theme=gr.themes.Soft(), css=CSS,
+                  head=f"<script>{NAV_SCRIPT.read_text(encoding='utf-8')}</script>",
                   footer_links=["api", "gradio"])
     kwargs.update(extra)
     return kwargs
