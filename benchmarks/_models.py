@@ -15,8 +15,6 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
-
 from benchmarks import _signals as S
 
 CHECKPOINTS_DIR = S.REPO / "assets" / "checkpoints"

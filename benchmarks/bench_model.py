@@ -63,10 +63,10 @@ def _statistics(model, kwargs):
 
 
 def _gate_figure_json(gates) -> int:
-    from workbench import figures as F
+    from workbench import figures_model as FM
 
     expected = float(gates["init_expected_ratio"].iloc[0]) if len(gates) else None
-    return len(F.gate_ratio_bars(gates["block"], gates["ratio"], gates["status"],
+    return len(FM.gate_ratio_bars(gates["block"], gates["ratio"], gates["status"],
                                  expected).to_json())
 
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from workbench import figures as F
+from workbench import figures_model as FM
 
 
 def _heatmaps(fig):
@@ -101,25 +102,25 @@ def test_bias_figure_draws_tracks_with_gaps_beside_the_map():
 
 
 def test_gate_ratio_bars_colour_by_the_init_band():
-    fig = F.gate_ratio_bars(["a.", "b.", "c."], np.array([0.5, 2.6, 5.0]), ["🟢", "🟡", "🟡"],
+    fig = FM.gate_ratio_bars(["a.", "b.", "c."], np.array([0.5, 2.6, 5.0]), ["🟢", "🟡", "🟡"],
                             expected=2.2, band=(np.array([1.0, 1.0, 1.0]), np.array([3.0] * 3)))
     band, bars = fig.data
     np.testing.assert_allclose(band.base, [1.0, 1.0, 1.0])
     np.testing.assert_allclose(np.asarray(band.y, dtype=float), [2.0, 2.0, 2.0])
-    assert list(bars.marker.color) == [F.BAND_COLORS["below"], F.BAND_COLORS["within"],
-                                       F.BAND_COLORS["above"]]
-    assert F.band_relation([0.5, 2.6, 5.0], [1, 1, 1], [3, 3, 3]) == ["below", "within", "above"]
+    assert list(bars.marker.color) == [FM.BAND_COLORS["below"], FM.BAND_COLORS["within"],
+                                       FM.BAND_COLORS["above"]]
+    assert FM.band_relation([0.5, 2.6, 5.0], [1, 1, 1], [3, 3, 3]) == ["below", "within", "above"]
 
 
 def test_gate_ratio_bars_colour_by_status_and_show_init_baseline():
-    fig = F.gate_ratio_bars(["a.", "b."], np.array([1.5, 2.6]), ["🟢", "🟡"], expected=2.2)
+    fig = FM.gate_ratio_bars(["a.", "b."], np.array([1.5, 2.6]), ["🟢", "🟡"], expected=2.2)
     bar = fig.data[0]
     assert list(bar.marker.color) == [F.STATUS_COLORS["🟢"], F.STATUS_COLORS["🟡"]]
     assert any(abs(s.y0 - 2.2) < 1e-12 for s in fig.layout.shapes)  # the dashed expectation line
 
 
 def test_grouped_ratio_bars_one_series_per_checkpoint():
-    fig = F.grouped_ratio_bars({"A": (["x.", "y."], np.array([1.0, 2.0])),
+    fig = FM.grouped_ratio_bars({"A": (["x.", "y."], np.array([1.0, 2.0])),
                                 "B": (["x.", "y."], np.array([1.5, 2.5]))}, expected=2.0)
     assert [t.name for t in fig.data] == ["A", "B"] and fig.layout.barmode == "group"
 
@@ -127,7 +128,7 @@ def test_grouped_ratio_bars_one_series_per_checkpoint():
 def test_attention_maps_share_a_colour_range_and_keep_blocked_cells_blank():
     a = np.array([[1.0, np.nan], [0.0, 2.0]])
     b = np.array([[-1.0, np.nan], [0.5, 0.5]])
-    fig = F.attention_maps([("A", a, np.array(["0:x", "1:y"]), None), ("B", b)])
+    fig = FM.attention_maps([("A", a, np.array(["0:x", "1:y"]), None), ("B", b)])
     heats = _heatmaps(fig)
     assert len(heats) == 2
     assert all((h.zmin, h.zmax) == (-1.0, 2.0) for h in heats)  # min/max over both, NaN ignored
@@ -150,7 +151,7 @@ def test_head_score_panels_that_are_na_say_why_instead_of_empty_axes():
 
     df = pd.DataFrame({"kind": ["encoder self-attention", "decoder self-attention"],
                        "layer": [1, 0], "head": [0, 0], "pitch_spearman": [0.3, np.nan]})
-    fig = F.head_score_heatmaps(df, "pitch_spearman")
+    fig = FM.head_score_heatmaps(df, "pitch_spearman")
     assert fig.data[0].visible is not False and fig.data[1].visible is False
     assert fig.layout.xaxis2.visible is False
     texts = [a.text for a in fig.layout.annotations]

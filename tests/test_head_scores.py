@@ -266,7 +266,8 @@ def test_cross_attention_key_marginal(f0):
 
 def test_shipped_checkpoint_gives_a_full_finite_table():
     from echo_core import audio, checkpoint, pitch
-    from workbench import figures, model_analysis
+    from workbench import figures_model as FM
+    from workbench import model_analysis
 
     ckpt = REPO / "assets" / "checkpoints" / "f0_theta_bias"
     clip = REPO / "assets" / "clips" / "low_three_one_four.wav"
@@ -291,12 +292,12 @@ def test_shipped_checkpoint_gives_a_full_finite_table():
     assert np.isfinite(df[["entropy_nats", "entropy_normalised"]].to_numpy()).all()
     assert ((df.entropy_normalised >= 0) & (df.entropy_normalised <= 1 + 1e-9)).all()
     assert df.attrs["forward_seconds"] > 0
-    fig = figures.head_score_heatmaps(df, "pitch_spearman")
+    fig = FM.head_score_heatmaps(df, "pitch_spearman")
     assert len(fig.data) == 3
     assert fig.data[0].z.shape == (d.aud_idx, d.aud_head)
     assert fig.data[0].zmin == -1 and np.isnan(fig.data[1].z).all()
     with pytest.raises(ValueError, match="unknown score"):
-        figures.head_score_heatmaps(df, "nope")
+        FM.head_score_heatmaps(df, "nope")
 
 
 def test_a_capture_of_cached_decoding_is_refused_with_a_reason():

@@ -12,6 +12,7 @@ from echo_core import pitch
 from workbench import analysis as A
 from workbench import attention_nav as N
 from workbench import figures as F
+from workbench import figures_model as FM
 from workbench import figures_attention as FA
 from workbench.map_image import colourise, decode_image
 
@@ -200,7 +201,7 @@ def test_cross_attention_cells_carry_their_audio_span():
     arr = np.random.default_rng(6).random((5, 40)).astype(np.float32)
     spans = N.position_spans(40, 40, 0.016)
     labels = np.array([f"{i}:t" for i in range(5)])
-    fig = F.attention_maps([("m", arr, np.arange(40.0), labels)], x_per_second=62.5,
+    fig = FM.attention_maps([("m", arr, np.arange(40.0), labels)], x_per_second=62.5,
                            spans=[spans])
     heat = fig.data[-1]
     assert heat.meta["echo_seek"] == "span"
@@ -208,17 +209,17 @@ def test_cross_attention_cells_carry_their_audio_span():
     np.testing.assert_allclose(np.asarray(heat.customdata)[3, 7], spans[7], rtol=1e-6)
     assert "audio %{customdata[0]" in heat.hovertemplate
     assert fig.layout.meta["echo_time"] == {"xaxis": 62.5}
-    plain = F.attention_maps([("m", arr)])
+    plain = FM.attention_maps([("m", arr)])
     assert plain.data[-1].meta is None and plain.layout.meta is None
 
 
 def test_head_score_cells_can_open_their_head():
     df = pd.DataFrame({"kind": ["encoder self-attention"] * 4, "layer": [1, 1, 2, 2],
                        "head": [0, 1, 0, 1], "entropy_nats": [1.0, 2.0, 3.0, 4.0]})
-    fig = F.head_score_heatmaps(df, "entropy_nats", pick="nav-head")
+    fig = FM.head_score_heatmaps(df, "entropy_nats", pick="nav-head")
     assert fig.data[0].meta["echo_pick"] == "nav-head"
     assert np.asarray(fig.data[0].customdata)[1, 0].tolist() == [2, 0]
-    assert F.head_score_heatmaps(df, "entropy_nats").data[0].meta is None
+    assert FM.head_score_heatmaps(df, "entropy_nats").data[0].meta is None
 
 
 def test_a_picked_head_from_the_page_is_checked():

@@ -14,6 +14,7 @@ from echo_core.pitch_conditions import DEFAULTS
 from workbench import analysis as A
 from workbench import checkpoints as C
 from workbench import figures as F
+from workbench import figures_model as FM
 from workbench import intervention_analysis as IA
 from workbench.ui.common import (PRIVATE, QUIET, InputError, _plot, _settings, api_endpoint,
                                  guarded, message_box, note_update, on_page, session_clip,
@@ -53,7 +54,7 @@ def difference_figure(result: IA.InterventionResult, layer: int, head: int):
         return F.empty_figure("this model kept no encoder self-attention map for the clip")
     cond, true, diff = result.attention_difference(int(layer) - 1, int(head))
     bound = max(float(np.nanmax(np.abs(diff))), 1e-9)
-    return F.attention_maps(
+    return FM.attention_maps(
         [(f"true F0: encoder layer {int(layer)}, head {int(head)}", true),
          (f"{result.condition} − true F0 (max |Δ| {bound:.2g})", diff)],
         x_title="key (display position)", y_title="query (display position)",
@@ -80,7 +81,7 @@ def cb_intervene(key, praat, ckpt, kind, value, other, reference, layer=0, head=
                    else None)
     note = "" if result.head_scores is not None else \
         f"No head scores for this clip: {result.head_scores_error}"
-    return (result.key, route, table(result.summary), F.token_logprob_bars(
+    return (result.key, route, table(result.summary), FM.token_logprob_bars(
                 result.tokens, result.logprob_true, result.logprob_condition, result.condition),
             table(result.theta, 6),
             gr.update(minimum=1, maximum=max(layers, 2), value=1, interactive=layers > 1),

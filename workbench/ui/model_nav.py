@@ -11,7 +11,7 @@ import json
 from echo_core.attention_kinds import ATTENTION_KINDS, DECODER_CROSS
 from echo_core.errors import CaptureError
 from workbench import attention_nav as N
-from workbench import figures as F
+from workbench import figures_model as FM
 from workbench import figures_attention as FA
 from workbench import model_analysis as M
 
@@ -30,7 +30,7 @@ def attention_figure(results, kind, layer, head, which):
         spans.append(N.key_spans(r, kind, layer, seconds) if kind == DECODER_CROSS else None)
     per_second = (1.0 / M.position_seconds(results[0].dims["spec_stride"])
                   if kind in N.AUDIO_KEY_KINDS else None)
-    return F.attention_maps(maps, x_title=x_title, y_title=y_title,
+    return FM.attention_maps(maps, x_title=x_title, y_title=y_title,
                             title=f"{kind}: attention {which}", colorbar_title=which,
                             x_per_second=per_second, spans=spans)
 

@@ -15,6 +15,7 @@ from echo_core.attention_kinds import FIRST_LAYER
 from echo_core.errors import EchoError
 from workbench import checkpoints as C
 from workbench import figures as F
+from workbench import figures_model as FM
 from workbench import model_analysis as M
 from workbench.ui.common import (LIVE, MAX_FILE_SIZE, PRIVATE, QUIET, InputError,
                                  _export_button, _plot, _settings, api_endpoint, guarded,
@@ -27,7 +28,7 @@ ENCODER = ATTENTION_KINDS[0]
 NO_BIAS = "This model's encoder gets no F0, so there is no pitch bias to show."
 HEAD_SCORES_SHOWN = ("pitch_spearman", "pitch_partial_spearman", "rotary_spearman",
                      "distance_spearman", "mean_distance_ms", "entropy_normalised")
-HEAD_SCORE_CHOICES = [(F.HEAD_SCORE_LABELS[s], s) for s in HEAD_SCORES_SHOWN]
+HEAD_SCORE_CHOICES = [(FM.HEAD_SCORE_LABELS[s], s) for s in HEAD_SCORES_SHOWN]
 COMPARE_SCORE = "pitch_partial_spearman"  # the Compare tab's opening head score
 MODEL_OUTPUT_NAMES = (  # cb_analyze's outputs in order (the first is the session's state)
     "model_key", "mask_warn", "transcript", "model_info", "acts", "grads", "gates", "gate_plot",
@@ -48,12 +49,12 @@ def head_score_figure(result, score, title: str | None = None, pick: str | None 
     on a cell opens that head (the Model view)."""
     if result.head_scores is None:
         return F.empty_figure(f"no head scores: {result.head_scores_error}")
-    return F.head_score_heatmaps(result.head_scores, score, title=title, pick=pick)
+    return FM.head_score_heatmaps(result.head_scores, score, title=title, pick=pick)
 
 
 def model_figures(result, kind, layer, head, which, score=HEAD_SCORES_SHOWN[0]) -> dict:
     g = result.gates
-    figs = {"gate_mlp_ratio": F.gate_ratio_bars(g["block"], g["ratio"], g["status"],
+    figs = {"gate_mlp_ratio": FM.gate_ratio_bars(g["block"], g["ratio"], g["status"],
                                                 result.expected_ratio,
                                                 band=(g["init_ratio_low"], g["init_ratio_high"])),
             "attention": attention_figure([result], kind, layer, head, which),
@@ -70,8 +71,8 @@ def model_figures(result, kind, layer, head, which, score=HEAD_SCORES_SHOWN[0]) 
 
 def compare_figures(ra, rb, kind, layer, head, which, score=COMPARE_SCORE) -> dict:
     series = {r.label: (list(r.gates["block"]), r.gates["ratio"].to_numpy()) for r in (ra, rb)}
-    label = F.HEAD_SCORE_LABELS.get(score, score)
-    return {"gate_mlp_ratio_compare": F.grouped_ratio_bars(series, ra.expected_ratio),
+    label = FM.HEAD_SCORE_LABELS.get(score, score)
+    return {"gate_mlp_ratio_compare": FM.grouped_ratio_bars(series, ra.expected_ratio),
             "attention_compare": attention_figure([ra, rb], kind, layer, head, which),
             "head_scores_a": head_score_figure(ra, score, f"A · {ra.label}: {label}"),
             "head_scores_b": head_score_figure(rb, score, f"B · {rb.label}: {label}")}
@@ -87,10 +88,10 @@ def gates_table(result):
     the reference's own marker (green < 2, amber >= 2, a threshold below the at-init value)."""
     g = result.gates
     df = table(result.gates_display())
-    where = F.band_relation(g["ratio"], g["init_ratio_low"], g["init_ratio_high"])
+    where = FM.band_relation(g["ratio"], g["init_ratio_low"], g["init_ratio_high"])
     df["status"] = [f"{w} init band" for w in where]
     df.insert(1, "reference marker", ["🟢 < 2" if s == "🟢" else "🟡 ≥ 2" for s in g["status"]])
-    colours = {f"{w} init band": f"background-color: {c}33" for w, c in F.BAND_COLORS.items()}
+    colours = {f"{w} init band": f"background-color: {c}33" for w, c in FM.BAND_COLORS.items()}
     return df.style.map(lambda v: colours.get(v, ""), subset=["status"])
 
 
