@@ -163,6 +163,11 @@ def write_corpus(out: str | Path, n: int, seed: int = 0, workers: int = 2,
             _consume(results, len(jobs), progress, "synthesising")
     else:
         _consume(map(_write_clip, jobs), len(jobs), progress, "synthesising")
+    return write_manifest(root, specs)
+
+
+def write_manifest(root: Path, specs) -> Path:
+    """The corpus's manifest.csv: one row per clip (ClipSpec's fields, in order)."""
     manifest = root / MANIFEST
     with open(manifest, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(ClipSpec.__dataclass_fields__))

@@ -17,7 +17,6 @@ short silent gaps (:func:`splice`).
 
 from __future__ import annotations
 
-import csv
 import re
 import shutil
 import subprocess
@@ -31,9 +30,9 @@ import soundfile as sf
 import soxr
 
 from . import augment as A
-from .corpus import (ACCENTS, DIGIT_WORDS, MANIFEST, MAX_WORDS, PITCH_RANGE, SAMPLE_RATE,
-                     SPEED_RANGE, ClipSpec, CorpusError, espeak_binary, list_variants,
-                     split_variants, synthesize, trim_silence)
+from .corpus import (ACCENTS, DIGIT_WORDS, MAX_WORDS, PITCH_RANGE, SAMPLE_RATE, SPEED_RANGE,
+                     ClipSpec, CorpusError, espeak_binary, list_variants, split_variants,
+                     synthesize, trim_silence, write_manifest)
 
 # voice name -> speaker identity (voices of one person share a split)
 FLITE_VOICES = {"kal": "kal", "kal16": "kal", "awb": "awb", "rms": "rms", "slt": "slt"}
@@ -245,12 +244,7 @@ def write_zoo_corpus(out: str | Path, fsdd_dir: str | Path, seed: int = 0, worke
     else:
         descriptions = dict(_collect(map(_render_job, jobs), len(jobs), progress))
     specs = [replace(s, augment=descriptions[i]) for i, s in enumerate(specs)]
-    manifest = root / MANIFEST
-    with open(manifest, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(ClipSpec.__dataclass_fields__))
-        writer.writeheader()
-        writer.writerows(asdict(s) for s in specs)
-    return manifest
+    return write_manifest(root, specs)
 
 
 def _collect(iterable, total: int, progress: bool):
