@@ -375,3 +375,25 @@ def log_mel(samples, sr=SAMPLE_RATE, n_mels=N_MELS, fmin=0.0, fmax=None) -> np.n
     logs = np.log10(np.maximum(mel, LOG_FLOOR))
     logs = np.maximum(logs, logs.max() - DYNAMIC_RANGE)
     return ((logs + 4.0) / 4.0).astype(np.float32)
+
+
+SPEECH_BELOW_PEAK_DB = 45.0  # frames this far below the loudest one count as silence
+SPEECH_MARGIN_FRAMES = 10  # 80 ms kept either side, as the corpus trims its clips
+
+
+def speech_span(mel: np.ndarray, below_peak_db: float = SPEECH_BELOW_PEAK_DB,
+                margin: int = SPEECH_MARGIN_FRAMES) -> tuple[int, int]:
+    """[start, stop) mel frames from the first to the last frame within ``below_peak_db`` of
+    the clip's loudest frame, widened by ``margin`` frames. Why: the recognisers were trained
+    on clips cut to the speech plus 80 ms (``corpus.trim_silence``) and hallucinate words in
+    the long silences a recording has around speech; decoding the span they know avoids it.
+    ``mel`` is :func:`log_mel`'s (n_mels, T) (log10 power, then (x + 4) / 4: one unit is
+    40 dB). A clip with nothing above the floor gives the whole clip."""
+    mel = np.asarray(mel)
+    if mel.ndim != 2 or mel.shape[1] == 0:
+        raise AudioError(f"need a log-mel (n_mels, T), got shape {mel.shape}")
+    level_db = 40.0 * mel.max(axis=0)  # the frame's loudest band, in dB (offset irrelevant)
+    loud = np.flatnonzero(level_db >= level_db.max() - below_peak_db)
+    if loud.size == 0 or level_db.max() == level_db.min():
+        return 0, mel.shape[1]
+    return max(0, int(loud[0]) - margin), min(mel.shape[1], int(loud[-1]) + margin + 1)

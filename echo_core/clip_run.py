@@ -6,7 +6,9 @@ Each step exists once, here:
    Praat F0 aligned by time to the mel frames (NaN unvoiced: what users see);
 2. the model's door (:func:`model_inputs`): the F0 becomes the model's 0-for-unvoiced float32
    only here (``pitch.f0_for_model``) and only models that read F0 receive it;
-3. greedy decoding (cached keys and values, ``decode.greedy_ids``);
+3. greedy decoding (cached keys and values, ``decode.greedy_ids``) of the speech span
+   (``audio.speech_span``: the models were trained on clips cut to the speech plus 80 ms and
+   invent words in the silence around a recording; the capture below still sees every frame);
 4. optionally one teacher-forced forward on a text (the greedy transcript by default) inside
    ``hooks.capture``, with or without a backward pass, keeping attention maps up to
    :data:`MAX_ATTENTION_BYTES`.
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, audio_from_array, log_mel
+from .audio import HOP_LENGTH, SAMPLE_RATE, audio_from_array, log_mel, speech_span
 from .decode import feature_settings, greedy_ids, load_tokenizer, model_uses_f0, wer_cer
 from .errors import EchoError, TranscriptError
 from .pitch import F0Track, align_to_frames, extract_f0, f0_for_model
@@ -46,6 +48,7 @@ class ClipRun:
     cache: object | None = None  # hooks.Cache of the teacher-forced forward
     loss: float = float("nan")  # mean cross-entropy of the teacher text (with eos)
     token_logprobs: np.ndarray | None = None  # (len(teacher_ids) + 1,) log p of each + eos
+    decoded_span: tuple[int, int] = (0, 0)  # [start, stop) mel frames the greedy decoding read
 
 
 def clip_features(model, samples: np.ndarray, sr: int = SAMPLE_RATE,
@@ -140,15 +143,18 @@ def run_clip(model, mel: np.ndarray, f0_frames: np.ndarray, *,
         raise EchoError(f"need mel (n_mels, T) and one F0 value per mel frame (T,), got "
                         f"{mel.shape} and {f0_frames.shape}")
     tokenizer = _tokenizer_or_none(model, tokenizer)
-    inputs = model_inputs(model, mel, f0_frames, samples=samples)
-    ids = []
+    ids, span = [], (0, mel.shape[1])
     if greedy:
+        span = speech_span(mel)
+        a, b = span
+        inputs = model_inputs(model, mel[:, a:b], f0_frames[a:b], samples=None if samples is None
+                              else samples[a * HOP_LENGTH: b * HOP_LENGTH])
         with torch.no_grad():
             ids = greedy_ids(model, inputs.get("spectrogram"), inputs["f0"],
                              max_tokens=max_tokens)[0]
     transcript = tokenizer.decode(ids) if tokenizer else " ".join(map(str, ids))
     run = ClipRun(mel=mel, f0_frames=f0_frames, uses_f0=model_uses_f0(model), token_ids=ids,
-                  transcript=transcript, tokenizer=tokenizer)
+                  transcript=transcript, tokenizer=tokenizer, decoded_span=span)
     if capture is None:
         return run
     run.teacher_ids, run.teacher_text = _teacher(model, tokenizer, teacher_text, teacher_ids,

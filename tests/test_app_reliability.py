@@ -132,7 +132,7 @@ def session_clips(tmp_path_factory, clips_dir):
     import soundfile as sf
 
     folder = tmp_path_factory.mktemp("sessions")
-    bundled = sorted(p for p in clips_dir.glob("digits_*.wav"))[:4]
+    bundled = sorted(p for p in clips_dir.glob("digits_en*.wav"))[:4]
     clips = [(p, None) for p in bundled]
     for i, hz in enumerate((110.0, 165.0, 240.0, 330.0)):
         path = folder / f"sine_{int(hz)}hz.wav"

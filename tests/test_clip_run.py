@@ -94,3 +94,36 @@ def test_frame_index_maps_positions_by_time():
     rows = torch.arange(20.0).reshape(2, 10)
     np.testing.assert_array_equal(rotary.f0_at_positions(rows, 4).numpy(),
                                   [[1, 3, 6, 8], [11, 13, 16, 18]])
+
+
+def test_speech_span_is_the_loud_stretch_plus_the_margin():
+    """A tone from 0.5 s to 1.0 s inside 2 s of silence: the span is its frames, widened by
+    the 80 ms margin the corpus keeps (frame i is centred on sample 128 i); all of a clip with
+    nothing to cut; the padded clip decodes the frames of the speech."""
+    from echo_core.audio import SPEECH_MARGIN_FRAMES, log_mel, speech_span
+
+    sr = 16000
+    x = np.zeros(2 * sr, np.float32)
+    t = np.arange(sr // 2) / sr
+    x[sr // 2: sr] = 0.3 * np.sin(2 * np.pi * 220 * t)
+    mel = log_mel(x)
+    start, stop = speech_span(mel)
+    # frames whose 1024-sample window touches the tone: centres within 512 samples of it
+    first, last = (sr // 2 - 512) // 128 + 1, (sr - 1 + 512) // 128
+    assert abs(start - (first - SPEECH_MARGIN_FRAMES)) <= 2
+    assert abs(stop - (last + SPEECH_MARGIN_FRAMES + 1)) <= 2
+    assert speech_span(log_mel(x[sr // 2: sr])) == (0, log_mel(x[sr // 2: sr]).shape[1])
+    assert speech_span(np.zeros((80, 50), np.float32)) == (0, 50)  # silence: nothing to cut
+
+
+def test_silence_around_a_clip_does_not_change_its_transcript(shipped_models, digit_clip):
+    """One second of silence either side (a recording) gives the transcript of the clip
+    itself: greedy decoding reads the speech span; the capture sees every frame."""
+    model = shipped_models["mean_f0_theta"]
+    samples, sr = digit_clip
+    padded = np.concatenate([np.zeros(sr, np.float32), samples, np.zeros(sr, np.float32)])
+    assert clip_run.transcribe(model, padded, sr) == clip_run.transcribe(model, samples, sr)
+    mel, f0 = clip_run.clip_features(model, padded, sr)
+    run = clip_run.run_clip(model, mel, f0, capture="forward")
+    start, stop = run.decoded_span
+    assert start > 0 and stop < mel.shape[1] and run.mel.shape == mel.shape

@@ -1,6 +1,6 @@
 """The shipped digit checkpoints load, are self-contained and small, and transcribe unseen voices.
 
-The clips in assets/clips/digits_*.wav are spoken by espeak-ng voice variants that are in the
+The clips in assets/clips/digits_en*.wav are spoken by espeak-ng voice variants that are in the
 *test* split of the training corpus (see assets/clips/DIGITS.md): the expected transcript is in
 the file name, independent of the models.
 """
@@ -15,7 +15,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINTS = ROOT / "assets" / "checkpoints"
 NAMES = ("static_theta", "mean_f0_theta", "f0_theta_bias")
-CLIPS = sorted((ROOT / "assets" / "clips").glob("digits_*.wav"))
+CLIPS = sorted((ROOT / "assets" / "clips").glob("digits_en*.wav"))
 MAX_BYTES = 12 * 2**20
 VROPE = {  # the only fields allowed to differ between the three
     "static_theta": dict(f0_rotary=False, pitch_bias=False, theta_mode="mean_f0"),
