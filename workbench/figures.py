@@ -236,7 +236,7 @@ def _sim_traces(sim, coords, name: str, axis: str, showscale: bool,
                 colorbar_title: str = "cos sim", colorbar_x: float | None = None) -> list[dict]:
     coords = np.asarray(coords)
     lag = np.abs(coords[:, None] - coords[None, :]).astype(np.float32)  # what a reader wants
-    colorbar = dict(title=dict(text=colorbar_title), len=0.9)
+    colorbar = dict(title=dict(text=colorbar_title), len=0.9, thickness=14)
     if colorbar_x is not None:
         colorbar["x"] = colorbar_x
     return _map_traces(sim, coords, coords, axis, colorscale=colorscale,
@@ -261,7 +261,9 @@ def similarity_maps(maps: Sequence[tuple[str, np.ndarray]], positions: np.ndarra
         raise ValueError("similarity_maps needs at least one map")
     coords, axis_title = axis_values(positions, unit, hop_seconds)
     panels = len(maps) + (difference is not None)
-    domains = _columns(panels, 0.07 if difference is not None else 0.06)
+    # with a difference panel the shared colour bar sits between two maps: room for it and
+    # for the next panel's tick labels
+    domains = _columns(panels, 0.12 if difference is not None else 0.06)
     zrange, colorscale = (-1.0, 1.0), SIMILARITY_COLORSCALE
     if fit:
         lo = min(_finite_range([m for _, m in maps])[0], 0.0)
