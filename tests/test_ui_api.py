@@ -177,17 +177,18 @@ def test_batch_results_tab_shows_tables_and_figures(results_root, monkeypatch):
     choice, note = batch_view.cb_batch_list(None)
     assert choice["choices"] == ["digits"] and choice["value"] == "digits"
     assert note["visible"] is False
-    info, summary, errors, *plots = batch_view.cb_batch_results("digits")
+    info, summary, heads, errors, *plots = batch_view.cb_batch_results("digits")
     assert "1 clip(s) × 1 checkpoint(s), 1 failed" in info
     on_disk = pd.read_parquet(results_root / "digits" / "summary.parquet")
     assert list(summary["block"]) == list(on_disk["block"]) and len(summary) > 0
     assert list(errors["clip"]) == ["broken.wav"]
+    assert set(heads["checkpoint"]) == {"static_theta"} and "pitch_spearman_mean" in heads
     assert len(plots) == batch_view.BATCH_PLOTS
-    # one checkpoint: ratio distributions and ratio vs F0 (no A-against-B pair)
+    # one checkpoint: ratio distributions, head scores over clips, ratio vs F0 (no A-against-B)
     shown = [p["value"] for p in plots if p["visible"]]
-    assert len(shown) == 2
+    assert len(shown) == 3
     assert {t.name for t in shown[0].data} == {"static_theta"}
-    assert all(not p["visible"] for p in plots[2:])
+    assert all(not p["visible"] for p in plots[3:])
 
 
 @pytest.mark.parametrize("path", ["../../etc", "/etc", "../clips", "digits/../../clips",

@@ -18,7 +18,9 @@ INTRO = ("Six configurations trained on one corpus (espeak-ng, flite and festiva
          "only the rotary/pitch settings and the seed differ. Test sets are speakers no model "
          "heard. Intervals: paired bootstrap over test utterances (95%). The Free Spoken Digit "
          "Dataset (CC BY-SA 4.0) provides the real speakers; the zoo checkpoints share its "
-         "licence. Full text: `assets/checkpoints/zoo/RESULTS.md`.")
+         "licence. The Model view's default checkpoint is config (c) trained longer (not part "
+         "of this comparison): its error rates are in `assets/checkpoints/zoo/RESULTS.md`, "
+         "\"The default model\", beside the full text of this study.")
 
 
 def cb_zoo():
