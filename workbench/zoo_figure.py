@@ -27,5 +27,7 @@ def wer_bars(configs: Sequence[str], test_sets: Sequence[str], mean: np.ndarray,
     layout = dict(barmode="group", legend=TOP_LEGEND,
                   yaxis=dict(title=dict(text="word error rate (%)"), rangemode="tozero"),
                   xaxis=dict(title=dict(text="unseen-speaker test set")))
-    return _fast(bars, layout, "Model zoo: WER per test set (bar: mean over seeds; whiskers: "
-                 "min-max)", height=440)
+    layout["margin"] = dict(l=60, r=20, t=95, b=50)  # the legend row sits under the title
+    layout["legend"] = {**TOP_LEGEND, "x": 0.0, "xanchor": "left"}
+    return _fast(bars, layout, "Model zoo: WER per test set (bars: mean over seeds; whiskers: "
+                 "min-max)", height=460)
