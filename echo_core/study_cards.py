@@ -153,13 +153,10 @@ def per_seed_lines(evals: list[dict]) -> list[str]:
     """RESULTS.md lines: each comparison seed by seed on the real sets pooled (WER(first) -
     WER(second) of the runs with the same seed): whether the direction holds across training
     seeds, which the bootstrap over utterances does not cover."""
-    from .study_tables import COMPARISONS, REAL_SETS
+    from .study_tables import COMPARISONS, real_pooled
 
-    def real_wer(e):
-        sets = [e["sets"][n] for n in REAL_SETS if n in e["sets"]]
-        return sum(sum(s["word_errors"]) for s in sets) / max(1, sum(sum(s["words"])
-                                                                   for s in sets))
-    by = {(e["preset"], e["seed"]): real_wer(e) for e in evals}
+    by = {(e["preset"], e["seed"]): error_rate(real_pooled(e)) for e in evals
+          if real_pooled(e) is not None}
     lines = ["", "Seed by seed (real sets pooled, same seed on both sides):", ""]
     for first, second in COMPARISONS:
         seeds = sorted({s for c, s in by if c == first} & {s for c, s in by if c == second})
@@ -174,7 +171,7 @@ def default_model_section(best: dict, evals: list[dict]) -> list[str]:
     """RESULTS.md lines on the app's default model: WER per test set against issue #17's
     targets, and the paired interval against the ablation's (c) seed 0 on the same clips (what
     the longer training bought)."""
-    from .interventions import paired_bootstrap
+    from .study_tables import paired_wer
 
     lines = ["", "## The default model (trained longer)", "",
              f"`zoo_{best['preset']}_long`: config ({CONFIGS.get(best['preset'], '?')}) "
@@ -201,10 +198,9 @@ def default_model_section(best: dict, evals: list[dict]) -> list[str]:
         for name in best["sets"]:
             if name not in short["sets"]:
                 continue
-            a = np.asarray(best["sets"][name]["word_errors"], float)
-            b = np.asarray(short["sets"][name]["word_errors"], float)
-            words = np.asarray(best["sets"][name]["words"], float).mean()
-            mean, low, high = paired_bootstrap((a - b) / words)
+            mean, low, high = paired_wer(best["sets"][name]["word_errors"],
+                                         short["sets"][name]["word_errors"],
+                                         best["sets"][name]["words"])
             lines.append(f"- {name}: {100 * mean:+.2f} [{100 * low:+.2f}, {100 * high:+.2f}]")
     return lines
 

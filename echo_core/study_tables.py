@@ -37,6 +37,24 @@ def load_evals(runs: str | Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(Path(runs).glob(f"*/{EVAL_FILE}"))]
 
 
+def real_pooled(e: dict) -> dict | None:
+    """One evaluation's real-speaker sets (REAL_SETS) merged into one test-set record (None
+    when it has none): the "real (fsdd both)" row of every table."""
+    real = [e["sets"][n] for n in REAL_SETS if n in e["sets"]]
+    if not real:
+        return None
+    return {k: sum((s[k] for s in real), []) for k in
+            ("word_errors", "words", "char_errors", "chars", "clips")}
+
+
+def paired_wer(first_errors, second_errors, words) -> tuple[float, float, float]:
+    """(mean, low, high) of WER(first) - WER(second) by a paired bootstrap over utterances:
+    per-utterance word-error differences divided by the mean words per utterance, so their
+    mean is the WER difference."""
+    diff = np.asarray(first_errors, float) - np.asarray(second_errors, float)
+    return paired_bootstrap(diff / np.asarray(words, float).mean())
+
+
 def error_table(evals: list[dict]) -> list[dict]:
     """One row per config x test set: WER/CER of each seed, their mean and spread."""
     import pandas as pd
@@ -46,10 +64,8 @@ def error_table(evals: list[dict]) -> list[dict]:
         for name, s in e["sets"].items():
             rows.append(dict(config=e["preset"], seed=e["seed"], test_set=name,
                              clips=len(s["clips"]), wer=error_rate(s), cer=error_rate(s, "char")))
-        real = [e["sets"][n] for n in REAL_SETS if n in e["sets"]]
-        if real:
-            merged = {k: sum((s[k] for s in real), []) for k in
-                      ("word_errors", "words", "char_errors", "chars", "clips")}
+        merged = real_pooled(e)
+        if merged is not None:
             rows.append(dict(config=e["preset"], seed=e["seed"], test_set="real (fsdd both)",
                              clips=len(merged["clips"]), wer=error_rate(merged),
                              cer=error_rate(merged, "char")))
@@ -96,9 +112,8 @@ def comparisons(evals: list[dict]) -> list[dict]:
                 continue
             a = np.concatenate([_per_utterance(evals, first, p, seeds) for p in parts])
             b = np.concatenate([_per_utterance(evals, second, p, seeds) for p in parts])
-            words = np.concatenate([np.asarray(example["sets"][p]["words"], float)
-                                    for p in parts])
-            mean, low, high = paired_bootstrap((a - b) / words.mean())
+            words = np.concatenate([example["sets"][p]["words"] for p in parts])
+            mean, low, high = paired_wer(a, b, words)
             out.append(dict(first=first, second=second, test_set=name,
                             seeds=" ".join(map(str, sorted(seeds))), clips=int(a.size),
                             delta_wer=mean, low=low, high=high,

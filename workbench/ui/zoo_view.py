@@ -10,7 +10,7 @@ import gradio as gr
 
 from echo_core.errors import EchoError
 from workbench import zoo_results as Z
-from workbench.ui.common import QUIET, tab_selected
+from workbench.ui.common import QUIET, message_box, tab_selected
 from workbench.zoo_figure import wer_bars
 
 INTRO = ("Six configurations trained on one corpus (espeak-ng, flite and festival voices, "
@@ -36,7 +36,7 @@ def cb_zoo():
 def build_zoo_tab() -> SimpleNamespace:
     with gr.Tab("Zoo", id="zoo", elem_id="tab-zoo") as tab:
         gr.Markdown(INTRO, elem_classes="note")
-        message = gr.Markdown(visible=False, elem_classes="warn", elem_id="zoo-message")
+        message = message_box("zoo-message")
         figure = gr.Plot(elem_id="zoo-wer-plot", show_label=False)
         gr.Markdown("**Word error rate (%)**: mean over seeds; [min, max] when several seeds.")
         wer = gr.Dataframe(elem_id="zoo-wer", interactive=False, wrap=True)
