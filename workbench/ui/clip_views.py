@@ -278,9 +278,10 @@ def cb_after_clip(key, praat, f0_axis):
     default)."""
     if not key:
         return [gr.skip()] * 5
-    clip, settings = session_clip(key), _settings(praat)
-    fig = pitch_view(clip, settings, f0_axis)[0] if f0_axis != "mel" else gr.skip()
-    return fig, None, None, range_stats(clip, settings, None, None)[0], None
+    fig = (pitch_view(session_clip(key), _settings(praat), f0_axis)[0] if f0_axis != "mel"
+           else gr.skip())
+    # cb_extract_f0 has just sent the whole clip's statistics: only the title goes back
+    return fig, None, None, gr.update(label=stats_label(None)), None
 
 
 @guarded
