@@ -102,6 +102,10 @@ class TrainConfig:
     # attention decoder alone found only after thousands of steps. Needs key_padding_mask.
     ctc_weight: float = 0.0
     progress: bool = True
+    # A checkpoint folder whose weights start the model (fine-tuning a shipped model further,
+    # e.g. after its training state is gone). Its dims must equal this preset's; ignored when
+    # the run resumes from its own state. The checkpoint meta records it ("init_from").
+    init: str = ""
     overrides: dict = field(default_factory=dict)  # extra EchoDims fields
 
 
@@ -193,6 +197,19 @@ def corpus_theta(f0s, indices) -> float:
 
     voiced = np.concatenate([f[np.isfinite(f) & (f > 0)] for f in (f0s[i] for i in indices)])
     return float(theta_eff(THETA_INIT, float(voiced.mean())))
+
+
+def _init_from(model: Echo, checkpoint: str) -> dict:
+    """Copy a checkpoint's weights into ``model`` (same dims required); what the meta records."""
+    source = load_checkpoint(checkpoint)
+    if _dims_dict(source.dims) != _dims_dict(model.dims):
+        differ = sorted(k for k, v in _dims_dict(model.dims).items()
+                        if _dims_dict(source.dims).get(k) != v)
+        raise ConfigError(f"--init {Path(checkpoint).name}: its model differs from this preset "
+                          f"in {', '.join(differ)}; fine-tuning needs the same dims")
+    model.load_state_dict(source.state_dict())
+    steps = (getattr(source, "meta", None) or {}).get("train", {}).get("steps")
+    return {"checkpoint": Path(checkpoint).name, "its_steps": steps}
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -307,6 +324,8 @@ def train(cfg: TrainConfig) -> Echo:
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}],
                                   lr=cfg.lr, betas=(0.9, 0.98))
+    if cfg.init:
+        extra_meta["init_from"] = _init_from(model, cfg.init)
     meta = model_meta(cfg, {"data": str(cfg.data), "seed": cfg.seed, "params": n_params,
                             "train": _train_settings(cfg), **extra_meta})
     step, elapsed = 0, 0.0

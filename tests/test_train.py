@@ -117,3 +117,23 @@ def test_resume_continues_exactly(tiny_corpus, tmp_path):
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
     assert _losses(straight) == pytest.approx(_losses(resumed), rel=1e-5)
+
+
+@needs_espeak
+def test_init_starts_from_a_checkpoints_weights(tiny_corpus, tmp_path):
+    """--init copies a checkpoint's weights (fine-tuning); zero learning rate keeps them exactly,
+    the meta names the source, and a model of other dims is refused with the fields that differ."""
+    from echo_core.checkpoint import load_checkpoint
+    from echo_core.errors import ConfigError
+
+    first = tmp_path / "first"
+    train.train(_cfg(tiny_corpus, first, steps=10))
+    tuned = tmp_path / "tuned"
+    train.train(_cfg(tiny_corpus, tuned, steps=5, lr=0.0, weight_decay=0.0, init=str(first)))
+    a, b = load_checkpoint(first).state_dict(), load_checkpoint(tuned).state_dict()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+    assert load_checkpoint(tuned).meta["init_from"] == {"checkpoint": "first", "its_steps": 10}
+    with pytest.raises(ConfigError, match="aud_dims"):
+        train.train(_cfg(tiny_corpus, tmp_path / "other", steps=5, init=str(first),
+                         overrides={"aud_dims": 64, "text_dims": 64}))
