@@ -229,3 +229,39 @@ def test_a_cross_attention_cell_marks_and_plays_its_audio(page):
     page.wait_for_function(f"([t0, t1]) => {MEDIA}.paused && {MEDIA}.currentTime >= t1 - 0.05"
                            f" && {MEDIA}.currentTime < t1 + 0.5", arg=span)  # the span, no more
     _no_error(page)
+
+
+def test_hovering_an_image_map_shows_the_value_under_the_pointer(page):
+    """Rotary maps carry no hover trace (issue #20): map_hover.js reads the image's value grid.
+    On the diagonal the similarity is 1 at lag 0; off it, the tooltip shows the grid cell
+    nearest the pointer (found here independently from the figure's data)."""
+    _clip_loaded(page)
+    _tab(page, "Rotary patterns")
+    _rendered(page, "#sim-plot")
+    grid = page.evaluate(
+        "() => { const gd = document.querySelector('#sim-plot .js-plotly-plot');"
+        " const g = window.echoHover.grids(gd)[1];"
+        " return {x: Array.from(g.x), y: Array.from(g.y), z: Array.from(g.z), cols: g.cols,"
+        " heat: gd.data.filter(t => t.type === 'heatmap').length}; }")
+    assert grid["heat"] == 0 and grid["cols"] == len(grid["x"])
+    tip = page.locator(".echo-map-hover")
+    x, y = grid["x"], grid["y"]
+    at = x[len(x) // 3]
+    page.mouse.move(*_point(page, "#sim-plot", at, at, axis="x2"))
+    page.wait_for_function("() => document.querySelector('.echo-map-hover')?.style.display"
+                           " === 'block'")
+    text = tip.inner_text()
+    assert "lag=0\n" in text and "sim=1.000" in text and "clip θ_eff" in text
+    col, row = len(x) // 5, (4 * len(y)) // 5
+    page.mouse.move(*_point(page, "#sim-plot", x[col], y[row], axis="x2"))
+    page.wait_for_function(f"() => document.querySelector('.echo-map-hover').dataset.col == {col}"
+                           f" && document.querySelector('.echo-map-hover').dataset.row == {row}")
+    value = grid["z"][row * grid["cols"] + col]
+    assert f"sim={value:.3f}" in tip.inner_text()
+    lag = abs(x[col] - y[row])
+    assert f"lag={lag:g}" in tip.inner_text() or f"lag={round(lag, 3):g}" in tip.inner_text()
+    _shot(page, "nav_9_map_hover")
+    page.mouse.move(5, 5)
+    page.wait_for_function("() => document.querySelector('.echo-map-hover').style.display"
+                           " === 'none'")
+    _no_error(page)

@@ -156,3 +156,32 @@ def test_head_score_panels_that_are_na_say_why_instead_of_empty_axes():
     assert fig.layout.xaxis2.visible is False
     texts = [a.text for a in fig.layout.annotations]
     assert "n/a: text tokens carry no F0" in texts and "decoder self-attention (n/a)" in texts
+
+
+def test_large_maps_carry_their_hover_values_in_the_image_meta():
+    """A map a slider redraws travels as an image plus a value grid for the page's hover script
+    (no invisible heatmap, issue #20): the grid is the map sampled at evenly spread rows and
+    columns (checked against an independent sampling), in the axis units, float32."""
+    from workbench.map_image import colourise, decode_image
+
+    n = 300
+    positions = np.arange(n) * 2
+    rng = np.random.default_rng(3)
+    a = rng.uniform(-1, 1, (n, n)).astype(np.float32)
+    fig = F.similarity_maps([("a", a), ("b", a.T.copy())], positions, unit="seconds",
+                            hop_seconds=0.008)
+    assert not [t for t in fig.data if t.type == "heatmap"]
+    images = [t for t in fig.data if t.type == "image"]
+    assert len(images) == 2
+    take = np.unique(np.round(np.linspace(0, n - 1, F.OVERLAY_CELLS)).astype(int))
+    for image, truth in zip(images, (a, a.T)):
+        h = image.meta["echo_hover"]
+        np.testing.assert_array_equal(np.asarray(h["z"]), truth[np.ix_(take, take)])
+        np.testing.assert_allclose(np.asarray(h["x"]), positions[take] * 0.008, rtol=1e-6)
+        np.testing.assert_allclose(np.asarray(h["y"]), positions[take] * 0.008, rtol=1e-6)
+        assert (h["zmin"], h["zmax"]) == (-1.0, 1.0) and h["labels"]["lag"]
+        np.testing.assert_array_equal(decode_image(image.source),
+                                      colourise(truth, -1.0, 1.0, F.SIMILARITY_COLORSCALE))
+    bars = [t for t in fig.data if t.type == "scatter" and t.marker.showscale]
+    assert len(bars) == 1 and (bars[0].marker.cmin, bars[0].marker.cmax) == (-1.0, 1.0)
+    assert '"echo_hover":{"name":"a","x":{"dtype":"f4"' in fig.to_json().replace(" ", "")

@@ -11,6 +11,7 @@ import gradio as gr
 import numpy as np
 import pytest
 
+from _maps import colour_bars, map_layers
 from echo_core import head_scores as hs
 from echo_core.errors import PitchSettingsError
 from workbench import analysis as A
@@ -94,14 +95,17 @@ def test_extract_then_rotary_callbacks(long_clip):
     assert stats.shape[0] == 8 and csv.endswith("_f0.csv")
     text, sim, variants, curves, band = clip_views.cb_rotary(key, praat, 4.0, 64, "seconds", 0.0)
     assert "θ = 10,000" in text
-    heats = [h for h in sim.data if h.type == "heatmap"]
-    assert len(heats) == 3 and all(h.z.shape[0] <= 512 for h in heats)
-    static, clip_map, diff = heats  # two maps on one fitted scale, the difference on its own
-    assert (static.zmin, static.zmax) == (clip_map.zmin, clip_map.zmax)
-    assert -1.0 <= static.zmin <= 0.0 and static.zmax == 1.0
-    assert diff.zmin == -diff.zmax and "Δ" in diff.colorbar.title.text
-    for h in (h for h in variants.data if h.type == "heatmap"):
-        assert (h.zmin, h.zmax) == (-1.0, 1.0) and h.z.shape[0] <= 512
+    maps = map_layers(sim)
+    assert len(maps) == 3 and not [h for h in sim.data if h.type == "heatmap"]  # no hover trace
+    static, clip_map, diff = maps  # two maps on one fitted scale, the difference on its own
+    assert (static["zmin"], static["zmax"]) == (clip_map["zmin"], clip_map["zmax"])
+    assert -1.0 <= static["zmin"] <= 0.0 and static["zmax"] == 1.0
+    assert diff["zmin"] == -diff["zmax"]
+    assert [b["title"] for b in colour_bars(sim)] == ["cos sim", "Δ sim"]
+    assert static["labels"]["lag"] and static["z"].shape == (128, 128)
+    assert len(map_layers(variants)) == 3
+    for h in map_layers(variants):
+        assert (h["zmin"], h["zmax"]) == (-1.0, 1.0)
     assert sim.layout.xaxis.title.text == "time (s)"
     assert band.layout.xaxis.type == "log" and len(band.data) == 4  # static, clip, 100, 300 Hz
     with pytest.raises(gr.Error, match="theta must be between"):
@@ -120,9 +124,9 @@ def test_theta_slider_on_a_30_second_clip_draws_at_display_resolution(long_clip)
         out = clip_views.cb_rotary(key, praat, log_theta, 64, "positions", 0.0)
         for fig in out[1:]:
             plot.postprocess(fig)
-        heat = [t for t in out[2].data if t.type == "heatmap"]
-        assert heat and all(max(np.shape(t.z)) <= 512 for t in heat)
-        assert all((t.zmin, t.zmax) == (-1.0, 1.0) for t in heat)
+        heat = map_layers(out[2])
+        assert len(heat) == 3 and all(max(np.shape(t["z"])) <= 512 for t in heat)
+        assert all((t["zmin"], t["zmax"]) == (-1.0, 1.0) for t in heat)
         images = [t for t in out[1].data if t.type == "image"]  # 3751 frames: drawn as images
         assert len(images) == 3 and all(t.source.startswith("data:image/webp") for t in images)
 
@@ -130,8 +134,8 @@ def test_theta_slider_on_a_30_second_clip_draws_at_display_resolution(long_clip)
 def test_bias_and_sweep_callbacks(long_clip):
     key, praat, *_ = clip_views.cb_extract_f0(str(long_clip), *PRAAT)
     bias, prior = clip_views.cb_bias(key, praat, 2.0, 4.0, 64, "positions")
-    heat = [t for t in bias.data if t.type == "heatmap"][0]
-    assert (heat.zmin, heat.zmax) == (0.0, 1.0) and float(np.nanmax(heat.z)) <= 1.0
+    heat = map_layers(bias)[0]
+    assert (heat["zmin"], heat["zmax"]) == (0.0, 1.0) and float(np.nanmax(heat["z"])) <= 1.0
     sweep = clip_views.cb_sweep(32)
     assert sum(t.type == "image" for t in sweep.data) == (len(clip_views.SWEEP_THETAS)
                                                           * len(clip_views.SWEEP_PITCHES))

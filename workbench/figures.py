@@ -43,6 +43,7 @@ TOP_LEGEND = dict(orientation="h", x=1.0, xanchor="right", y=1.02, yanchor="bott
 # Larger numeric maps travel as an image + a hover grid. ECHO_IMAGE_MIN_CELLS overrides it (a huge
 # value draws every map as a plain heatmap: the baseline of benchmarks/bench_browser.py).
 IMAGE_MIN_CELLS = int(os.environ.get("ECHO_IMAGE_MIN_CELLS", 20_000))
+OVERLAY_CELLS = 64  # hover values per side of a map whose hover the page draws (meta, ~22 kB)
 
 
 # ============================================================================= helpers
@@ -53,10 +54,19 @@ def _numeric(values) -> bool:
 
 
 def _map_traces(z, x, y, axis: str, *, colorscale: str, zmin: float, zmax: float, name: str,
-                showscale: bool, colorbar: dict, hovertemplate: str, **extra) -> list[dict]:
+                showscale: bool, colorbar: dict, hovertemplate: str,
+                hover: Mapping | None = None, **extra) -> list[dict]:
     """A map as traces on subplot ``axis``: a plain heatmap when small (or on a categorical
-    axis), else an image at full resolution plus an invisible heatmap of at most
-    map_image.HOVER_CELLS a side (hover values, colour bar). Rows run downwards."""
+    axis), else an image at full resolution plus what carries hover values and the colour bar.
+    Rows run downwards.
+
+    ``hover`` None: an invisible heatmap of at most map_image.HOVER_CELLS a side (plotly's own
+    hover and click events: maps whose cells do something when clicked). ``hover`` a dict of
+    labels (nav_meta.hover_values' ``x_label``, ``y_label``, ``z_label``, ``lag``): no hover
+    trace at all; the values ride in the image's meta and the page's map_hover.js shows them under the pointer,
+    and a one-point scatter carries the colour bar. The invisible heatmap cost plotly.js more
+    to redraw than the rest of the figure (plotly paints and PNG-encodes it at plot size),
+    so the maps a slider redraws use this (issue #20)."""
     z = np.asarray(z, dtype=np.float32)
     x = np.arange(z.shape[1]) if x is None else x
     y = np.arange(z.shape[0]) if y is None else y
@@ -67,16 +77,30 @@ def _map_traces(z, x, y, axis: str, *, colorscale: str, zmin: float, zmax: float
     if z.size < IMAGE_MIN_CELLS or not (_numeric(x) and _numeric(y)):
         return [heat]
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    rows, cols = hover_grid(z.shape[0]), hover_grid(z.shape[1])
     image = dict(type="image", source=image_data_uri(colourise(z, zmin, zmax, colorscale)),
                  x0=float(x[0]), dx=float(x[-1] - x[0]) / (x.size - 1), y0=float(y[0]),
                  dy=float(y[-1] - y[0]) / (y.size - 1), name=name, hoverinfo="skip",
                  xaxis=f"x{axis}", yaxis=f"y{axis}")
+    if hover is not None:
+        rows, cols = hover_grid(z.shape[0], OVERLAY_CELLS), hover_grid(z.shape[1], OVERLAY_CELLS)
+        image["meta"] = nav.hover_values(name, x[cols], y[rows], z[np.ix_(rows, cols)], zmin,
+                                       zmax, **hover)
+        return [image] + ([_colorbar_trace(colorscale, zmin, zmax, colorbar, axis)]
+                          if showscale else [])
+    rows, cols = hover_grid(z.shape[0]), hover_grid(z.shape[1])
     heat.update(z=z[np.ix_(rows, cols)], x=x[cols], y=y[rows], opacity=0.0,
                 hoverlabel=dict(bgcolor="#333", font=dict(color="white")))
     if extra.get("customdata") is not None:
         heat["customdata"] = np.asarray(extra["customdata"])[np.ix_(rows, cols)]
     return [image, heat]
+
+
+def _colorbar_trace(colorscale, zmin: float, zmax: float, colorbar: dict, axis: str) -> dict:
+    """A colour bar without a heatmap: one invisible marker whose colour scale is shown."""
+    return dict(type="scatter", x=[None], y=[None], mode="markers", hoverinfo="skip",
+                showlegend=False, xaxis=f"x{axis}", yaxis=f"y{axis}",
+                marker=dict(size=0, color=[float(zmin)], cmin=float(zmin), cmax=float(zmax),
+                            colorscale=_scale(colorscale), showscale=True, colorbar=colorbar))
 
 
 def _finite_range(arrays, default=(0.0, 1.0)) -> tuple[float, float]:
@@ -243,7 +267,8 @@ def _sim_traces(sim, coords, name: str, axis: str, showscale: bool,
                        zmin=zrange[0], zmax=zrange[1], name=name, showscale=showscale,
                        colorbar=colorbar, customdata=lag,
                        hovertemplate="i=%{y}<br>j=%{x}<br>lag=%{customdata:.3~f}<br>"
-                                     "sim=%{z:.3f}<extra>" + name + "</extra>")
+                                     "sim=%{z:.3f}<extra>" + name + "</extra>",
+                       hover=dict(x_label="j", y_label="i", z_label="sim", lag=True))
 
 
 def similarity_maps(maps: Sequence[tuple[str, np.ndarray]], positions: np.ndarray,
@@ -413,7 +438,8 @@ def bias_figure(bias: np.ndarray, positions: np.ndarray, f0_display: np.ndarray,
     heat = _map_traces(bias, coords, coords, "", colorscale=colorscale, zmin=zrange[0],
                        zmax=zrange[1], name=colorbar_title, showscale=True,
                        colorbar=dict(title=dict(text=colorbar_title), len=0.8, y=0.4),
-                       hovertemplate="i=%{y}<br>j=%{x}<br>%{z:.3f}<extra></extra>")
+                       hovertemplate="i=%{y}<br>j=%{x}<br>%{z:.3f}<extra></extra>",
+                       hover=dict(x_label="j", y_label="i", z_label=colorbar_title))
     track = dict(type="scatter", mode="lines", connectgaps=False, name="F0 (Hz)",
                  line=dict(color=TRACK_COLOR, width=1.8), showlegend=False,
                  hovertemplate="%{x}, %{y}<extra>F0</extra>")

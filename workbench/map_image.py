@@ -3,7 +3,7 @@ browser in one ``drawImage``.
 
 A 512 x 512 plotly heatmap is 262,144 cells the browser must colour one by one (seconds of main
 thread per update, ~1.4 MB of base64 each); the same map as a lossless WebP is ~10-100 kB
-(measured on a 512 x 512 similarity map: 9 kB, against 73 kB as PNG and 45-80 kB as lossy WebP)
+(measured on a 512 x 512 similarity map: 2-9 kB, against 73 kB as PNG and 45-80 kB as lossy WebP)
 and paints in milliseconds. Lossless: the picture is exactly the colour-mapped values. Values stay readable where the user points: figures lay a coarse, invisible
 heatmap (at most :data:`HOVER_CELLS` a side) over the image for hover and for the colour bar.
 """
@@ -19,7 +19,11 @@ import plotly.colors as pc
 
 LUT_SIZE = 256
 NAN_RGBA = (0, 0, 0, 0)  # NaN cells (masked, unvoiced) are transparent: the page shows through
-WEBP_EFFORT = 30  # lossless WebP effort (0-100): ~30 ms for a 512 x 512 map
+# Lossless WebP at its fastest setting (quality = effort 0, method 0): a 512 x 512 map encodes in
+# ~6 ms instead of ~35 ms at effort 30, for a file about 10% larger (measured 2,016 against
+# 1,858 bytes on a smooth similarity map). Six maps are encoded per theta move.
+WEBP_EFFORT = 0
+WEBP_METHOD = 0
 
 
 def colour_table(colorscale) -> np.ndarray:
@@ -60,7 +64,7 @@ def image_data_uri(rgba: np.ndarray) -> str:
 
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(rgba), "RGBA").save(
-        buffer, format="WEBP", lossless=True, quality=WEBP_EFFORT)
+        buffer, format="WEBP", lossless=True, quality=WEBP_EFFORT, method=WEBP_METHOD)
     return "data:image/webp;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 

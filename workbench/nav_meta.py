@@ -12,6 +12,10 @@ a re-rendered plot keeps them. Plain dicts, no plotly import: the builders add t
   hovering marks that stretch of audio on the player, a click plays it.
 * ``trace.meta.echo_pick = "nav-head"``: a click sends ``{kind, layer, head}`` (customdata
   (layer, head), ``trace.meta.kind``) to the hidden textbox of that elem_id.
+* ``trace.meta.echo_hover = {"name", "x", "y", "z", "zmin", "zmax", "labels"}``: a map drawn as
+  an image with no hover trace; the page (``workbench/ui/map_hover.js``) shows the value of the
+  grid cell nearest the pointer: ``z[row][col]`` at ``(x[col], y[row])`` in the trace's axis
+  units, with the labels given (and ``|x - y|`` as the lag when ``labels["lag"]``).
 * ``layout.meta.echo_range = "nav-range"``: a horizontal drag-select sends ``[t0, t1]`` (s)
   to the hidden textbox of that elem_id.
 """
@@ -19,6 +23,8 @@ a re-rendered plot keeps them. Plain dicts, no plotly import: the builders add t
 from __future__ import annotations
 
 from typing import Mapping
+
+import numpy as np
 
 
 def time_axes(layout: dict, per_second: Mapping[str, float]) -> dict:
@@ -47,3 +53,16 @@ def seek_on_click(trace: dict, how: str = "x") -> dict:
 def pick_on_click(trace: dict, kind: str, elem_id: str = "nav-head") -> dict:
     """``trace`` whose clicks open a head: customdata (layer, head) per cell."""
     return {**trace, "meta": {**(trace.get("meta") or {}), "echo_pick": elem_id, "kind": kind}}
+
+
+def hover_values(name: str, x, y, z, zmin: float, zmax: float, *, x_label: str = "x",
+               y_label: str = "y", z_label: str = "value", lag: bool = False) -> dict:
+    """The meta of an image map whose hover the page draws: a (rows, cols) grid of values
+    ``z`` at coordinates ``x`` (columns) and ``y`` (rows), float32 (they travel as typed arrays)."""
+    z = np.asarray(z, dtype=np.float32)
+    x, y = np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.float32)
+    if z.shape != (y.size, x.size):
+        raise ValueError(f"hover grid z {z.shape} does not match y {y.size} x x {x.size}")
+    return {"echo_hover": {"name": name, "x": x, "y": y, "z": z, "zmin": float(zmin),
+                           "zmax": float(zmax),
+                           "labels": {"x": x_label, "y": y_label, "z": z_label, "lag": lag}}}

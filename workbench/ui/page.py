@@ -70,6 +70,7 @@ def build_demo() -> gr.Blocks:
 
 
 NAV_SCRIPT = Path(__file__).with_name("playhead.js")  # playhead, click to seek, picks
+HOVER_SCRIPT = Path(__file__).with_name("map_hover.js")  # values under the pointer on image maps
 
 
 def launch_kwargs(**extra) -> dict:
@@ -79,7 +80,8 @@ def launch_kwargs(**extra) -> dict:
     kwargs = dict(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                   server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
                   max_file_size=MAX_FILE_SIZE, theme=gr.themes.Soft(), css=CSS,
-                  head=f"<script>{NAV_SCRIPT.read_text(encoding='utf-8')}</script>",
+                  head="".join(f"<script>{script.read_text(encoding='utf-8')}</script>"
+                               for script in (NAV_SCRIPT, HOVER_SCRIPT)),
                   footer_links=["api", "gradio"])
     kwargs.update(extra)
     return kwargs
