@@ -60,18 +60,24 @@ def test_similarity_maps_fixed_colour_range_and_units(unit, title, scale):
     assert [h.showscale for h in heats] == [False, True]  # one shared colour bar
 
 
-def test_sweep_grid_has_one_map_per_cell_on_the_same_scale():
+def test_sweep_grid_is_one_mosaic_on_the_same_scale():
     maps = np.zeros((2, 3, 5, 5), dtype=np.float32)
     maps[1, 2] = np.eye(5)
     fig = F.sweep_grid(maps, ["θ=1e2", "θ=1e4"], ["none", "100 Hz", "300 Hz"])
     images = [t for t in fig.data if t.type == "image"]
-    assert len(images) == 6
-    bar = _heatmaps(fig)  # one invisible heatmap: the shared colour bar, fixed at [-1, 1]
-    assert len(bar) == 1 and (bar[0].zmin, bar[0].zmax) == (-1.0, 1.0) and bar[0].showscale
+    assert len(images) == 1  # one subplot for the browser, not 6
+    bars = [t for t in fig.data if t.type == "scatter" and t.marker.showscale]
+    assert len(bars) == 1 and (bars[0].marker.cmin, bars[0].marker.cmax) == (-1.0, 1.0)
     from workbench.map_image import colourise, decode_image
 
-    np.testing.assert_array_equal(decode_image(images[5].source),  # row 1, column 2
-                                  colourise(maps[1, 2], -1.0, 1.0, F.SIMILARITY_COLORSCALE))
+    pixels = decode_image(images[0].source)
+    gap = 2  # max(2, 5 // 6)
+    assert pixels.shape[:2] == (2 * 5 + gap, 3 * 5 + 2 * gap)
+    tile = pixels[5 + gap:, 2 * (5 + gap):]  # row 1, column 2
+    np.testing.assert_array_equal(tile, colourise(maps[1, 2], -1.0, 1.0, F.SIMILARITY_COLORSCALE))
+    assert (pixels[5:5 + gap, :, 3] == 0).all()  # the gaps are transparent
+    texts = [a.text for a in fig.layout.annotations]
+    assert texts == ["none", "100 Hz", "300 Hz", "θ=1e2", "θ=1e4"]
     with pytest.raises(ValueError):
         F.sweep_grid(maps, ["only one row"], ["a", "b", "c"])
 

@@ -137,8 +137,9 @@ def test_bias_and_sweep_callbacks(long_clip):
     heat = map_layers(bias)[0]
     assert (heat["zmin"], heat["zmax"]) == (0.0, 1.0) and float(np.nanmax(heat["z"])) <= 1.0
     sweep = clip_views.cb_sweep(32)
-    assert sum(t.type == "image" for t in sweep.data) == (len(clip_views.SWEEP_THETAS)
-                                                          * len(clip_views.SWEEP_PITCHES))
+    assert sum(t.type == "image" for t in sweep.data) == 1  # one mosaic
+    assert len(sweep.layout.annotations) == (len(clip_views.SWEEP_THETAS)
+                                             + len(clip_views.SWEEP_PITCHES))
 
 
 def test_export_view_writes_png_html_and_csv(long_clip):

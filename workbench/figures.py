@@ -25,7 +25,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from workbench import nav_meta as nav
-from workbench.map_image import colourise, hover_grid, image_data_uri
+from workbench.map_image import colourise, hover_grid, image_data_uri, mosaic
 
 TEMPLATE = "plotly_white"
 SIMILARITY_COLORSCALE = "RdBu_r"  # diverging: -1 blue, 0 white, +1 red
@@ -355,49 +355,40 @@ def sweep_grid(maps: np.ndarray, row_labels: Sequence[str], col_labels: Sequence
     """Grid of small similarity maps: rows = static theta, columns = mean F0 (or none).
 
     ``maps`` has shape (rows, cols, R, R). A low effective theta gives narrow bands (fast
-    rotation), a high one wide bands; the diagonal is always 1.
+    rotation), a high one wide bands; the diagonal is always 1. Drawn as one mosaic image on
+    one subplot (25 subplots with an image each took the browser seconds to lay out), column
+    headers and frames in the column's colour, the shared [-1, 1] colour bar beside it.
     """
     maps = np.asarray(maps, dtype=np.float32)
     if maps.ndim != 4 or maps.shape[:2] != (len(row_labels), len(col_labels)):
         raise ValueError(f"maps shape {maps.shape} does not match {len(row_labels)} rows x "
                          f"{len(col_labels)} columns")
-    rows, cols = maps.shape[:2]
-    x_domains = [[d[0] * 0.95, d[1] * 0.95] for d in _columns(cols, 0.04)]  # room for labels
-    y_domains = _columns(rows, 0.03)[::-1]  # row 0 on top
-    n = maps.shape[-1]
-    data, layout = [], {"annotations": [], "shapes": []}
-    for r in range(rows):
-        for c in range(cols):
-            a = _axis(r * cols + c)
-            # small multiples: one image each (no per-cell hover; 25 heatmaps weighed ~3 MB)
-            data.append(dict(type="image", x0=0, dx=1, y0=0, dy=1, xaxis=f"x{a}",
-                             yaxis=f"y{a}", hoverinfo="skip", name=f"{row_labels[r]}, "
-                             f"{col_labels[c]}", source=image_data_uri(colourise(
-                                 maps[r, c], -1.0, 1.0, SIMILARITY_COLORSCALE))))
-            layout[f"xaxis{a}"] = dict(domain=x_domains[c], anchor=f"y{a}",
-                                       showticklabels=False, range=[-0.5, n - 0.5])
-            layout[f"yaxis{a}"] = dict(domain=y_domains[r], anchor=f"x{a}", autorange="reversed",
-                                       showticklabels=False)
+    rows, cols, n = maps.shape[0], maps.shape[1], maps.shape[-1]
+    gap = max(2, n // 6)
+    step = n + gap
+    image = dict(type="image", x0=0, dx=1, y0=0, dy=1, hoverinfo="skip", name="sweep",
+                 source=image_data_uri(mosaic(maps, SIMILARITY_COLORSCALE, gap, (-1.0, 1.0))))
+    width, height = cols * step - gap, rows * step - gap
+    annotations, shapes = [], []
     for c, label in enumerate(col_labels):  # column headers and a frame around each column
         color = SERIES_COLORS[c % len(SERIES_COLORS)]
-        layout["annotations"].append({**_panel_title(label, x_domains[c]),
-                                      "font": {"size": 12, "color": color}})
-        layout["shapes"].append(dict(type="rect", xref="paper", yref="paper",
-                                     x0=x_domains[c][0] - 0.006, x1=x_domains[c][1] + 0.006,
-                                     y0=-0.01, y1=1.0, line=dict(color=color, width=2)))
+        x0 = c * step - 0.5
+        annotations.append(dict(text=label, x=x0 + n / 2, y=-0.5, xref="x", yref="y",
+                                xanchor="center", yanchor="bottom", showarrow=False,
+                                font=dict(size=12, color=color)))
+        shapes.append(dict(type="rect", xref="x", yref="y", x0=x0 - 1.5, x1=x0 + n + 1.5,
+                           y0=-2, y1=height + 1, line=dict(color=color, width=2)))
     for r, label in enumerate(row_labels):
-        layout["annotations"].append(dict(text=label, x=0.955, y=sum(y_domains[r]) / 2,
-                                          xref="paper", yref="paper", xanchor="left",
-                                          yanchor="middle", textangle=90, showarrow=False,
-                                          font=dict(size=11)))
-    a = _axis(rows * cols)  # an invisible 2 x 2 heatmap carries the shared colour bar
-    data.append(dict(type="heatmap", z=np.array([[-1.0, 1.0], [1.0, -1.0]], dtype=np.float32),
-                     zmin=-1.0, zmax=1.0, colorscale=_scale(SIMILARITY_COLORSCALE), opacity=0.0,
-                     hoverinfo="skip", showscale=True, xaxis=f"x{a}", yaxis=f"y{a}",
-                     colorbar=dict(title=dict(text="cos sim"), len=0.9, x=1.02)))
-    layout[f"xaxis{a}"] = dict(domain=[0.0, 0.001], visible=False, anchor=f"y{a}")
-    layout[f"yaxis{a}"] = dict(domain=[0.0, 0.001], visible=False, anchor=f"x{a}")
-    return _fast(data, layout, title, height=max(320, 120 * rows + 100))
+        annotations.append(dict(text=label, x=width + gap / 2, y=r * step + n / 2, xref="x",
+                                yref="y", xanchor="left", yanchor="middle", textangle=90,
+                                showarrow=False, font=dict(size=11)))
+    bar = _colorbar_trace(SIMILARITY_COLORSCALE, -1.0, 1.0,
+                          dict(title=dict(text="cos sim"), len=0.9, x=1.02), "")
+    layout = dict(annotations=annotations, shapes=shapes,
+                  xaxis=dict(visible=False, range=[-3, width + 2.5 * gap], constrain="domain"),
+                  yaxis=dict(visible=False, range=[height + 2, -3], scaleanchor="x",
+                             constrain="domain"))
+    return _fast([image, bar], layout, title, height=max(320, 120 * rows + 100))
 
 
 def similarity_curves(curves: Sequence[tuple[str, np.ndarray, np.ndarray]],

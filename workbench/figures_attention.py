@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 
 from workbench import nav_meta as nav
 from workbench.figures import ATTENTION_COLORSCALE, _fast, _finite_range
-from workbench.map_image import colourise, image_data_uri
+from workbench.map_image import image_data_uri, mosaic
 
 GAP = 3  # transparent pixels between thumbnails
 CELL_PX = 80  # about how tall a thumbnail row is drawn (sets the figure height)
@@ -24,17 +24,8 @@ def thumbnail_mosaic(maps: np.ndarray, colorscale: str = ATTENTION_COLORSCALE,
     """(L*(s+gap)-gap, H*(s+gap)-gap, 4) uint8: the (L, H, s, s) thumbnails tiled row by row,
     each on its own colour range (patterns, not magnitudes, are compared across heads), NaN
     cells and the gaps transparent."""
-    maps = np.asarray(maps, dtype=np.float32)
-    if maps.ndim != 4:
-        raise ValueError(f"thumbnails must be (layers, heads, rows, cols), got {maps.shape}")
-    n_layers, n_heads, rows, cols = maps.shape
-    out = np.zeros((n_layers * (rows + gap) - gap, n_heads * (cols + gap) - gap, 4), np.uint8)
-    for i in range(n_layers):
-        for j in range(n_heads):
-            lo, hi = _finite_range([maps[i, j]])
-            top, left = i * (rows + gap), j * (cols + gap)
-            out[top:top + rows, left:left + cols] = colourise(maps[i, j], lo, hi, colorscale)
-    return out
+    return mosaic(maps, colorscale, gap,
+                  lambda tile: _finite_range([tile]))
 
 
 def attention_grid(maps: np.ndarray, layers: np.ndarray, heads: np.ndarray, kind: str,

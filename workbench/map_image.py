@@ -57,6 +57,24 @@ def colourise(z: np.ndarray, zmin: float, zmax: float, colorscale) -> np.ndarray
     return rgba
 
 
+def mosaic(maps: np.ndarray, colorscale, gap: int, zrange) -> np.ndarray:
+    """(R*(s+gap)-gap, C*(s+gap)-gap, 4) uint8: the (R, C, s, s) maps colour-mapped and tiled row
+    by row with ``gap`` transparent pixels between them: many small maps as one image (one
+    subplot for the browser to lay out instead of R x C). ``zrange``: (lo, hi) shared by every
+    tile, or a function of one tile giving its own."""
+    maps = np.asarray(maps, dtype=np.float32)
+    if maps.ndim != 4:
+        raise ValueError(f"maps must be (rows, cols, s, s), got shape {maps.shape}")
+    n_rows, n_cols, rows, cols = maps.shape
+    out = np.zeros((n_rows * (rows + gap) - gap, n_cols * (cols + gap) - gap, 4), np.uint8)
+    for i in range(n_rows):
+        for j in range(n_cols):
+            lo, hi = zrange(maps[i, j]) if callable(zrange) else zrange
+            top, left = i * (rows + gap), j * (cols + gap)
+            out[top:top + rows, left:left + cols] = colourise(maps[i, j], lo, hi, colorscale)
+    return out
+
+
 def image_data_uri(rgba: np.ndarray) -> str:
     """A ``data:image/webp;base64,...`` URI of an (H, W, 4) uint8 image (row 0 at the top),
     lossless, alpha kept."""
