@@ -92,6 +92,12 @@ def _set_slider(elem_id: str, value: float) -> str:
             "r.dispatchEvent(new PointerEvent('pointerup', {bubbles: true}));")
 
 
+def _set_radio(elem_id: str, value) -> str:
+    """JS that clicks one choice of a Gradio radio, as a user does."""
+    return (f"const r = [...document.querySelectorAll('#{elem_id} input[type=radio]')]"
+            f".find(i => i.value == '{value}'); r.click();")
+
+
 def _load_clip(page, path: str) -> None:
     """Upload a file as a user does: clear the player (it opens with an example), then drop the
     file on the upload area."""
@@ -129,6 +135,9 @@ def browser_actions(url: str, clip: str, repeat: int) -> dict[str, list[float]]:
             values = [3.0, 3.4, 3.8, 4.2, 4.6, 5.0, 4.4, 3.6]
             out["theta change -> maps painted"] = [
                 _timed(page, ROTARY, _set_slider("theta", values[i % len(values)]))
+                for i in range(repeat)]
+            out["head dim change -> maps and sweep painted"] = [
+                _timed(page, ROTARY + ["#sweep-plot"], _set_radio("head-dim", (32, 64)[i % 2]))
                 for i in range(repeat)]
             out["radius tilt -> variants painted"] = [
                 _timed(page, ["#variants-plot"], _set_slider("tilt", (-2.0, 1.5)[i % 2]))
@@ -207,7 +216,8 @@ def _targets(rep, results, clips) -> None:
     goals = {"30 s": 0.300, "3 s": 0.150}
     for clip_label in clips:
         browser = results[("images (this app)", clip_label, "browser")]
-        for action in ("theta change -> maps painted", "radius tilt -> variants painted",
+        for action in ("theta change -> maps painted", "head dim change -> maps and sweep painted",
+                       "radius tilt -> variants painted",
                        "bias scale -> maps painted"):
             value = statistics.median(browser[action]) / 1000
             rep.target(f"{action}, {clip_label} clip", f"<= {goals[clip_label] * 1000:g} ms",
