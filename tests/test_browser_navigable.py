@@ -244,24 +244,26 @@ def test_hovering_an_image_map_shows_the_value_under_the_pointer(page):
         " return {x: Array.from(g.x), y: Array.from(g.y), z: Array.from(g.z), cols: g.cols,"
         " heat: gd.data.filter(t => t.type === 'heatmap').length}; }")
     assert grid["heat"] == 0 and grid["cols"] == len(grid["x"])
-    tip = page.locator(".echo-map-hover")
+    tip = page.locator("#sim-plot .echo-map-hover")
     x, y = grid["x"], grid["y"]
     at = x[len(x) // 3]
     page.mouse.move(*_point(page, "#sim-plot", at, at, axis="x2"))
-    page.wait_for_function("() => document.querySelector('.echo-map-hover')?.style.display"
-                           " === 'block'")
+    page.wait_for_function("() => document.querySelector('#sim-plot .echo-map-hover')"
+                           "?.style.display === 'block'")
     text = tip.inner_text()
     assert "lag=0\n" in text and "sim=1.000" in text and "clip θ_eff" in text
     col, row = len(x) // 5, (4 * len(y)) // 5
     page.mouse.move(*_point(page, "#sim-plot", x[col], y[row], axis="x2"))
-    page.wait_for_function(f"() => document.querySelector('.echo-map-hover').dataset.col == {col}"
-                           f" && document.querySelector('.echo-map-hover').dataset.row == {row}")
+    tip_js = "document.querySelector('#sim-plot .echo-map-hover')"
+    page.wait_for_function(f"() => {tip_js}.dataset.col == {col} && {tip_js}.dataset.row == {row}")
     value = grid["z"][row * grid["cols"] + col]
     assert f"sim={value:.3f}" in tip.inner_text()
     lag = abs(x[col] - y[row])
     assert f"lag={lag:g}" in tip.inner_text() or f"lag={round(lag, 3):g}" in tip.inner_text()
     _shot(page, "nav_9_map_hover")
     page.mouse.move(5, 5)
-    page.wait_for_function("() => document.querySelector('.echo-map-hover').style.display"
-                           " === 'none'")
+    page.wait_for_function(f"() => {tip_js}.style.display === 'none'")
+    _tab(page, "Audio & Pitch")  # plotly's own clicks still work after the hover script ran
+    _rendered(page, "#pitch-plot")
+    _seek_by_click(page, 0.5)
     _no_error(page)

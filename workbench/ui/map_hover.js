@@ -58,15 +58,19 @@
     return out;
   }
 
-  let tip = null;
-  function tooltip() {
+  /* The tooltip lives inside the plot's own .svg-container (as the playhead does): an element
+   * added to <body> disturbed Gradio's page (clicks on other plots were lost afterwards). */
+  function tooltip(gd) {
+    const box = gd.querySelector(".svg-container");
+    if (!box) return null;
+    let tip = box.querySelector(".echo-map-hover");
     if (!tip) {
       tip = document.createElement("div");
       tip.className = "echo-map-hover";
-      tip.style.cssText = "position:fixed;z-index:1000;pointer-events:none;display:none;" +
+      tip.style.cssText = "position:absolute;z-index:1000;pointer-events:none;display:none;" +
         "background:#333;color:#fff;font:12px sans-serif;padding:4px 7px;border-radius:3px;" +
         "white-space:pre;line-height:1.35";
-      document.body.appendChild(tip);
+      box.appendChild(tip);
     }
     return tip;
   }
@@ -74,8 +78,8 @@
   function show(gd, ev) {
     const full = gd._fullLayout;
     const svg = gd.querySelector(".main-svg");
-    const t = tooltip();
-    if (!full || !svg) return;
+    const t = tooltip(gd);
+    if (!full || !svg || !t) return;
     const box = svg.getBoundingClientRect();
     const px = ev.clientX - box.left, py = ev.clientY - box.top;
     for (const g of grids(gd)) {
@@ -94,8 +98,8 @@
       t.dataset.row = row;
       t.dataset.col = col;
       t.dataset.value = zv;
-      t.style.left = `${ev.clientX + 14}px`;
-      t.style.top = `${ev.clientY + 12}px`;
+      t.style.left = `${px + 14}px`;
+      t.style.top = `${py + 12}px`;
       t.style.display = "block";
       return;
     }
@@ -106,7 +110,10 @@
     if (gd.__echoHover) return;
     gd.__echoHover = true;  // the plot's div survives plotly.react: listen once
     gd.addEventListener("mousemove", (ev) => show(gd, ev));
-    gd.addEventListener("mouseleave", () => { tooltip().style.display = "none"; });
+    gd.addEventListener("mouseleave", () => {
+      const t = tooltip(gd);
+      if (t) t.style.display = "none";
+    });
   }
 
   setInterval(() => {  // plots appear whenever gradio renders a tab
