@@ -196,6 +196,15 @@
     }
   }
 
+  /* A plot gradio has just (re)drawn gets its listeners at the latest when the pointer
+   * reaches it: a click within the timer's period after a redraw was otherwise lost. */
+  for (const name of ["pointerover", "pointerdown"]) {
+    document.addEventListener(name, (ev) => {
+      const gd = ev.target && ev.target.closest && ev.target.closest(".js-plotly-plot");
+      if (gd) attach(gd);
+    }, true);
+  }
+
   setInterval(() => {  // new plots and players appear whenever gradio re-renders
     document.querySelectorAll(".js-plotly-plot").forEach(attach);
     watchMedia();
