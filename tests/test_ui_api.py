@@ -16,6 +16,7 @@ from echo_core import head_scores as hs
 from echo_core.errors import PitchSettingsError
 from workbench import analysis as A
 from workbench import checkpoints as C
+from workbench import figures as F
 from workbench import ui
 from workbench.ui import batch_view, clip_views, common, report
 from workbench.ui.report import ReportSettings
@@ -102,7 +103,7 @@ def test_extract_then_rotary_callbacks(long_clip):
     assert -1.0 <= static["zmin"] <= 0.0 and static["zmax"] == 1.0
     assert diff["zmin"] == -diff["zmax"]
     assert [b["title"] for b in colour_bars(sim)] == ["cos sim", "Δ sim"]
-    assert static["labels"]["lag"] and static["z"].shape == (128, 128)
+    assert static["labels"]["lag"] and static["z"].shape == (F.OVERLAY_CELLS,) * 2
     assert len(map_layers(variants)) == 3
     for h in map_layers(variants):
         assert (h["zmin"], h["zmax"]) == (-1.0, 1.0)
