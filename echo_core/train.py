@@ -202,9 +202,9 @@ def corpus_theta(f0s, indices) -> float:
 def _init_from(model: Echo, checkpoint: str) -> dict:
     """Copy a checkpoint's weights into ``model`` (same dims required); what the meta records."""
     source = load_checkpoint(checkpoint)
-    if _dims_dict(source.dims) != _dims_dict(model.dims):
-        differ = sorted(k for k, v in _dims_dict(model.dims).items()
-                        if _dims_dict(source.dims).get(k) != v)
+    theirs, ours = _dims_dict(source.dims), _dims_dict(model.dims)
+    if theirs != ours:
+        differ = sorted(k for k, v in ours.items() if theirs.get(k) != v)
         raise ConfigError(f"--init {Path(checkpoint).name}: its model differs from this preset "
                           f"in {', '.join(differ)}; fine-tuning needs the same dims")
     model.load_state_dict(source.state_dict())

@@ -58,6 +58,8 @@ def test_similarity_maps_fixed_colour_range_and_units(unit, title, scale):
         np.testing.assert_allclose(np.asarray(h.x, dtype=float), positions * scale)
     assert fig.layout.xaxis.title.text == title and fig.layout.yaxis.title.text == title
     assert [h.showscale for h in heats] == [False, True]  # one shared colour bar
+    lag = np.abs(np.subtract.outer(positions, positions)) * scale  # the hover's lag column
+    np.testing.assert_allclose(np.asarray(heats[0].customdata, dtype=float), lag, rtol=1e-6)
 
 
 def test_sweep_grid_is_one_mosaic_on_the_same_scale():

@@ -8,9 +8,10 @@ to plotly as numpy (float32 where large) and travel as compact typed arrays, nev
 The maps redrawn while a slider moves (similarity, curves, bias, attention) are assembled from
 plain dicts without plotly's per-property validation, which costs more than the maths (about
 20 ms per figure); the tests check those figures like the others. Maps of more than
-``IMAGE_MIN_CELLS`` cells are sent as a colour-mapped lossless WebP (``workbench.map_image``) under a
-coarse invisible heatmap that carries hover values and the colour bar: the browser paints an
-image in milliseconds where a 512 x 512 heatmap held its main thread for seconds.
+``IMAGE_MIN_CELLS`` cells are sent as a colour-mapped lossless WebP (``workbench.map_image``): the
+browser paints an image in milliseconds where a 512 x 512 heatmap held its main thread for
+seconds. Their hover values ride either in a coarse invisible heatmap (maps whose cells are
+clicked) or, for the maps a slider redraws, in the image's meta for the page's map_hover.js.
 """
 
 from __future__ import annotations
@@ -63,8 +64,9 @@ def _map_traces(z, x, y, axis: str, *, colorscale: str, zmin: float, zmax: float
     ``hover`` None: an invisible heatmap of at most map_image.HOVER_CELLS a side (plotly's own
     hover and click events: maps whose cells do something when clicked). ``hover`` a dict of
     labels (nav_meta.hover_values' ``x_label``, ``y_label``, ``z_label``, ``lag``): no hover
-    trace at all; the values ride in the image's meta and the page's map_hover.js shows them under the pointer,
-    and a one-point scatter carries the colour bar. The invisible heatmap cost plotly.js more
+    trace at all; the values ride in the image's meta and the page's map_hover.js shows them
+    under the pointer, and a one-point scatter carries the colour bar. A small map drawn as a
+    plain heatmap gets the lag |x - y| as its customdata when ``lag`` is set. The invisible heatmap cost plotly.js more
     to redraw than the rest of the figure (plotly paints and PNG-encodes it at plot size),
     so the maps a slider redraws use this (issue #20)."""
     z = np.asarray(z, dtype=np.float32)
@@ -75,6 +77,10 @@ def _map_traces(z, x, y, axis: str, *, colorscale: str, zmin: float, zmax: float
                 colorbar=colorbar, xaxis=f"x{axis}", yaxis=f"y{axis}",
                 hovertemplate=hovertemplate, **extra)
     if z.size < IMAGE_MIN_CELLS or not (_numeric(x) and _numeric(y)):
+        if hover is not None and hover.get("lag"):
+            coords = np.asarray(x, dtype=np.float64)
+            heat["customdata"] = np.abs(np.asarray(y, dtype=np.float64)[:, None]
+                                        - coords[None, :]).astype(np.float32)
         return [heat]
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     image = dict(type="image", source=image_data_uri(colourise(z, zmin, zmax, colorscale)),
@@ -258,14 +264,12 @@ def pitch_figure(mel: np.ndarray, mel_times: np.ndarray, mel_hz: np.ndarray,
 def _sim_traces(sim, coords, name: str, axis: str, showscale: bool,
                 zrange: tuple[float, float] = (-1.0, 1.0), colorscale=SIMILARITY_COLORSCALE,
                 colorbar_title: str = "cos sim", colorbar_x: float | None = None) -> list[dict]:
-    coords = np.asarray(coords)
-    lag = np.abs(coords[:, None] - coords[None, :]).astype(np.float32)  # what a reader wants
     colorbar = dict(title=dict(text=colorbar_title), len=0.9, thickness=14)
     if colorbar_x is not None:
         colorbar["x"] = colorbar_x
     return _map_traces(sim, coords, coords, axis, colorscale=colorscale,
                        zmin=zrange[0], zmax=zrange[1], name=name, showscale=showscale,
-                       colorbar=colorbar, customdata=lag,
+                       colorbar=colorbar,
                        hovertemplate="i=%{y}<br>j=%{x}<br>lag=%{customdata:.3~f}<br>"
                                      "sim=%{z:.3f}<extra>" + name + "</extra>",
                        hover=dict(x_label="j", y_label="i", z_label="sim", lag=True))

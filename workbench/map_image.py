@@ -4,8 +4,9 @@ browser in one ``drawImage``.
 A 512 x 512 plotly heatmap is 262,144 cells the browser must colour one by one (seconds of main
 thread per update, ~1.4 MB of base64 each); the same map as a lossless WebP is ~10-100 kB
 (measured on a 512 x 512 similarity map: 2-9 kB, against 73 kB as PNG and 45-80 kB as lossy WebP)
-and paints in milliseconds. Lossless: the picture is exactly the colour-mapped values. Values stay readable where the user points: figures lay a coarse, invisible
-heatmap (at most :data:`HOVER_CELLS` a side) over the image for hover and for the colour bar.
+and paints in milliseconds. Lossless: the picture is exactly the colour-mapped values. Values
+stay readable where the user points: figures sample a coarse grid of them (:func:`hover_grid`)
+for a hover trace or for the page's hover script (``workbench.figures._map_traces``).
 """
 
 from __future__ import annotations

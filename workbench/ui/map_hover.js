@@ -106,18 +106,17 @@
     t.style.display = "none";
   }
 
-  function attach(gd) {
-    if (gd.__echoHover) return;
-    gd.__echoHover = true;  // the plot's div survives plotly.react: listen once
-    gd.addEventListener("mousemove", (ev) => show(gd, ev));
-    gd.addEventListener("mouseleave", () => {
-      const t = tooltip(gd);
+  /* One listener for the page: the plot under the pointer (gradio creates and replaces plots
+   * at will, so nothing is attached to them, and nothing polls for them). */
+  let current = null;
+  document.addEventListener("mousemove", (ev) => {
+    const gd = ev.target && ev.target.closest && ev.target.closest(".js-plotly-plot");
+    if (current && current !== gd) {
+      const t = current.querySelector(".echo-map-hover");
       if (t) t.style.display = "none";
-    });
-  }
-
-  setInterval(() => {  // plots appear whenever gradio renders a tab
-    document.querySelectorAll(".js-plotly-plot").forEach(attach);
-  }, 400);
+    }
+    current = gd || null;
+    if (gd) show(gd, ev);
+  }, {passive: true});
   window.echoHover = {show, grids};
 })();
