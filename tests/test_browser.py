@@ -112,6 +112,19 @@ def _tab(page, name: str) -> None:
     page.get_by_role("tab", name=name).click()
 
 
+def _typed(page, box, text: str) -> None:
+    """Type ``text`` into a box as a user does, once the box keeps it: a slider inside an
+    accordion that has just opened mounts lazily and resets its number box to the slider's value
+    (a fill landing before that is lost; a person cannot type that fast). Bounded: a box that
+    never keeps the text fails here, naming it."""
+    for _ in range(50):
+        box.fill(text)
+        if box.input_value() == text:
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError(f"the box never kept {text!r} (it shows {box.input_value()!r})")
+
+
 def _clip_loaded(page) -> None:
     """Wait until the page's opening clip is in (a model run before that is refused with
     'no clip loaded'), so each test also passes when run alone."""
@@ -142,7 +155,7 @@ def test_rotary_view_and_theta_slider(page):
     for plot in ("#sim-plot", "#variants-plot", "#curves-plot", "#sweep-plot"):
         _rendered(page, plot)
     number = page.locator("#theta input[type=number]")
-    number.fill("5")
+    _typed(page, number, "5")
     number.press("Enter")
     page.wait_for_function("() => document.querySelector('#theta-md').innerText.includes('100,000')")
     _no_error(page)

@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from test_browser import (_clip_loaded, _no_error, _rendered, _shipped, _shot, _tab, page,  # noqa: F401
-                          playwright_driver, pytestmark, server)  # the fixtures and the skip without Chromium
+from test_browser import (_clip_loaded, _no_error, _rendered, _shipped, _shot, _tab,  # noqa: F401
+                          _typed, page, playwright_driver, pytestmark, server)  # the fixtures and the skip without Chromium
 
 
 def _message(page, elem_id: str, text: str) -> str:
@@ -65,14 +65,14 @@ def test_typed_pitch_floor_below_the_range_is_named(page):
     _tab(page, "Audio & Pitch")
     page.locator("#praat button, #praat .label-wrap").first.click()  # open the accordion
     floor = page.get_by_label("number input for Pitch floor (Hz)")
-    floor.fill("5")
+    _typed(page, floor, "5")
     floor.blur()
     said = _message(page, "praat-message", "outside the accepted range")
     assert "Pitch floor (Hz): 5 is outside the accepted range 30–300; 30 is used." in said
     assert floor.input_value() == "30"
     _no_error_badge(page)
     _shot(page, "forgiving_2_typed_floor")
-    floor.fill("80")
+    _typed(page, floor, "80")
     floor.blur()
     _hidden(page, "praat-message")
 
