@@ -39,7 +39,17 @@ with gr.Blocks() as demo:
     box.submit(lambda text: text, box, box, api_name="echo")
 demo.launch(server_name="127.0.0.1", server_port=int(os.environ["GRADIO_SERVER_PORT"]))
 '''
-THETAS = (3.0, 3.5, 4.0, 4.5, 5.0)  # log10 theta values the slider calls cycle through
+THETAS = (3.0, 3.5, 4.0, 4.5, 5.0)  # the range the slider calls sweep, never repeating a value
+# (one step's figures are memoised: a repeated value would time a cache hit)
+
+
+def _fresh_thetas():
+    """log10 theta values spread over THETAS' range, each used once (golden-ratio steps)."""
+    low, high = min(THETAS), max(THETAS)
+    k = 0
+    while True:
+        k += 1
+        yield round(low + (high - low) * ((k * 0.6180339887) % 1.0), 6)
 
 
 def _env(port: int) -> dict:
@@ -165,7 +175,7 @@ def slider_http(rep: H.Report, args, seconds: float) -> None:
         client = Client(server.url, verbose=False)
         load = _endpoint_kwargs(client, "/extract_f0", {"audio": handle_file(path)})
         client.predict(api_name="/extract_f0", **load)  # sets the session's clip
-        theta = iter(THETAS * 1000)
+        theta = _fresh_thetas()
         base = _endpoint_kwargs(client, "/similarity_map", {"theta": 4.0, "head_dim": 64,
                                                             "unit": "positions", "tilt": 0.0})
         theta_name = next(k for k in base if "theta" in k)

@@ -162,6 +162,27 @@ def test_rotary_view_and_theta_slider(page):
     _shot(page, "2_rotary")
 
 
+def test_a_slider_step_is_painted_by_the_page_itself(page):
+    """A drag step (input events, no release: Gradio's event does not run) is fetched from the
+    live route and painted by live_views.js: the maps' titles and the summary follow."""
+    _tab(page, "Rotary patterns")
+    _rendered(page, "#sim-plot")
+    page.wait_for_function("() => document.querySelector('#sim-plot .js-plotly-plot')"
+                           "?.layout?.meta?.echo_live?.key")
+    page.evaluate("() => { const r = document.querySelector('#theta input[type=range]');"
+                  " r.value = 2.5; r.dispatchEvent(new Event('input', {bubbles: true})); }")
+    page.wait_for_function("() => document.querySelector('#theta-md').innerText"
+                           ".includes('θ = 316 (log₁₀ θ = 2.50)')")
+    page.wait_for_function("() => [...document.querySelectorAll('#sim-plot .annotation-text')]"
+                           ".some(a => a.textContent.includes('static θ = 316'))")
+    tilt = "#tilt input[type=range]"
+    page.evaluate(f"() => {{ const r = document.querySelector('{tilt}'); r.value = -3.5;"
+                  " r.dispatchEvent(new Event('input', {bubbles: true})); }")
+    page.wait_for_function("() => [...document.querySelectorAll('#variants-plot "
+                           ".annotation-text')].some(a => a.textContent.includes('tilt -3.5'))")
+    _no_error(page)
+
+
 def test_pitch_bias_view(page):
     _tab(page, "Pitch bias")
     _rendered(page, "#bias-plot")

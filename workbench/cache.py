@@ -65,6 +65,7 @@ class LRU:
         self._sizes: dict = {}
         self._bytes = 0
         self._lock = threading.Lock()
+        self._pending: dict = {}  # key -> lock held while that key is being computed
 
     def get(self, key):
         with self._lock:
@@ -91,9 +92,22 @@ class LRU:
         return value
 
     def get_or_compute(self, key, compute: Callable[[], Any]):
+        """The cached value, or ``compute()`` kept. Concurrent callers of one key compute it
+        once: the page's live route and Gradio's event often ask for the same view together."""
         value = self.get(key)
-        if value is None:
-            value = self.put(key, compute())
+        if value is not None:
+            return value
+        with self._lock:
+            pending = self._pending.setdefault(key, threading.Lock())
+        try:
+            with pending:
+                value = self.get(key)
+                if value is None:
+                    value = self.put(key, compute())
+        finally:
+            with self._lock:
+                if self._pending.get(key) is pending:
+                    del self._pending[key]
         return value
 
     @property

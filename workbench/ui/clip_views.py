@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from types import SimpleNamespace
 
 import gradio as gr
@@ -18,6 +19,7 @@ from echo_core.audio import FRAME_SECONDS
 from workbench import analysis as A
 from workbench import export as X
 from workbench import figures as F
+from workbench.cache import LRU
 from workbench.ui.common import (LIVE, PRIVATE, QUIET, _export_button, _plot, _settings,
                                  api_endpoint, guarded, message_box, on_page, say_clamped,
                                  session_clip, tab_selected)
@@ -314,32 +316,130 @@ def cb_nav_range(key, praat, payload):
     return round(start, 3), round(end, 3), stats, (start, end)
 
 
+# One slider step's figures, shared by the page's live route (live_route.py) and Gradio's own
+# event for the same values (they often arrive together: computed once). Bounded by bytes.
+STEP_FIGURES = LRU(maxsize=12, max_bytes=48 * 2**20)
+# Steps the live route served, with the time they were asked for: the page painted them itself.
+PAGE_PAINTED = LRU(maxsize=256)
+PAINTED_FRESH_S = 30.0  # how long a served step counts as painted
+
+
+def _live(figs, key, praat, **controls):
+    """Stamp each figure with what the page's live_views.js needs to ask for the next slider
+    step itself: the session's clip key, Praat settings and the controls not on a live slider
+    (a content key and numbers; never a server path)."""
+    for fig in figs:
+        meta = dict(fig.layout.meta or {})
+        meta["echo_live"] = {"key": key, "praat": praat or {}, **controls}
+        fig.layout.meta = meta
+    return figs
+
+
+def _step_key(view: str, key, praat, *args) -> tuple:
+    return (view, key, json.dumps(praat or {}, sort_keys=True), *args)
+
+
+def _step(view: str, key, praat, *args, build, live: bool = False):
+    """``build()`` once per (view, clip, Praat settings, controls); ``live``: asked by the
+    page's live route, which paints the answer itself."""
+    if view != "sweep":
+        session_clip(key)  # the clip must be loaded (its own clear message otherwise)
+    step = _step_key(view, key, praat, *args)
+    if not live:
+        return STEP_FIGURES.get_or_compute(step, build)
+    PAGE_PAINTED.put(step, time.monotonic())
+    try:
+        return STEP_FIGURES.get_or_compute(step, build)
+    except Exception:
+        PAGE_PAINTED.put(step, float("-inf"))  # not painted after all
+        raise
+
+
+def _unless_painted(view: str, key, praat, args: tuple, out):
+    """Gradio's slider-release event: when the live route already served these values, the page
+    shows them; sending the same figures again costs the page ~0.5 s of main thread (Gradio's
+    event and Plot re-layouts) for no change, so nothing is sent."""
+    served = PAGE_PAINTED.get(_step_key(view, key, praat, *args))
+    if served is not None and time.monotonic() - served < PAINTED_FRESH_S:
+        return tuple(gr.skip() for _ in out) if isinstance(out, tuple) else gr.skip()
+    return out
+
+
+def _rotary_args(log10_theta, head_dim, unit, tilt, grid) -> tuple:
+    return float(log10_theta), int(head_dim), str(unit), float(tilt), str(grid)
+
+
 @guarded
-def cb_rotary(key, praat, log10_theta, head_dim, unit, tilt, grid="frames"):
+def cb_rotary(key, praat, log10_theta, head_dim, unit, tilt, grid="frames", live=False):
     """Similarity maps, variants, curves and band widths for one theta and head dim (api:
     similarity_map)."""
-    text, figs, _ = rotary_view(session_clip(key), _settings(praat), log10_theta, head_dim, unit,
-                                tilt, grid)
-    return text, figs["similarity"], figs["variants"], figs["distance"], figs["band_width"]
+    args = _rotary_args(log10_theta, head_dim, unit, tilt, grid)
+
+    def build():
+        text, figs, _ = rotary_view(session_clip(key), _settings(praat), *args)
+        out = [figs["similarity"], figs["variants"], figs["distance"], figs["band_width"]]
+        return (text, *_live(out, key, praat, unit=args[2], grid=args[4]))
+
+    return _step("rotary", key, praat, *args, build=build, live=live)
 
 
 @guarded
-def cb_variants(key, praat, log10_theta, head_dim, unit, tilt, grid="frames"):
+def cb_variants(key, praat, log10_theta, head_dim, unit, tilt, grid="frames", live=False):
     """The radius tilt changes only the variant maps: redraw (and send) just those."""
-    f0, hop, _ = rotary_grid(session_clip(key), _settings(praat), grid)
-    return variants_figure(f0, hop, A.theta_from_slider(log10_theta), int(head_dim), unit,
-                           float(tilt))
+    args = _rotary_args(log10_theta, head_dim, unit, tilt, grid)
+
+    def build():
+        f0, hop, _ = rotary_grid(session_clip(key), _settings(praat), args[4])
+        fig = variants_figure(f0, hop, A.theta_from_slider(args[0]), *args[1:4])
+        return _live([fig], key, praat, unit=args[2], grid=args[4])[0]
+
+    return _step("variants", key, praat, *args, build=build, live=live)
 
 
 @guarded
-def cb_sweep(head_dim):
-    return sweep_view(head_dim)["sweep"]
+def cb_sweep(head_dim, live=False):
+    return _step("sweep", None, None, int(head_dim), live=live,
+                 build=lambda: sweep_view(head_dim)["sweep"])
 
 
 @guarded
-def cb_bias(key, praat, scale, log10_theta, head_dim, unit):
-    figs = bias_view(session_clip(key), _settings(praat), scale, log10_theta, head_dim, unit)
-    return figs["pitch_bias"], figs["combined_prior"]
+def cb_bias(key, praat, scale, log10_theta, head_dim, unit, live=False):
+    args = (float(scale), float(log10_theta), int(head_dim), str(unit))
+
+    def build():
+        figs = bias_view(session_clip(key), _settings(praat), *args)
+        return tuple(_live([figs["pitch_bias"], figs["combined_prior"]], key, praat,
+                           unit=args[3]))
+
+    return _step("bias", key, praat, *args, build=build, live=live)
+
+
+# The page's own slider events: as above, minus what the live route already painted.
+
+@guarded
+def cb_rotary_released(key, praat, log10_theta, head_dim, unit, tilt, grid="frames"):
+    out = cb_rotary(key, praat, log10_theta, head_dim, unit, tilt, grid)
+    return _unless_painted("rotary", key, praat,
+                           _rotary_args(log10_theta, head_dim, unit, tilt, grid), out)
+
+
+@guarded
+def cb_variants_released(key, praat, log10_theta, head_dim, unit, tilt, grid="frames"):
+    out = cb_variants(key, praat, log10_theta, head_dim, unit, tilt, grid)
+    return _unless_painted("variants", key, praat,
+                           _rotary_args(log10_theta, head_dim, unit, tilt, grid), out)
+
+
+@guarded
+def cb_sweep_released(head_dim):
+    return _unless_painted("sweep", None, None, (int(head_dim),), cb_sweep(head_dim))
+
+
+@guarded
+def cb_bias_released(key, praat, scale, log10_theta, head_dim, unit):
+    out = cb_bias(key, praat, scale, log10_theta, head_dim, unit)
+    return _unless_painted("bias", key, praat,
+                           (float(scale), float(log10_theta), int(head_dim), str(unit)), out)
 
 
 @guarded
@@ -536,10 +636,15 @@ def wire_clip_views(demo: gr.Blocks, session: SimpleNamespace, header: SimpleNam
     tab_selected(b.tab, "bias", session.active_tab).then(
         cb_bias, bias_inputs, bias_outputs, **QUIET)
 
-    r.log_theta.change(cb_rotary, rotary_inputs, rotary_outputs, api_name="similarity_map",
-                       **LIVE)
-    r.tilt.change(cb_variants, rotary_inputs, r.variants_plot, **PRIVATE, **LIVE)
-    for control in (r.head_dim, r.unit, r.grid):
+    # While a slider is dragged the page paints each step itself (live_route, live_views.js);
+    # Gradio's event runs once it is released (the same memoised figures: no flicker back to an
+    # older step) and serves the API.
+    r.log_theta.release(cb_rotary_released, rotary_inputs, rotary_outputs, **PRIVATE, **LIVE)
+    api_endpoint(cb_rotary, rotary_inputs, rotary_outputs, "similarity_map")
+    r.tilt.release(cb_variants_released, rotary_inputs, r.variants_plot, **PRIVATE, **LIVE)
+    r.head_dim.input(cb_rotary_released, rotary_inputs, rotary_outputs, **PRIVATE, **LIVE)
+    r.head_dim.input(cb_sweep_released, r.head_dim, r.sweep_plot, **PRIVATE, **LIVE)
+    for control in (r.unit, r.grid):
         control.input(cb_rotary, rotary_inputs, rotary_outputs, **PRIVATE, **LIVE)
-    r.head_dim.input(cb_sweep, r.head_dim, r.sweep_plot, **PRIVATE, **LIVE)
-    b.scale.change(cb_bias, bias_inputs, bias_outputs, api_name="pitch_bias", **LIVE)
+    b.scale.release(cb_bias_released, bias_inputs, bias_outputs, **PRIVATE, **LIVE)
+    api_endpoint(cb_bias, bias_inputs, bias_outputs, "pitch_bias")

@@ -71,6 +71,7 @@ def build_demo() -> gr.Blocks:
 
 NAV_SCRIPT = Path(__file__).with_name("playhead.js")  # playhead, click to seek, picks
 HOVER_SCRIPT = Path(__file__).with_name("map_hover.js")  # values under the pointer on image maps
+LIVE_SCRIPT = Path(__file__).with_name("live_views.js")  # slider steps painted by the page
 
 
 def launch_kwargs(**extra) -> dict:
@@ -81,7 +82,7 @@ def launch_kwargs(**extra) -> dict:
                   server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
                   max_file_size=MAX_FILE_SIZE, theme=gr.themes.Soft(), css=CSS,
                   head="".join(f"<script>{script.read_text(encoding='utf-8')}</script>"
-                               for script in (NAV_SCRIPT, HOVER_SCRIPT)),
+                               for script in (NAV_SCRIPT, HOVER_SCRIPT, LIVE_SCRIPT)),
                   footer_links=["api", "gradio"])
     kwargs.update(extra)
     return kwargs

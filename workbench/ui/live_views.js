@@ -1,0 +1,121 @@
+// Slider steps the page paints itself (see workbench/ui/live_route.py for why).
+//
+// A theta, radius-tilt or bias-scale slider move, or a head-dim click, posts the controls'
+// values to the app's /echo/live route and hands the figures that come back to Plotly.react
+// on the plots already shown (the same figures Gradio's event draws when the slider is released,
+// built by the same Python callbacks). The clip key and Praat settings come from the figures
+// themselves (layout.meta.echo_live); with no figure drawn yet, or any error, nothing happens
+// here and Gradio's event does the work (and shows any message).
+(() => {
+  const ROUTE = "echo/live";
+  // control elem_id -> the views it redraws, the plot whose meta names the clip, its field
+  const CONTROLS = {
+    "theta": {views: ["rotary"], from: "sim-plot", field: "log10_theta"},
+    "tilt": {views: ["variants"], from: "variants-plot", field: "tilt"},
+    "head-dim": {views: ["rotary", "sweep"], from: "sim-plot", field: "head_dim"},
+    "bias-scale": {views: ["bias"], from: "bias-plot", field: "scale"},
+  };
+  const busy = {};  // control -> a request in flight
+  const next = {};  // control -> the newest values waiting for it
+  let stamp = 0;  // paint only the newest answer per plot
+  const painted = {};  // elem_id -> stamp of what it shows
+
+  const plot = (id) => document.querySelector(`#${id} .js-plotly-plot`);
+  const number = (v) => (v === undefined || v === "" ? NaN : Number(v));
+
+  function sliderValue(id) {
+    const range = document.querySelector(`#${id} input[type=range]`);
+    return range ? number(range.value) : NaN;
+  }
+
+  function controlValues(live) {
+    // The live sliders and the head dim as the page shows them; unit and grid from the figure.
+    const head = document.querySelector("#head-dim input:checked");
+    return {
+      key: live.key, praat: live.praat, unit: live.unit, grid: live.grid || "frames",
+      log10_theta: sliderValue("theta"), tilt: sliderValue("tilt"),
+      scale: sliderValue("bias-scale"), head_dim: head ? number(head.value) : NaN,
+    };
+  }
+
+  function inRange(input, value) {
+    // A typed value outside the slider's range is Gradio's to clamp and explain.
+    const lo = number(input.min), hi = number(input.max);
+    return Number.isFinite(value) && !(value < lo) && !(value > hi);
+  }
+
+  function markdownHtml(text) {
+    const esc = text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+    return "<p>" + esc.replace(/\*\*(.+?)\*\*/g, "<strong>$1</strong>") + "</p>";
+  }
+
+  function paint(outputs, mine) {
+    for (const [id, out] of Object.entries(outputs)) {
+      if ((painted[id] || 0) > mine) continue;
+      if (out.markdown !== undefined) {
+        const box = document.querySelector(`#${id} .prose, #${id} .md`);
+        if (box) box.innerHTML = markdownHtml(out.markdown);
+        painted[id] = mine;
+        continue;
+      }
+      const gd = plot(id);
+      if (!gd || !gd._fullLayout || !window.Plotly) continue;  // not drawn (hidden tab)
+      const fig = out.figure;
+      const layout = fig.layout || {};
+      // As Gradio's Plot draws a figure, so that its own redraw later changes nothing.
+      layout.autosize = true;
+      layout.margin = layout.margin || {};
+      const shown = (gd.layout && gd.layout.margin && gd.layout.margin.t) || 0;
+      if (shown > (layout.margin.t || 0)) layout.margin.t = shown;
+      layout.margin.autoexpand = true;
+      window.Plotly.react(gd, fig.data, layout, {...(fig.config || {}), responsive: true});
+      painted[id] = mine;
+    }
+  }
+
+  async function send(control) {
+    const values = next[control];
+    delete next[control];
+    busy[control] = true;
+    const mine = ++stamp;
+    try {
+      const res = await fetch(new URL(ROUTE, window.location.href), {
+        method: "POST", headers: {"Content-Type": "application/json"},
+        body: JSON.stringify({views: CONTROLS[control].views, values}),
+      });
+      if (res.ok) paint((await res.json()).outputs, mine);
+    } catch (err) {
+      // the route is a shortcut: Gradio's event still draws this step
+    } finally {
+      busy[control] = false;
+      if (next[control]) send(control);  // the newest value asked for meanwhile
+    }
+  }
+
+  function request(control, value, input) {
+    const spec = CONTROLS[control];
+    const gd = plot(spec.from);
+    const live = gd && gd.layout && gd.layout.meta && gd.layout.meta.echo_live;
+    if (!live || !inRange(input, value)) return;
+    next[control] = {...controlValues(live), [spec.field]: value};
+    if (!busy[control]) send(control);
+  }
+
+  document.addEventListener("input", (ev) => {
+    const input = ev.target;
+    if (!input || !input.closest) return;
+    for (const control of ["theta", "tilt", "bias-scale"]) {
+      if (input.closest(`#${control}`) && (input.type === "range" || input.type === "number")) {
+        request(control, number(input.value), input);
+        return;
+      }
+    }
+  }, true);
+
+  document.addEventListener("change", (ev) => {
+    const input = ev.target;
+    if (input && input.closest && input.closest("#head-dim") && input.type === "radio") {
+      request("head-dim", number(input.value), input);
+    }
+  }, true);
+})();
