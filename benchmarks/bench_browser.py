@@ -84,6 +84,13 @@ def _timed(page, sels: list[str], action_js: str) -> float:
            }""", [sels, action_js])
 
 
+def _settled(page, ms: float) -> float:
+    """Let the action's trailing work (Gradio's release event) finish before the next one is
+    timed, so no measurement carries the previous one's tail; returns ``ms``."""
+    page.wait_for_timeout(1500)
+    return ms
+
+
 def _set_slider(elem_id: str, value: float) -> str:
     """JS that sets a Gradio slider's range input and fires what a drag fires."""
     return (f"const r = document.querySelector('#{elem_id} input[type=range]');"
@@ -113,8 +120,11 @@ def _load_clip(page, path: str) -> None:
 
 
 def _tab(page, name: str, sels: list[str]) -> None:
+    """Open a tab and wait until its plots have painted something (an image or a line)."""
     page.get_by_role("tab", name=name).click()
-    page.wait_for_function("([s]) => s.every(x => window.__sig(x) !== '')", arg=[sels])
+    page.wait_for_function("([s]) => s.every(x => document.querySelector(x + ' .js-plotly-plot')"
+                           " && !window.__sig(x).startsWith('##'))", arg=[sels])
+    page.wait_for_timeout(1500)  # the tab's chained redraws (sweep) land before timing starts
 
 
 ROTARY = ["#sim-plot", "#variants-plot", "#curves-plot"]
@@ -132,20 +142,27 @@ def browser_actions(url: str, clip: str, repeat: int) -> dict[str, list[float]]:
             out["page load -> first plot"] = [1000 * load_s]
             _load_clip(page, clip)
             _tab(page, "Rotary patterns", ROTARY)
-            values = [3.0, 3.4, 3.8, 4.2, 4.6, 5.0, 4.4, 3.6]
+            # Every step is new to the app (the server memoises each step's figures): values
+            # never repeat, and each head-dim change comes after an untimed theta step.
+            thetas = [3.0, 3.4, 3.8, 4.2, 4.6, 5.0, 4.4, 3.6, 2.6, 5.6]
             out["theta change -> maps painted"] = [
-                _timed(page, ROTARY, _set_slider("theta", values[i % len(values)]))
+                _settled(page, _timed(page, ROTARY, _set_slider("theta", thetas[i % len(thetas)])))
                 for i in range(repeat)]
-            out["head dim change -> maps and sweep painted"] = [
-                _timed(page, ROTARY + ["#sweep-plot"], _set_radio("head-dim", (32, 64)[i % 2]))
-                for i in range(repeat)]
+            out["head dim change -> maps and sweep painted"] = []
+            for i in range(repeat):
+                _settled(page, _timed(page, ROTARY, _set_slider("theta", 2.2 + 0.37 * i)))
+                out["head dim change -> maps and sweep painted"].append(_settled(page, _timed(
+                    page, ROTARY + ["#sweep-plot"], _set_radio("head-dim", (32, 64)[i % 2]))))
+            tilts = [-2.0, 1.5, -0.7, 2.9, -3.3, 0.6, -1.4, 3.6, -2.6, 1.1]
             out["radius tilt -> variants painted"] = [
-                _timed(page, ["#variants-plot"], _set_slider("tilt", (-2.0, 1.5)[i % 2]))
+                _settled(page, _timed(page, ["#variants-plot"], _set_slider("tilt", tilts[i % len(tilts)])))
                 for i in range(repeat)]
             _tab(page, "Pitch bias", ["#bias-plot", "#prior-plot"])
+            scales = [0.5, 2.0, 0.85, 3.1, 1.35, 4.2, 0.2, 2.6, 1.75, 3.7]
             out["bias scale -> maps painted"] = [
-                _timed(page, ["#bias-plot", "#prior-plot"],
-                       _set_slider("bias-scale", (0.5, 2.0)[i % 2])) for i in range(repeat)]
+                _settled(page, _timed(page, ["#bias-plot", "#prior-plot"],
+                                      _set_slider("bias-scale", scales[i % len(scales)])))
+                for i in range(repeat)]
         finally:
             browser.close()
     return out
@@ -163,7 +180,7 @@ def server_actions(url: str, clip: str, repeat: int) -> dict[str, list[float]]:
         client.predict(3.0 + 0.25 * (i % 8), 64, "positions", 0.0, api_name="/similarity_map")
         out["theta change -> maps painted"].append(1000 * (time.perf_counter() - t0))
         t0 = time.perf_counter()
-        client.predict((0.5, 2.0)[i % 2], 4.0, 64, "positions", api_name="/pitch_bias")
+        client.predict(0.3 + 0.45 * (i % 10), 4.0, 64, "positions", api_name="/pitch_bias")
         out["bias scale -> maps painted"].append(1000 * (time.perf_counter() - t0))
     return out
 
