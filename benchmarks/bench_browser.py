@@ -45,7 +45,8 @@ PAGE_JS = """
       return h.length + ':' + h.slice(-64);
     });
     const paths = root.querySelectorAll('.scatterlayer path.js-line');
-    const line = [...paths].map(p => (p.getAttribute('d') || '').length).join(',');
+    const line = [...paths].map(p => { const d = p.getAttribute('d') || '';
+                                       return d.length + ':' + d.slice(-24); }).join(',');
     const title = (root.querySelector('.gtitle') || {}).textContent || '';
     return imgs.join('|') + '#' + line + '#' + title;
   };
