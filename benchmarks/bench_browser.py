@@ -8,8 +8,9 @@ to-pixels time stands the server time of the same action (the same callback over
 gradio_client), so the share the browser adds is visible.
 
 Actions (medians over several repetitions): page load to the first painted plot; on a 30 s and a
-3 s speech clip, a theta / head-dim / radius-tilt / bias-scale change until its figures are
-painted; a 10 s Model run until its figures are painted; the report zip until the download
+3 s speech clip, a theta / head-dim / radius-tilt / bias-scale change (a click on the slider:
+input, change and release events) and one theta drag step (the input event alone, as while the
+pointer is down) until its figures are painted; a 10 s Model run until its figures are painted; the report zip until the download
 link appears. Baseline, side by side in the same run: the same app with every map drawn as a
 plain plotly heatmap (``ECHO_IMAGE_MIN_CELLS`` set above any map size), what the app sent
 before maps became images.
@@ -100,6 +101,13 @@ def _set_slider(elem_id: str, value: float) -> str:
             "r.dispatchEvent(new PointerEvent('pointerup', {bubbles: true}));")
 
 
+def _drag_step(elem_id: str, value: float) -> str:
+    """JS for one step of a drag: the range input's input event alone (the pointer is still
+    down, so no change / release yet)."""
+    return (f"const r = document.querySelector('#{elem_id} input[type=range]');"
+            f"r.value = {value}; r.dispatchEvent(new Event('input', {{bubbles: true}}));")
+
+
 def _set_radio(elem_id: str, value) -> str:
     """JS that clicks one choice of a Gradio radio, as a user does."""
     return (f"const r = [...document.querySelectorAll('#{elem_id} input[type=radio]')]"
@@ -148,6 +156,10 @@ def browser_actions(url: str, clip: str, repeat: int) -> dict[str, list[float]]:
             thetas = [3.0, 3.4, 3.8, 4.2, 4.6, 5.0, 4.4, 3.6, 2.6, 5.6]
             out["theta change -> maps painted"] = [
                 _settled(page, _timed(page, ROTARY, _set_slider("theta", thetas[i % len(thetas)])))
+                for i in range(repeat)]
+            drags = [3.15, 3.55, 3.95, 4.35, 4.75, 5.15, 5.45, 2.85, 2.45, 5.85]
+            out["theta drag step (input only) -> maps painted"] = [
+                _settled(page, _timed(page, ROTARY, _drag_step("theta", drags[i % len(drags)])))
                 for i in range(repeat)]
             out["head dim change -> maps and sweep painted"] = []
             for i in range(repeat):
@@ -234,7 +246,9 @@ def _targets(rep, results, clips) -> None:
     goals = {"30 s": 0.300, "3 s": 0.150}
     for clip_label in clips:
         browser = results[("images (this app)", clip_label, "browser")]
-        for action in ("theta change -> maps painted", "head dim change -> maps and sweep painted",
+        for action in ("theta change -> maps painted",
+                       "theta drag step (input only) -> maps painted",
+                       "head dim change -> maps and sweep painted",
                        "radius tilt -> variants painted",
                        "bias scale -> maps painted"):
             value = statistics.median(browser[action]) / 1000

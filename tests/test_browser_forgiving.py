@@ -77,6 +77,22 @@ def test_typed_pitch_floor_below_the_range_is_named(page):
     _hidden(page, "praat-message")
 
 
+def test_typed_theta_above_the_range_is_named_and_drawn_at_the_top(page):
+    """The theta box: a typed value outside 2-6 gets the message and the maps of the clamped
+    value (the page's live steps ask only for values inside the range; the release draws)."""
+    _tab(page, "Rotary patterns")
+    _rendered(page, "#sim-plot")
+    box = page.locator("#theta input[type=number]")
+    _typed(page, box, "7.5")
+    box.blur()
+    said = _message(page, "rotary-message", "outside the accepted range")
+    assert "7.5 is outside the accepted range 2–6; 6 is used." in said
+    page.wait_for_function("() => document.querySelector('#theta-md').innerText"
+                           ".includes('θ = 1,000,000')")
+    _no_error_badge(page)
+    _no_error(page)
+
+
 def _run_model(page) -> None:
     page.locator("#run-model").click()
 
