@@ -36,6 +36,9 @@ def nbytes(value: Any) -> int:
                 usage = v.memory_usage(deep=True)
                 return int(usage.sum()) if hasattr(usage, "sum") else int(usage)
             return sys.getsizeof(v)
+        if type(v).__module__.startswith("plotly") and hasattr(v, "_data") \
+                and hasattr(v, "_layout"):  # a figure: its data and layout, not its validators
+            return size(v._data) + size(v._layout)
         if type(v).__module__.startswith("torch") and hasattr(v, "element_size"):
             return int(v.element_size() * v.nelement())
         if isinstance(v, (str, bytes, bytearray)):

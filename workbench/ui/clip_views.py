@@ -20,9 +20,9 @@ from workbench import analysis as A
 from workbench import export as X
 from workbench import figures as F
 from workbench.cache import LRU
-from workbench.ui.common import (LIVE, PRIVATE, QUIET, _export_button, _plot, _settings,
-                                 api_endpoint, guarded, message_box, on_page, say_clamped,
-                                 session_clip, tab_selected)
+from workbench.ui.common import (AFTER_LIVE_PAINT, LIVE, PRIVATE, QUIET, _export_button, _plot,
+                                 _settings, api_endpoint, guarded, message_box, on_page,
+                                 say_clamped, session_clip, tab_selected)
 
 HEAD_DIMS = [16, 32, 64, 128]
 AXIS_UNITS = ["positions", "seconds"]
@@ -639,12 +639,17 @@ def wire_clip_views(demo: gr.Blocks, session: SimpleNamespace, header: SimpleNam
     # While a slider is dragged the page paints each step itself (live_route, live_views.js);
     # Gradio's event runs once it is released (the same memoised figures: no flicker back to an
     # older step) and serves the API.
-    r.log_theta.release(cb_rotary_released, rotary_inputs, rotary_outputs, **PRIVATE, **LIVE)
+    r.log_theta.release(cb_rotary_released, rotary_inputs, rotary_outputs, **PRIVATE, **LIVE,
+                        **AFTER_LIVE_PAINT)
     api_endpoint(cb_rotary, rotary_inputs, rotary_outputs, "similarity_map")
-    r.tilt.release(cb_variants_released, rotary_inputs, r.variants_plot, **PRIVATE, **LIVE)
-    r.head_dim.input(cb_rotary_released, rotary_inputs, rotary_outputs, **PRIVATE, **LIVE)
-    r.head_dim.input(cb_sweep_released, r.head_dim, r.sweep_plot, **PRIVATE, **LIVE)
+    r.tilt.release(cb_variants_released, rotary_inputs, r.variants_plot, **PRIVATE, **LIVE,
+                   **AFTER_LIVE_PAINT)
+    r.head_dim.input(cb_rotary_released, rotary_inputs, rotary_outputs, **PRIVATE, **LIVE,
+                     **AFTER_LIVE_PAINT)
+    r.head_dim.input(cb_sweep_released, r.head_dim, r.sweep_plot, **PRIVATE, **LIVE,
+                     **AFTER_LIVE_PAINT)
     for control in (r.unit, r.grid):
         control.input(cb_rotary, rotary_inputs, rotary_outputs, **PRIVATE, **LIVE)
-    b.scale.release(cb_bias_released, bias_inputs, bias_outputs, **PRIVATE, **LIVE)
+    b.scale.release(cb_bias_released, bias_inputs, bias_outputs, **PRIVATE, **LIVE,
+                    **AFTER_LIVE_PAINT)
     api_endpoint(cb_bias, bias_inputs, bias_outputs, "pitch_bias")

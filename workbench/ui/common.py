@@ -23,6 +23,10 @@ MAX_FILE_SIZE = "200mb"  # per uploaded file (audio and checkpoints)
 PRIVATE = dict(api_visibility="private")  # events without an API endpoint
 QUIET = dict(show_progress="hidden", **PRIVATE)
 LIVE = dict(trigger_mode="always_last", show_progress="hidden")  # sliders: the last value wins
+# Runs in the page before the event goes to the server: wait until the step the page is painting
+# itself (live_views.js) is drawn, so Gradio's work for the event does not delay those pixels.
+AFTER_LIVE_PAINT = dict(js="(...args) => window.echoLiveSettled ? "
+                           "window.echoLiveSettled(...args) : args")
 ERROR_TITLE = "Cannot do that"  # what the page says above a library error
 
 
@@ -140,7 +144,7 @@ def say_clamped(sliders, note) -> None:
         def said(value, label=slider.label, low=slider.minimum, high=slider.maximum):
             return note_update(clamp_message(label, value, low, high))
 
-        slider.release(said, slider, note, preprocess=False, **QUIET)
+        slider.release(said, slider, note, preprocess=False, **QUIET, **AFTER_LIVE_PAINT)
 
 
 def note_update(text: str):

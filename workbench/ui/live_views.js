@@ -101,6 +101,22 @@
     if (!busy[control]) send(control);
   }
 
+  // Gradio's own event for a step the page is painting waits for that paint (its front-end
+  // work would otherwise hold the main thread while the answer waits to be drawn): the events
+  // wired with js=LIVE_SETTLED in clip_views await this before they go to the server.
+  window.echoLiveSettled = (...args) => new Promise((resolve) => {
+    const t0 = performance.now();
+    const check = () => {
+      const idle = !Object.values(busy).some(Boolean) && !Object.keys(next).length;
+      if (idle || performance.now() - t0 > 5000) {
+        requestAnimationFrame(() => setTimeout(() => resolve(args), 0));
+      } else {
+        setTimeout(check, 10);
+      }
+    };
+    setTimeout(check, 0);  // after this event's own input handler has sent its request
+  });
+
   document.addEventListener("input", (ev) => {
     const input = ev.target;
     if (!input || !input.closest) return;
