@@ -7,7 +7,7 @@ Each step exists once, here:
 2. the model's door (:func:`model_inputs`): the F0 becomes the model's 0-for-unvoiced float32
    only here (``pitch.f0_for_model``) and only models that read F0 receive it;
 3. greedy decoding (cached keys and values, ``decode.greedy_ids``) of the speech span
-   (``audio.speech_span``: the models were trained on clips cut to the speech plus 80 ms and
+   (``audio.speech_span``: the models were trained on clips cut close to the speech and
    invent words in the silence around a recording; the capture below still sees every frame);
 4. optionally one teacher-forced forward on a text (the greedy transcript by default) inside
    ``hooks.capture``, with or without a backward pass, keeping attention maps up to

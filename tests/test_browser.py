@@ -336,9 +336,13 @@ def microphone_run(server, playwright_driver, tmp_path_factory) -> str:
         transcript = page.locator("#transcript textarea").input_value().strip()
         _no_error(page)
         page.screenshot(path=str(ARTIFACTS / "9_microphone.png"), full_page=True)
+        settings = page.evaluate(  # what a plain audio request of the page gets
+            "() => navigator.mediaDevices.getUserMedia({audio: true}).then(s => {"
+            " const t = s.getAudioTracks()[0]; const got = t.getSettings();"
+            " s.getTracks().forEach(x => x.stop()); return got; })")
     finally:
         browser.close()
-    return transcript
+    return transcript, settings
 
 
 def test_microphone_recording_reaches_the_model(microphone_run):
@@ -346,8 +350,18 @@ def test_microphone_recording_reaches_the_model(microphone_run):
     words (the page's path from the record button to a transcript works)."""
     from echo_core.corpus import DIGIT_WORDS
 
-    assert microphone_run and set(microphone_run.split()) <= set(DIGIT_WORDS), microphone_run
+    transcript, _ = microphone_run
+    assert transcript and set(transcript.split()) <= set(DIGIT_WORDS), transcript
 
 
 def test_microphone_recording_is_transcribed_right(microphone_run):
-    assert microphone_run == MIC_WORDS
+    assert microphone_run[0] == MIC_WORDS
+
+
+def test_microphone_is_recorded_without_voice_call_processing(microphone_run):
+    """raw_microphone.js: gain control, noise suppression and echo cancellation are off (they
+    re-level words and reshape the spectrum a pitch tracker and the models read)."""
+    settings = microphone_run[1]
+    assert settings.get("autoGainControl") is False, settings
+    assert settings.get("noiseSuppression") is False, settings
+    assert settings.get("echoCancellation") is False, settings

@@ -96,11 +96,11 @@ def test_frame_index_maps_positions_by_time():
                                   [[1, 3, 6, 8], [11, 13, 16, 18]])
 
 
-def test_speech_span_is_the_loud_stretch_plus_the_margin():
+def test_speech_span_is_the_loud_stretch_plus_lead_and_tail():
     """A tone from 0.5 s to 1.0 s inside 2 s of silence: the span is its frames, widened by
-    the 80 ms margin the corpus keeps (frame i is centred on sample 128 i); all of a clip with
-    nothing to cut; the padded clip decodes the frames of the speech."""
-    from echo_core.audio import SPEECH_MARGIN_FRAMES, log_mel, speech_span
+    16 ms before and the 80 ms the corpus keeps after (frame i is centred on sample 128 i); all
+    of a clip with nothing to cut; the padded clip decodes the frames of the speech."""
+    from echo_core.audio import SPEECH_LEAD_FRAMES, SPEECH_TAIL_FRAMES, log_mel, speech_span
 
     sr = 16000
     x = np.zeros(2 * sr, np.float32)
@@ -110,8 +110,10 @@ def test_speech_span_is_the_loud_stretch_plus_the_margin():
     start, stop = speech_span(mel)
     # frames whose 1024-sample window touches the tone: centres within 512 samples of it
     first, last = (sr // 2 - 512) // 128 + 1, (sr - 1 + 512) // 128
-    assert abs(start - (first - SPEECH_MARGIN_FRAMES)) <= 2
-    assert abs(stop - (last + SPEECH_MARGIN_FRAMES + 1)) <= 2
+    assert (SPEECH_LEAD_FRAMES, SPEECH_TAIL_FRAMES) == (2, 10)
+    assert abs(start - (first - 2)) <= 2
+    assert abs(stop - (last + 10 + 1)) <= 2
+    assert speech_span(mel, lead=0, tail=0) == (start + 2, stop - 10)
     assert speech_span(log_mel(x[sr // 2: sr])) == (0, log_mel(x[sr // 2: sr]).shape[1])
     assert speech_span(np.zeros((80, 50), np.float32)) == (0, 50)  # silence: nothing to cut
 

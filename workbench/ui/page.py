@@ -72,6 +72,7 @@ def build_demo() -> gr.Blocks:
 NAV_SCRIPT = Path(__file__).with_name("playhead.js")  # playhead, click to seek, picks
 HOVER_SCRIPT = Path(__file__).with_name("map_hover.js")  # values under the pointer on image maps
 LIVE_SCRIPT = Path(__file__).with_name("live_views.js")  # slider steps painted by the page
+RAW_MIC_SCRIPT = Path(__file__).with_name("raw_microphone.js")  # no AGC / noise suppression
 
 
 def launch_kwargs(**extra) -> dict:
@@ -82,7 +83,7 @@ def launch_kwargs(**extra) -> dict:
                   server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
                   max_file_size=MAX_FILE_SIZE, theme=gr.themes.Soft(), css=CSS,
                   head="".join(f"<script>{script.read_text(encoding='utf-8')}</script>"
-                               for script in (NAV_SCRIPT, HOVER_SCRIPT, LIVE_SCRIPT)),
+                               for script in (NAV_SCRIPT, HOVER_SCRIPT, LIVE_SCRIPT, RAW_MIC_SCRIPT)),
                   footer_links=["api", "gradio"])
     kwargs.update(extra)
     return kwargs
