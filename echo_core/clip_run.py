@@ -122,15 +122,17 @@ def run_clip(model, mel: np.ndarray, f0_frames: np.ndarray, *,
              tokenizer: CharTokenizer | None = None, teacher_text: str | None = None,
              teacher_ids=None, capture: str | None = None, samples: np.ndarray | None = None,
              max_tokens: int | None = None, greedy: bool = True,
-             max_attention_bytes: int = MAX_ATTENTION_BYTES) -> ClipRun:
+             max_attention_bytes: int = MAX_ATTENTION_BYTES,
+             span: tuple[int, int] | None = None) -> ClipRun:
     """Greedy transcript of one clip, then (``capture`` "forward" or "backward") one
     teacher-forced forward under ``hooks.capture(depth="full")`` on ``teacher_text`` or
     ``teacher_ids`` (without bos; the greedy transcript when neither is given), with a
     backward pass and gradient statistics for "backward". ``mel`` (n_mels, T) and
     ``f0_frames`` (T,) as :func:`clip_features` returns them; ``tokenizer``: the checkpoint's
     own when None (token ids shown when it has none). ``greedy=False`` skips decoding when
-    only the capture of given ids is wanted. TranscriptError for a text the model cannot
-    read."""
+    only the capture of given ids is wanted. ``span``: the [start, stop) frames to decode
+    instead of ``audio.speech_span``'s (a measurement of the span itself). TranscriptError for
+    a text the model cannot read."""
     import torch
 
     from . import hooks
@@ -143,10 +145,12 @@ def run_clip(model, mel: np.ndarray, f0_frames: np.ndarray, *,
         raise EchoError(f"need mel (n_mels, T) and one F0 value per mel frame (T,), got "
                         f"{mel.shape} and {f0_frames.shape}")
     tokenizer = _tokenizer_or_none(model, tokenizer)
-    ids, span = [], (0, mel.shape[1])
+    ids, wanted, span = [], span, (0, mel.shape[1])
     if greedy:
-        span = speech_span(mel)
+        span = speech_span(mel) if wanted is None else (int(wanted[0]), int(wanted[1]))
         a, b = span
+        if not 0 <= a < b <= mel.shape[1]:
+            raise EchoError(f"span {span} is not a stretch of the clip's {mel.shape[1]} frames")
         inputs = model_inputs(model, mel[:, a:b], f0_frames[a:b], samples=None if samples is None
                               else samples[a * HOP_LENGTH: b * HOP_LENGTH])
         with torch.no_grad():

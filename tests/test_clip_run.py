@@ -129,3 +129,23 @@ def test_silence_around_a_clip_does_not_change_its_transcript(shipped_models, di
     run = clip_run.run_clip(model, mel, f0, capture="forward")
     start, stop = run.decoded_span
     assert start > 0 and stop < mel.shape[1] and run.mel.shape == mel.shape
+
+
+def test_a_given_span_is_decoded_and_checked(shipped_models, digit_clip):
+    """run_clip(span=...) decodes exactly those frames (speech_span's own span gives the same
+    run; a whole-clip span decodes everything); a span outside the clip is refused."""
+    from echo_core.audio import speech_span
+    from echo_core.errors import EchoError
+
+    model = shipped_models["mean_f0_theta"]
+    samples, sr = digit_clip
+    padded = np.concatenate([np.zeros(sr, np.float32), samples, np.zeros(sr, np.float32)])
+    mel, f0 = clip_run.clip_features(model, padded, sr)
+    default = clip_run.run_clip(model, mel, f0)
+    same = clip_run.run_clip(model, mel, f0, span=speech_span(mel))
+    assert same.decoded_span == default.decoded_span and same.token_ids == default.token_ids
+    whole = clip_run.run_clip(model, mel, f0, span=(0, mel.shape[1]))
+    assert whole.decoded_span == (0, mel.shape[1])
+    for bad in ((5, 5), (-1, 10), (0, mel.shape[1] + 1)):
+        with pytest.raises(EchoError, match="is not a stretch of the clip"):
+            clip_run.run_clip(model, mel, f0, span=bad)
