@@ -113,13 +113,23 @@ def _tab(page, name: str) -> None:
 
 
 def _typed(page, box, text: str) -> None:
-    """Type ``text`` into a box as a user does, once the box keeps it: a slider inside an
-    accordion that has just opened mounts lazily and resets its number box to the slider's value
-    (a fill landing before that is lost; a person cannot type that fast). Bounded: a box that
-    never keeps the text fails here, naming it."""
+    """Type ``text`` into a box as a user does, once the box keeps it. A slider inside an
+    accordion that has just opened mounts lazily: its number box exists (and takes a fill) a
+    moment before the slider's own effects run, which reset it to the slider's value (a person
+    cannot type that fast). So: wait until the slider has drawn its range (its effects ran),
+    then type, and check after two frames that the box still shows the text and has the focus
+    (a blur then reaches it). Bounded: a box that never keeps the text fails here, naming it."""
+    box.wait_for(state="visible")
+    box.evaluate("""e => new Promise(resolve => {
+        const range = e.closest('.block')?.querySelector('input[type=range]');
+        const ready = () => !range || range.style.getPropertyValue('--range_progress') !== '';
+        const check = () => ready() ? resolve() : requestAnimationFrame(check);
+        check(); })""")
+    settled = """([e, t]) => new Promise(resolve => requestAnimationFrame(() =>
+        requestAnimationFrame(() => resolve(e.value === t && document.activeElement === e))))"""
     for _ in range(50):
         box.fill(text)
-        if box.input_value() == text:
+        if box.evaluate(f"e => ({settled})([e, {text!r}])"):
             return
         page.wait_for_timeout(100)
     raise AssertionError(f"the box never kept {text!r} (it shows {box.input_value()!r})")
@@ -306,8 +316,11 @@ def microphone_run(server, playwright_driver, tmp_path_factory) -> str:
     import soundfile as sf
 
     samples, sr = sf.read(str(MIC_CLIP), dtype="float32")
-    # the fake device loops its file: silence after the words outlasts the recording
-    padded = np.concatenate([np.zeros(int(0.3 * sr)), samples, np.zeros(8 * sr)])
+    # The fake device plays its file from when the page opens the microphone, a moment before
+    # the recording starts, and loops it: a second of silence first keeps that moment from
+    # cutting into the word; the silence after outlasts the recording.
+    lead_s = 1.0
+    padded = np.concatenate([np.zeros(int(lead_s * sr)), samples, np.zeros(8 * sr)])
     fake = tmp_path_factory.mktemp("microphone") / "microphone.wav"
     sf.write(str(fake), padded.astype(np.float32), sr, subtype="PCM_16")
     args = LAUNCH_ARGS + ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
@@ -323,7 +336,7 @@ def microphone_run(server, playwright_driver, tmp_path_factory) -> str:
         page.locator("#audio button[aria-label='Clear']").click()
         page.locator("#audio button[aria-label='Record audio']").click()
         page.locator("#audio button", has_text="Record").first.click()
-        page.wait_for_timeout(len(samples) / sr * 1000 + 1500)  # the words, then some silence
+        page.wait_for_timeout((lead_s + len(samples) / sr) * 1000 + 1500)  # then some silence
         page.locator("#audio button:visible", has_text="Stop").first.click()
         page.wait_for_function("() => (document.querySelector('#clip-info')?.innerText || '')"
                                ".startsWith('audio')")  # the recording, not the example
