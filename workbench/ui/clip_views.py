@@ -369,6 +369,10 @@ def _rotary_args(log10_theta, head_dim, unit, tilt, grid) -> tuple:
     return float(log10_theta), int(head_dim), str(unit), float(tilt), str(grid)
 
 
+def _bias_args(scale, log10_theta, head_dim, unit) -> tuple:
+    return float(scale), float(log10_theta), int(head_dim), str(unit)
+
+
 @guarded
 def cb_rotary(key, praat, log10_theta, head_dim, unit, tilt, grid="frames", live=False):
     """Similarity maps, variants, curves and band widths for one theta and head dim (api:
@@ -404,7 +408,7 @@ def cb_sweep(head_dim, live=False):
 
 @guarded
 def cb_bias(key, praat, scale, log10_theta, head_dim, unit, live=False):
-    args = (float(scale), float(log10_theta), int(head_dim), str(unit))
+    args = _bias_args(scale, log10_theta, head_dim, unit)
 
     def build():
         figs = bias_view(session_clip(key), _settings(praat), *args)
@@ -438,8 +442,8 @@ def cb_sweep_released(head_dim):
 @guarded
 def cb_bias_released(key, praat, scale, log10_theta, head_dim, unit):
     out = cb_bias(key, praat, scale, log10_theta, head_dim, unit)
-    return _unless_painted("bias", key, praat,
-                           (float(scale), float(log10_theta), int(head_dim), str(unit)), out)
+    return _unless_painted("bias", key, praat, _bias_args(scale, log10_theta, head_dim, unit),
+                           out)
 
 
 @guarded
