@@ -141,9 +141,17 @@ def plan_zoo(seed: int, variants: list[str], fsdd: dict[str, list[tuple[int, str
              n_espeak: int = 2400, n_flite: int = 900, n_festival: int = 450,
              n_spliced_train: int = 600, n_spliced_test: int = 200, n_fsdd_copies: int = 750,
              augment_fraction: float = 0.5, n_validation: int = 8, n_test: int = 10,
-             test_speakers: dict | None = None) -> list[ClipSpec]:
+             test_speakers: dict | None = None, n_extra_espeak: int = 0,
+             n_extra_synth: int = 0, n_extra_fsdd_copies: int = 0,
+             n_extra_spliced: int = 0) -> list[ClipSpec]:
     """The zoo corpus's clip list (deterministic from ``seed``); ``augment`` is "random" where
-    a chain will be drawn at synthesis (training clips only; the FSDD copies always)."""
+    a chain will be drawn at synthesis (training clips only; the FSDD copies always).
+
+    ``n_extra_*``: more training clips (training voices and speakers only, all augmented),
+    appended after the base plan from their own random stream, so the base clips, their
+    renders and every test set stay exactly as without them: a model trained on the larger
+    corpus is scored on the same test clips as one trained on the base corpus.
+    """
     held = {**TEST_SPEAKERS, **(test_speakers or {})}
     rng = np.random.default_rng([seed, 2])
     split_of = split_variants(variants, seed, n_validation, n_test)
@@ -193,6 +201,50 @@ def plan_zoo(seed: int, variants: list[str], fsdd: dict[str, list[tuple[int, str
             add(split, text=" ".join(FSDD_WORDS[d] for d, _ in takes), voice=f"fsdd:{speaker}",
                 source="fsdd_spliced", speaker=speaker, origin=";".join(n for _, n in takes),
                 pitch=0, speed=0)
+    specs += _plan_extra(seed, len(specs), [v for v in names if split_of[v] == "train"], fsdd,
+                         held, n_extra_espeak, n_extra_synth, n_extra_fsdd_copies,
+                         n_extra_spliced)
+    return specs
+
+
+def _plan_extra(seed: int, start: int, train_variants: list[str], fsdd: dict, held: dict,
+                n_espeak: int, n_synth: int, n_fsdd: int, n_spliced: int) -> list[ClipSpec]:
+    """Augmented training clips beyond the base plan (see plan_zoo), numbered from ``start``."""
+    rng = np.random.default_rng([seed, 3])
+    specs: list[ClipSpec] = []
+
+    def add(**kw):
+        specs.append(ClipSpec(path=f"wav/{start + len(specs):05d}.wav", split="train",
+                              augment="random", **kw))
+
+    for _ in range(n_espeak):
+        variant = train_variants[int(rng.integers(len(train_variants)))]
+        add(text=_text(rng), voice=f"{ACCENTS[int(rng.integers(len(ACCENTS)))]}+{variant}",
+            source="espeak", speaker=variant,
+            pitch=int(rng.integers(PITCH_RANGE[0], PITCH_RANGE[1] + 1)),
+            speed=int(rng.integers(SPEED_RANGE[0], SPEED_RANGE[1] + 1)))
+    synth = [("flite", v, s) for v, s in sorted(FLITE_VOICES.items()) if s != held["flite"]]
+    synth += [("festival", v, s) for v, s in sorted(FESTIVAL_VOICES.items())
+              if s != held["festival"]]
+    for _ in range(n_synth):
+        source, voice, speaker = synth[int(rng.integers(len(synth)))]
+        f0 = int(rng.integers(FLITE_F0_RANGE[0], FLITE_F0_RANGE[1] + 1)) \
+            if source == "flite" and rng.random() < 0.7 else 0
+        add(text=_text(rng), voice=voice, source=source, speaker=speaker, pitch=f0,
+            speed=int(rng.integers(STRETCH_RANGE[0], STRETCH_RANGE[1] + 1)))
+    speakers = sorted(s for s in fsdd if s != held["fsdd"])
+    takes = [(s, d, n) for s in speakers for d, n in fsdd[s]]
+    for _ in range(n_fsdd if takes else 0):
+        speaker, digit, name = takes[int(rng.integers(len(takes)))]
+        add(text=FSDD_WORDS[digit], voice=f"fsdd:{speaker}", source="fsdd", speaker=speaker,
+            origin=name, pitch=0, speed=0)
+    for _ in range(n_spliced if speakers else 0):
+        speaker = speakers[int(rng.integers(len(speakers)))]
+        chosen = [fsdd[speaker][int(i)] for i in rng.integers(
+            0, len(fsdd[speaker]), int(rng.integers(SPLICE_WORDS[0], SPLICE_WORDS[1] + 1)))]
+        add(text=" ".join(FSDD_WORDS[d] for d, _ in chosen), voice=f"fsdd:{speaker}",
+            source="fsdd_spliced", speaker=speaker, origin=";".join(n for _, n in chosen),
+            pitch=0, speed=0)
     return specs
 
 

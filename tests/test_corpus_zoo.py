@@ -159,3 +159,17 @@ def test_flite_voices_speak(voice):
 @pytest.mark.parametrize("voice", sorted(Z.FESTIVAL_VOICES))
 def test_festival_voices_speak(voice):
     assert _is_speech(Z.synthesize_festival("three four", voice, stretch=110), 2)
+
+
+def test_extra_training_clips_leave_the_base_plan_and_test_sets_unchanged(fake_fsdd):
+    base = _plan(fake_fsdd)
+    extra = dict(n_extra_espeak=40, n_extra_synth=30, n_extra_fsdd_copies=20, n_extra_spliced=10)
+    grown = _plan(fake_fsdd, **extra)
+    assert grown[:len(base)] == base and len(grown) == len(base) + 100
+    added = grown[len(base):]
+    assert [s.path for s in added] == [f"wav/{i:05d}.wav" for i in range(len(base), len(grown))]
+    assert {s.split for s in added} == {"train"} and {s.augment for s in added} == {"random"}
+    # only speakers already in training: no test or validation voice gains clips
+    train_speakers = {s.speaker for s in base if s.split == "train"}
+    assert {s.speaker for s in added} <= train_speakers
+    assert {s.source for s in added} == {"espeak", "flite", "festival", "fsdd", "fsdd_spliced"}
