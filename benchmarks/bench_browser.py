@@ -46,7 +46,7 @@ PAGE_JS = """
       const h = i.getAttribute('href') || i.getAttribute('xlink:href') || '';
       return h.length + ':' + h.slice(-64);
     });
-    const paths = root.querySelectorAll('.scatterlayer path.js-line');
+    const paths = root.querySelectorAll('.scatterlayer path.js-line, .barlayer path');
     const line = [...paths].map(p => { const d = p.getAttribute('d') || '';
                                        return d.length + ':' + d.slice(-24); }).join(',');
     const title = (root.querySelector('.gtitle') || {}).textContent || '';

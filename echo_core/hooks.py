@@ -343,10 +343,24 @@ def init_ratio_baseline(make_model, inputs: dict, copies: int = 4, seed: int = 0
     empirical at-initialisation baseline for any architecture or init: single blocks spread
     widely around sqrt(5d/(d+1)), so a measured ratio is read against this band, not that
     one value."""
-    ratios = []
+    return ratio_band(fresh_models(make_model, copies, seed), inputs)
+
+
+def fresh_models(make_model, copies: int, seed: int = 0) -> list:
+    """``copies`` freshly initialised models in eval mode, ``make_model()`` seeded seed,
+    seed+1, ...: the copies behind :func:`init_ratio_baseline` (a caller may keep them, since
+    building them costs more than running them)."""
+    models = []
     for i in range(copies):
         torch.manual_seed(seed + i)
-        fresh = make_model().eval()
+        models.append(make_model().eval())
+    return models
+
+
+def ratio_band(models: list, inputs: dict) -> pd.DataFrame:
+    """The at-init band (see :func:`init_ratio_baseline`) of the given fresh ``models``."""
+    ratios = []
+    for fresh in models:
         with torch.no_grad(), capture(fresh) as cache:
             fresh(**inputs)
         ratios.append(gate_mlp_ratios(cache).set_index("block")["ratio"])

@@ -171,7 +171,7 @@ def test_warning_markdown_puts_clip_warnings_before_the_mask_warning():
 
 
 def test_a_failed_run_marks_the_panels_as_the_previous_run():
-    n = len(model_views.MODEL_OUTPUT_NAMES)
+    n = len(model_views.PAGE_RUN_OUTPUT_NAMES)
     outputs = model_views.previous_run_marked("cannot tokenise '§'", *([None] * 10), None)
     assert len(outputs) == n
     info = outputs[model_views.MODEL_OUTPUT_NAMES.index("model_info")]

@@ -5,6 +5,11 @@ serves for downloads); folders older than an hour are removed on the next export
 never accumulate. PNG rendering uses kaleido with Debian's Chromium (``BROWSER_PATH``), kept
 running between exports (``kaleido.start_sync_server``): starting Chromium cost ~5 s per export,
 rendering a figure in a running one ~0.5 s. :func:`warm_up` starts it in the background.
+
+Maps are plotly image traces (lossless WebP). For a static export plotly.js re-samples such an
+image pixel by pixel in JavaScript unless the trace says ``zsmooth="fast"`` (then the browser
+scales the image itself): ~0.3 s per map, most of a report's time. :func:`png_ready` sets it on
+the copies the PNGs are rendered from; the pages and the HTML files keep their settings.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import plotly.io as pio
 EXPORT_ROOT = Path(tempfile.gettempdir()) / "echo-workbench-exports"
 MAX_AGE_SECONDS = 3600
 PNG_SIZE = dict(width=1200, scale=1)  # height: each figure's own
+KALEIDO_TABS = 2  # figures rendered at once (the machine has two cores)
 _KALEIDO_LOCK = threading.Lock()  # one Chromium at a time: the machine has two cores
 
 if os.path.exists("/usr/bin/chromium"):  # Debian's Chromium: kaleido cannot download one here
@@ -72,7 +78,7 @@ def _kaleido_server() -> None:
         return
     import kaleido
 
-    kaleido.start_sync_server(silence_warnings=True)
+    kaleido.start_sync_server(n=KALEIDO_TABS, silence_warnings=True)
     atexit.register(kaleido.stop_sync_server, silence_warnings=True)
     _SERVER["started"] = True
 
@@ -91,6 +97,19 @@ def warm_up() -> None:
     threading.Thread(target=start, name="kaleido-warm-up", daemon=True).start()
 
 
+def png_ready(fig: go.Figure) -> go.Figure:
+    """A copy of ``fig`` whose image traces the browser scales itself (``zsmooth="fast"``,
+    where the trace leaves zsmooth unset), so plotly.js does not re-sample them pixel by
+    pixel for the static image; other traces are untouched."""
+    if not any(t.type == "image" and t.source and t.zsmooth is None for t in fig.data):
+        return fig
+    out = go.Figure(fig)
+    for trace in out.data:
+        if trace.type == "image" and trace.source and trace.zsmooth is None:
+            trace.zsmooth = "fast"
+    return out
+
+
 def write_pngs(figures: Mapping[str, go.Figure], folder: Path) -> list[Path]:
     """Render several figures to PNG in one kaleido session (one browser start for all).
 
@@ -103,7 +122,8 @@ def write_pngs(figures: Mapping[str, go.Figure], folder: Path) -> list[Path]:
     try:
         with _KALEIDO_LOCK:
             _kaleido_server()
-            pio.write_images(list(figures.values()), [str(p) for p in paths], format="png",
+            pio.write_images([png_ready(f) for f in figures.values()], [str(p) for p in paths],
+                             format="png",
                              width=PNG_SIZE["width"], height=heights, scale=PNG_SIZE["scale"])
     except Exception as e:  # kaleido / Chromium missing or crashed: keep HTML and CSV
         log.exception("PNG export failed")

@@ -34,6 +34,7 @@ MODEL_OUTPUT_NAMES = (  # cb_analyze's outputs in order (the first is the sessio
     "model_key", "mask_warn", "transcript", "model_info", "acts", "grads", "gates", "gate_plot",
     "report", "att_layer", "att_head", "att_plot", "used_bias_plot", "learned", "hs_note",
     "hs_plot", "hs_table")
+PAGE_RUN_OUTPUT_NAMES = MODEL_OUTPUT_NAMES + ("grid_plot",)  # cb_analyze_page's: + the grid
 RUN_LABEL, COMPARE_LABEL = "Run the model on the clip", "Compare on the clip"  # the buttons
 MASK_WARNING = ("⚠️ **This checkpoint uses the reference's non-causal (additive) decoder "
                 "mask**: the mask is *added* to the scores (+1 on and below the diagonal), so "
@@ -125,7 +126,7 @@ def previous_run_marked(message: str, key, praat, ckpt, act, f0_rotary, decoder_
     what = (info_markdown(previous) if previous is not None else "")
     marked = ("⚠️ **The last run failed** (see the message above): the panels below are from "
               "the run before it" + (f":  \n{what}" if what else "; there was none yet."))
-    outputs = [gr.skip()] * len(MODEL_OUTPUT_NAMES)
+    outputs = [gr.skip()] * len(PAGE_RUN_OUTPUT_NAMES)
     outputs[MODEL_OUTPUT_NAMES.index("model_info")] = marked
     return outputs
 
@@ -259,9 +260,12 @@ def cb_analyze(key, praat, ckpt, act, f0_rotary, decoder_mask, transcript, kind,
 def cb_analyze_page(key, praat, ckpt, act, f0_rotary, decoder_mask, transcript, kind, which,
                     score, previous_key, progress=gr.Progress()):
     """The page's run: cb_analyze, with the session's last result key last (for
-    previous_run_marked when this run fails)."""
-    return cb_analyze(key, praat, ckpt, act, f0_rotary, decoder_mask, transcript, kind, which,
-                      score, progress=progress)
+    previous_run_marked when this run fails), and the thumbnail grid as one more output: in
+    the same answer, not a second event after it (a round trip and Gradio's dispatch, ~0.2 s)."""
+    out = cb_analyze(key, praat, ckpt, act, f0_rotary, decoder_mask, transcript, kind, which,
+                     score, progress=progress)
+    grid = grid_figure(session_result(out[0]), kind, which, FIRST_LAYER[kind], 0)
+    return (*out, grid)
 
 
 @guarded
@@ -540,9 +544,10 @@ def wire_model(demo: gr.Blocks, session: SimpleNamespace, m: SimpleNamespace,
     run_inputs = [clip_key, praat_state, m.ckpt, m.act, m.f0_rot, m.dmask, m.teacher, m.att_kind,
                   m.att_which, m.hs_score]
     run_outputs = [model_key] + [getattr(m, name) for name in MODEL_OUTPUT_NAMES[1:]]
+    page_outputs = [model_key] + [getattr(m, name) for name in PAGE_RUN_OUTPUT_NAMES[1:]]
     one_at_a_time = dict(concurrency_id="model", concurrency_limit=1)
-    on_page(m.run.click, cb_analyze_page, run_inputs + [model_key], run_outputs, m.run_note,
-            on_error=previous_run_marked, **one_at_a_time).success(**grid)
+    on_page(m.run.click, cb_analyze_page, run_inputs + [model_key], page_outputs, m.run_note,
+            on_error=previous_run_marked, **one_at_a_time)
     api_endpoint(cb_analyze, run_inputs, run_outputs, "analyze_model", **one_at_a_time)
     m.hs_score.input(cb_head_scores, [model_key, m.hs_score], m.hs_plot, **PRIVATE, **LIVE)
     m.att_kind.input(cb_attention_kind, [model_key, m.att_kind, m.att_which],

@@ -1,0 +1,49 @@
+"""PNG export of image-trace maps: the browser scales the image (zsmooth "fast") and the PNG
+still shows the map's pixels where the map is."""
+
+import base64
+import io
+
+import numpy as np
+import plotly.graph_objects as go
+from PIL import Image
+
+from workbench import export as X
+
+
+def _two_colour_map() -> go.Figure:
+    """A 64 x 64 image: left half pure red, right half pure blue, filling the plot area."""
+    rgb = np.zeros((64, 64, 3), np.uint8)
+    rgb[:, :32, 0] = 255
+    rgb[:, 32:, 2] = 255
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "WEBP", lossless=True)
+    source = "data:image/webp;base64," + base64.b64encode(buf.getvalue()).decode()
+    fig = go.Figure(go.Image(source=source, x0=0, dx=1, y0=0, dy=1))
+    fig.add_trace(go.Scatter(x=[0, 63], y=[0, 63], mode="markers", opacity=0))
+    fig.update_layout(height=X.PNG_SIZE["width"],  # square, as wide as the PNG
+                       margin=dict(l=0, r=0, t=0, b=0), showlegend=False)
+    fig.update_xaxes(visible=False, range=[-0.5, 63.5])
+    fig.update_yaxes(visible=False, range=[63.5, -0.5])
+    return fig
+
+
+def test_png_ready_sets_fast_scaling_on_a_copy_only():
+    fig = _two_colour_map()
+    ready = X.png_ready(fig)
+    assert ready.data[0].zsmooth == "fast" and fig.data[0].zsmooth is None
+    assert ready.data[1].type == "scatter"
+    chosen = go.Figure(go.Image(source=fig.data[0].source, zsmooth=False))
+    assert X.png_ready(chosen) is chosen  # a trace that chose its smoothing keeps it
+    plain = go.Figure(go.Scatter(x=[1, 2], y=[3, 4]))
+    assert X.png_ready(plain) is plain
+
+
+def test_exported_png_shows_the_map_where_it_is(tmp_path):
+    [path] = X.write_pngs({"map": _two_colour_map()}, tmp_path)
+    png = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    h, w, _ = png.shape
+    rows = slice(h // 4, 3 * h // 4)
+    left, right = png[rows, w // 8: 3 * w // 8], png[rows, 5 * w // 8: 7 * w // 8]
+    assert (left[..., 0] > 230).all() and (left[..., 2] < 25).all(), "left half is not red"
+    assert (right[..., 2] > 230).all() and (right[..., 0] < 25).all(), "right half is not blue"
