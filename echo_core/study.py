@@ -16,7 +16,8 @@ import argparse
 import json
 from pathlib import Path
 
-from .study_cards import LONG_NOTE, eval_rows, results_markdown, ship
+from .study_cards import (GROWN_COMMAND, GROWN_CORPUS, LONG_NOTE, eval_rows, results_markdown,
+                          ship)
 from .study_eval import EVAL_FILE, PIPELINE_CLIPS, eval_run
 from .study_tables import load_evals, report
 
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
                     ship(e, Path(args.ship) / f"zoo_{e['preset']}", eval_rows(e))
             if best is not None:
                 ship(best, Path(args.ship) / f"zoo_{best['preset']}_long", eval_rows(best),
-                     LONG_NOTE)
+                     LONG_NOTE, GROWN_CORPUS, GROWN_COMMAND)
         print(result["errors"].to_string())
         print(json.dumps(result["verdicts"], indent=1))
 

@@ -34,6 +34,13 @@ FSDD_CREDIT = ("Free Spoken Digit Dataset (FSDD), Zohar Jackson, César Souza, J
 CORPUS = "data/zoo-corpus"  # where the reproduce commands build the corpus (repo-relative)
 CORPUS_COMMAND = (f"python -m echo_core.corpus --out {CORPUS} --fsdd assets/fsdd/recordings "
                   "--seed 0 --workers 2")
+# The default model's last stages: the same corpus plus augmented training clips of the same
+# training speakers (corpus_zoo.plan_zoo's n_extra_*); every test clip is the same.
+GROWN_SIZES = {"n_extra_espeak": 3000, "n_extra_synth": 1500, "n_extra_fsdd_copies": 1500,
+               "n_extra_spliced": 900}
+GROWN_CORPUS = "data/zoo-corpus-grown"
+GROWN_COMMAND = (f"python -m echo_core.corpus --out {GROWN_CORPUS} --fsdd assets/fsdd/recordings "
+                 f"--seed 0 --workers 2 --sizes '{json.dumps(GROWN_SIZES)}'")
 
 
 def run_folder(e: dict) -> str:
@@ -41,7 +48,7 @@ def run_folder(e: dict) -> str:
     return f"runs/{Path(e['run']).name}"
 
 
-def train_command(e: dict, dims: dict) -> str:
+def train_command(e: dict, dims: dict, data: str = CORPUS) -> str:
     """The exact training command of an evaluated run (its settings from the checkpoint)."""
     import shlex
 
@@ -50,7 +57,7 @@ def train_command(e: dict, dims: dict) -> str:
 
     meta = load_checkpoint(e["run"]).meta
     defaults = TrainConfig(data="", out="")
-    args = ["python", "-m", "echo_core.train", "--data", CORPUS, "--config",
+    args = ["python", "-m", "echo_core.train", "--data", data, "--config",
             e["preset"], "--out", run_folder(e), "--seed", str(e["seed"])]
     for key, value in meta["train"].items():  # every setting that is not the default
         if value != getattr(defaults, key):
@@ -97,7 +104,8 @@ def eval_rows(e: dict) -> list[dict]:
                  cer=error_rate(s, "char")) for n, s in e["sets"].items()]
 
 
-def ship(e: dict, folder: str | Path, rows: list[dict], note: str = ABLATION_NOTE) -> Path:
+def ship(e: dict, folder: str | Path, rows: list[dict], note: str = ABLATION_NOTE,
+         data: str = CORPUS, corpus_command: str = CORPUS_COMMAND) -> Path:
     """Copy a run's checkpoint into ``folder`` with a model card (data, FSDD credit and
     licence, seed, results per test set, reproduce commands)."""
     import shutil
@@ -153,8 +161,8 @@ def ship(e: dict, folder: str | Path, rows: list[dict], note: str = ABLATION_NOT
         "",
         "## Reproduce",
         "",
-        f"`{CORPUS_COMMAND}` then `{train_command(e, dims)}` then "
-        f"`python -m echo_core.study eval --data {CORPUS} --run {run_folder(e)}`.",
+        f"`{corpus_command}` then `{train_command(e, dims, data)}` then "
+        f"`python -m echo_core.study eval --data {data} --run {run_folder(e)}`.",
         "",
     ]
     (folder / "README.md").write_text("\n".join(lines))

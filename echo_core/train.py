@@ -208,8 +208,13 @@ def _init_from(model: Echo, checkpoint: str) -> dict:
         raise ConfigError(f"--init {Path(checkpoint).name}: its model differs from this preset "
                           f"in {', '.join(differ)}; fine-tuning needs the same dims")
     model.load_state_dict(source.state_dict())
-    steps = (getattr(source, "meta", None) or {}).get("train", {}).get("steps")
-    return {"checkpoint": Path(checkpoint).name, "its_steps": steps}
+    meta = getattr(source, "meta", None) or {}
+    steps = meta.get("train", {}).get("steps")
+    earlier = (meta.get("init_from") or {}).get("its_steps") or 0
+    # every step behind those weights: the source's own and, when it was itself fine-tuned,
+    # its source's (recorded the same way)
+    return {"checkpoint": Path(checkpoint).name,
+            "its_steps": None if steps is None else steps + earlier}
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:

@@ -134,6 +134,9 @@ def test_init_starts_from_a_checkpoints_weights(tiny_corpus, tmp_path):
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
     assert load_checkpoint(tuned).meta["init_from"] == {"checkpoint": "first", "its_steps": 10}
+    again = tmp_path / "again"  # a second stage counts every step behind its weights
+    train.train(_cfg(tiny_corpus, again, steps=3, lr=0.0, weight_decay=0.0, init=str(tuned)))
+    assert load_checkpoint(again).meta["init_from"] == {"checkpoint": "tuned", "its_steps": 15}
     with pytest.raises(ConfigError, match="aud_dims"):
         train.train(_cfg(tiny_corpus, tmp_path / "other", steps=5, init=str(first),
                          overrides={"aud_dims": 64, "text_dims": 64}))

@@ -156,6 +156,25 @@ def test_export_view_writes_png_html_and_csv(long_clip):
         report.export_view("model", settings)
 
 
+def test_page_run_sends_the_thumbnail_grid_in_the_same_answer():
+    """The page's Model run answers with the thumbnail grid too (no second event after it),
+    the grid of the run it answers with."""
+    from workbench.ui import model_views as V
+
+    clip = next(p for p in A.example_clips().values() if p)
+    key, praat, *_ = clip_views.cb_extract_f0(clip, *PRAAT)
+    checkpoint = C.default_checkpoint()
+    args = [key, praat, checkpoint, "from config", "from config", "from config", "",
+            V.ENCODER, "scores", V.HEAD_SCORES_SHOWN[0]]
+    out = V.cb_analyze_page(*args, None)
+    assert len(out) == len(V.PAGE_RUN_OUTPUT_NAMES)
+    named = dict(zip(V.PAGE_RUN_OUTPUT_NAMES, out))
+    expected = V.grid_figure(V.session_result(named["model_key"]), V.ENCODER, "scores",
+                             V.FIRST_LAYER[V.ENCODER], 0)
+    assert named["grid_plot"].to_json() == expected.to_json()
+    assert named["att_plot"] != gr.skip()
+
+
 # ----------------------------------------------------------------------------- the launched app
 
 @pytest.fixture(scope="module")
