@@ -3,7 +3,7 @@ GRADIO_SERVER_PORT say otherwise). The page opens with a bundled example clip lo
 
 import logging
 
-from workbench import analysis, export, model_analysis
+from workbench import analysis, export
 from workbench.ui import build_demo, launch_kwargs, mount_live_route
 
 demo = build_demo()
@@ -15,5 +15,4 @@ if __name__ == "__main__":
     mount_live_route(demo.app)  # slider steps the page paints itself (workbench/ui/live_route)
     analysis.warm_up()  # once the server answers: the first librosa / Praat calls are slow
     export.warm_up()  # Chromium for PNG exports, in the background
-    model_analysis.warm_up()  # the default checkpoint's first run, in the background
     demo.block_thread()

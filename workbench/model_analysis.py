@@ -225,12 +225,20 @@ def model_session():
         yield
 
 
+_WARMED = threading.Event()
+
+
 def warm_up() -> None:
     """Run the default checkpoint once on a short synthetic clip, in a background thread, so
     the first visitor's run does not pay the one-time costs: importing torch's compiler stack
     (the checkpoint check builds a skeleton on the meta device), the first backward, the fresh
     models of the at-init band. Measured on a 10 s clip: the first run took ~4 s, later ones
-    ~0.6 s. Failures are left for a real run to report."""
+    ~0.6 s. Once per process; the page calls it after its opening clip is analysed (at
+    start-up it made the first page load 3 s slower). Failures are left for a real run."""
+    if _WARMED.is_set():
+        return
+    _WARMED.set()
+
     def run():
         try:
             from workbench.analysis import synthetic_clip
