@@ -198,19 +198,3 @@ def test_pool_takes_exact_block_means_without_padding():
     b = np.arange(8.0).reshape(1, 2, 4)  # keys 4 -> blocks of 2; queries 2 stay
     np.testing.assert_allclose(M._pool(b, 3), [[[0.5, 2.5], [4.5, 6.5]]])
 
-
-def test_warm_up_runs_the_default_checkpoint_once_in_the_background():
-    """The app's start-up warm-up leaves the default model loaded, its at-init band's fresh
-    models built and one run cached, so a visitor's first run costs what later runs cost."""
-    import threading
-
-    M.warm_up()
-    warm = [t for t in threading.enumerate() if t.name == "model-warm-up"]
-    for thread in warm:
-        thread.join(120)
-    checkpoint = C.default_checkpoint()
-    assert C.MODELS.get(C.model_key(checkpoint, {})) is not None
-    assert len(M.FRESH_MODELS) >= 1
-    clip = A.synthetic_clip(1.0)
-    result = M.run_model(clip, None, checkpoint)  # the warm-up's run, from the cache
-    assert M.run_model(clip, None, checkpoint) is result and result.checkpoint == checkpoint

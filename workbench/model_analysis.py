@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import math
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -223,34 +222,6 @@ def model_session():
     """One model run at a time (hooks attach to a shared, cached model), on MODEL_THREADS."""
     with _MODEL_LOCK, _torch_threads(MODEL_THREADS):
         yield
-
-
-_WARMED = threading.Event()
-
-
-def warm_up() -> None:
-    """Run the default checkpoint once on a short synthetic clip, in a background thread, so
-    the first visitor's run does not pay the one-time costs: importing torch's compiler stack
-    (the checkpoint check builds a skeleton on the meta device), the first backward, the fresh
-    models of the at-init band. Measured on a 10 s clip: the first run took ~4 s, later ones
-    ~0.6 s. Once per process; the page calls it after its opening clip is analysed (at
-    start-up it made the first page load 3 s slower). Failures are left for a real run."""
-    if _WARMED.is_set():
-        return
-    _WARMED.set()
-
-    def run():
-        try:
-            from workbench.analysis import synthetic_clip
-            from workbench.checkpoints import default_checkpoint
-
-            checkpoint = default_checkpoint()
-            if checkpoint:
-                run_model(synthetic_clip(1.0), None, checkpoint)
-        except Exception:  # noqa: BLE001 - the real run says what went wrong
-            logging.getLogger(__name__).info("model warm-up failed", exc_info=True)
-
-    threading.Thread(target=run, name="model-warm-up", daemon=True).start()
 
 
 def check_model_length(clip: Clip) -> None:

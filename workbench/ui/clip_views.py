@@ -585,14 +585,11 @@ def build_bias_tab() -> SimpleNamespace:
 
 
 def wire_clip_views(demo: gr.Blocks, session: SimpleNamespace, header: SimpleNamespace,
-                    p: SimpleNamespace, r: SimpleNamespace, b: SimpleNamespace,
-                    after_opening=None) -> None:
+                    p: SimpleNamespace, r: SimpleNamespace, b: SimpleNamespace) -> None:
     """Events of the header and of the Pitch (``p``), Rotary (``r``) and Bias (``b``) tabs; the
     page wires their exports. A new clip redraws the visible tab; Tab.select draws the others.
     Loading a clip forgives on the page (a bad file leaves the last clip shown, with a message
-    beside it) and raises for API clients (the extract_f0 endpoint). ``after_opening()`` (no
-    arguments, no outputs) runs once a page's opening clip has been analysed: work that must
-    not compete with the first paint (the page calls the model warm-up)."""
+    beside it) and raises for API clients (the extract_f0 endpoint)."""
     pitch_inputs = [header.audio] + p.praat
     pitch_outputs = [session.clip_key, session.praat, header.clip_info, p.plot, p.stats,
                      p.f0_csv]
@@ -618,9 +615,7 @@ def wire_clip_views(demo: gr.Blocks, session: SimpleNamespace, header: SimpleNam
                     "The F0 shown is still the one tracked before."),
             on_page(demo.load, cb_extract_f0, pitch_inputs, pitch_outputs, header.clip_note)):
         new_track.success(**refresh)
-        drawn = new_track.success(**after_clip)
-    if after_opening is not None:  # the last trigger above is the page's load
-        drawn.success(after_opening, None, None, **QUIET)
+        new_track.success(**after_clip)
     api_endpoint(cb_extract_f0, pitch_inputs, pitch_outputs, "extract_f0")
     say_clamped(p.sliders, p.praat_note)
     say_clamped([r.log_theta, r.tilt], r.note)

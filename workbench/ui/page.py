@@ -9,7 +9,6 @@ from pathlib import Path
 
 import gradio as gr
 
-from workbench import model_analysis
 from workbench.ui import clip_views, intervention_view, model_views
 from workbench.ui.batch_view import build_batch_tab, wire_batch
 from workbench.ui.common import MAX_FILE_SIZE, session_state
@@ -49,8 +48,7 @@ def build_demo() -> gr.Blocks:
             learn = build_learn_tab()
         downloads = build_downloads_row()
 
-        clip_views.wire_clip_views(demo, session, header, pitch, rotary, bias,
-                                   after_opening=model_analysis.warm_up)
+        clip_views.wire_clip_views(demo, session, header, pitch, rotary, bias)
         model_views.wire_model(demo, session, model, compare)
         intervention_view.wire_interventions(demo, session, interventions)
         wire_batch(batch, session.active_tab)
