@@ -134,12 +134,17 @@ def make_cold_start(script: str):
     return call
 
 
-def _clip_file(seconds: float) -> str:
+def _clip_file(seconds: float, start: float = 0.0) -> str:
+    """A wav of ``seconds`` of looped real speech from ``start`` s on (another start gives
+    audio the app has not analysed: its results are memoised per clip)."""
     import soundfile as sf
 
-    path = Path(tempfile.gettempdir()) / f"echo-bench-speech-{seconds:g}s.wav"
+    suffix = f"-from-{start:g}s" if start else ""
+    path = Path(tempfile.gettempdir()) / f"echo-bench-speech-{seconds:g}s{suffix}.wav"
     if not path.exists():
-        sf.write(path, S.real_speech(float(seconds)), S.SR, subtype="PCM_16")
+        first = int(round(start * S.SR))
+        speech = S.real_speech(float(seconds + start))[first:first + int(round(seconds * S.SR))]
+        sf.write(path, speech, S.SR, subtype="PCM_16")
     return str(path)
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -145,17 +144,7 @@ MODEL_SECONDS = 10.0
 def _model_clip(k: int) -> str:
     """A 10 s window of looped speech, a different one for each ``k``: a model run's result is
     memoised per clip, so every timed run needs audio the app has not analysed."""
-    import soundfile as sf
-
-    from benchmarks import _signals as S
-
-    path = Path(tempfile.gettempdir()) / f"echo-bench-model-{k}.wav"
-    if not path.exists():
-        n = int(MODEL_SECONDS * S.SR)
-        start = int(k * 3.7 * S.SR)
-        sf.write(path, S.real_speech(MODEL_SECONDS + 3.7 * (k + 1))[start:start + n], S.SR,
-                 subtype="PCM_16")
-    return str(path)
+    return _clip_file(MODEL_SECONDS, start=3.7 * k)
 
 
 def model_actions(url: str, repeat: int) -> dict[str, list[float]]:

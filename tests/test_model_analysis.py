@@ -197,4 +197,3 @@ def test_pool_takes_exact_block_means_without_padding():
     np.testing.assert_allclose(pooled[0], [1.0, 4.0, 6.0])
     b = np.arange(8.0).reshape(1, 2, 4)  # keys 4 -> blocks of 2; queries 2 stay
     np.testing.assert_allclose(M._pool(b, 3), [[[0.5, 2.5], [4.5, 6.5]]])
-

@@ -101,12 +101,13 @@ def png_ready(fig: go.Figure) -> go.Figure:
     """A copy of ``fig`` whose image traces the browser scales itself (``zsmooth="fast"``,
     where the trace leaves zsmooth unset), so plotly.js does not re-sample them pixel by
     pixel for the static image; other traces are untouched."""
-    if not any(t.type == "image" and t.source and t.zsmooth is None for t in fig.data):
+    images = [i for i, t in enumerate(fig.data)
+              if t.type == "image" and t.source and t.zsmooth is None]
+    if not images:
         return fig
     out = go.Figure(fig)
-    for trace in out.data:
-        if trace.type == "image" and trace.source and trace.zsmooth is None:
-            trace.zsmooth = "fast"
+    for i in images:
+        out.data[i].zsmooth = "fast"
     return out
 
 
