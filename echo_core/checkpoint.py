@@ -237,6 +237,7 @@ def _inferred_fields(state: Mapping) -> dict:
     if out["text_idx"]:
         out["cross_attn"] = any(k.startswith("decoder._blocks.0.attnb.") for k in state)
     out["variable_radius"] = any(k.endswith(".rope.radius") for k in state)
+    out["ctc_head"] = "ctc.weight" in state
     return out
 
 

@@ -6,10 +6,11 @@ Each step exists once, here:
    Praat F0 aligned by time to the mel frames (NaN unvoiced: what users see);
 2. the model's door (:func:`model_inputs`): the F0 becomes the model's 0-for-unvoiced float32
    only here (``pitch.f0_for_model``) and only models that read F0 receive it;
-3. greedy decoding (cached keys and values, ``decode.greedy_ids``) of the speech span
+3. decoding of the speech span (``decode.transcript_ids``: greedy with cached keys and values,
+   or joint CTC/attention beam search for a model with a CTC head)
    (``audio.speech_span``: the models were trained on clips cut close to the speech and
    invent words in the silence around a recording; the capture below still sees every frame);
-4. optionally one teacher-forced forward on a text (the greedy transcript by default) inside
+4. optionally one teacher-forced forward on a text (the model's transcript by default) inside
    ``hooks.capture``, with or without a backward pass, keeping attention maps up to
    :data:`MAX_ATTENTION_BYTES`.
 The caller owns threads and locks (the app serialises hook captures on a shared model).
@@ -23,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from .audio import HOP_LENGTH, SAMPLE_RATE, audio_from_array, log_mel, speech_span
-from .decode import feature_settings, greedy_ids, load_tokenizer, model_uses_f0, wer_cer
+from .decode import (decoding_name, feature_settings, load_tokenizer, model_uses_f0,
+                     transcript_ids, wer_cer)
 from .errors import EchoError, TranscriptError
 from .pitch import F0Track, align_to_frames, extract_f0, f0_for_model
 from .tokenizer import BOS, EOS, CharTokenizer
@@ -34,21 +36,22 @@ CAPTURES = (None, "forward", "backward")  # what run_clip records besides the tr
 
 @dataclass
 class ClipRun:
-    """One checkpoint on one clip: inputs as the model saw them, the greedy transcript, and the
+    """One checkpoint on one clip: inputs as the model saw them, its transcript, and the
     teacher-forced capture when one was asked for."""
 
     mel: np.ndarray  # (n_mels, T) log-mel as the checkpoint expects
     f0_frames: np.ndarray  # (T,) Hz on the mel frames, NaN unvoiced
     uses_f0: bool  # whether the model received the F0 (f0_rotary or pitch_bias)
-    token_ids: list[int]  # greedy, without bos/eos
-    transcript: str  # greedy; token ids joined by spaces when there is no tokenizer
+    token_ids: list[int]  # the decoded transcript, without bos/eos
+    transcript: str  # decoded; token ids joined by spaces when there is no tokenizer
     tokenizer: CharTokenizer | None
     teacher_ids: list[int] = field(default_factory=list)  # the captured forward's text
     teacher_text: str = ""
     cache: object | None = None  # hooks.Cache of the teacher-forced forward
     loss: float = float("nan")  # mean cross-entropy of the teacher text (with eos)
     token_logprobs: np.ndarray | None = None  # (len(teacher_ids) + 1,) log p of each + eos
-    decoded_span: tuple[int, int] = (0, 0)  # [start, stop) mel frames the greedy decoding read
+    decoded_span: tuple[int, int] = (0, 0)  # [start, stop) mel frames the decoding read
+    decoding: str = ""  # how the transcript was decoded (decode.decoding_name); "" not decoded
 
 
 def clip_features(model, samples: np.ndarray, sr: int = SAMPLE_RATE,
@@ -121,15 +124,15 @@ def _teacher(model, tokenizer, teacher_text: str | None, teacher_ids, greedy: li
 def run_clip(model, mel: np.ndarray, f0_frames: np.ndarray, *,
              tokenizer: CharTokenizer | None = None, teacher_text: str | None = None,
              teacher_ids=None, capture: str | None = None, samples: np.ndarray | None = None,
-             max_tokens: int | None = None, greedy: bool = True,
+             max_tokens: int | None = None, decode: bool = True,
              max_attention_bytes: int = MAX_ATTENTION_BYTES,
              span: tuple[int, int] | None = None) -> ClipRun:
-    """Greedy transcript of one clip, then (``capture`` "forward" or "backward") one
+    """The model's transcript of one clip (``decode.transcript_ids``), then (``capture`` "forward" or "backward") one
     teacher-forced forward under ``hooks.capture(depth="full")`` on ``teacher_text`` or
-    ``teacher_ids`` (without bos; the greedy transcript when neither is given), with a
+    ``teacher_ids`` (without bos; the model's transcript when neither is given), with a
     backward pass and gradient statistics for "backward". ``mel`` (n_mels, T) and
     ``f0_frames`` (T,) as :func:`clip_features` returns them; ``tokenizer``: the checkpoint's
-    own when None (token ids shown when it has none). ``greedy=False`` skips decoding when
+    own when None (token ids shown when it has none). ``decode=False`` skips decoding when
     only the capture of given ids is wanted. ``span``: the [start, stop) frames to decode
     instead of ``audio.speech_span``'s (a measurement of the span itself). TranscriptError for
     a text the model cannot read."""
@@ -146,7 +149,7 @@ def run_clip(model, mel: np.ndarray, f0_frames: np.ndarray, *,
                         f"{mel.shape} and {f0_frames.shape}")
     tokenizer = _tokenizer_or_none(model, tokenizer)
     ids, wanted, span = [], span, (0, mel.shape[1])
-    if greedy:
+    if decode:
         span = speech_span(mel) if wanted is None else (int(wanted[0]), int(wanted[1]))
         a, b = span
         if not 0 <= a < b <= mel.shape[1]:
@@ -154,11 +157,12 @@ def run_clip(model, mel: np.ndarray, f0_frames: np.ndarray, *,
         inputs = model_inputs(model, mel[:, a:b], f0_frames[a:b], samples=None if samples is None
                               else samples[a * HOP_LENGTH: b * HOP_LENGTH])
         with torch.no_grad():
-            ids = greedy_ids(model, inputs.get("spectrogram"), inputs["f0"],
-                             max_tokens=max_tokens)[0]
+            ids = transcript_ids(model, inputs.get("spectrogram"), inputs["f0"],
+                                 max_tokens=max_tokens)
     transcript = tokenizer.decode(ids) if tokenizer else " ".join(map(str, ids))
     run = ClipRun(mel=mel, f0_frames=f0_frames, uses_f0=model_uses_f0(model), token_ids=ids,
-                  transcript=transcript, tokenizer=tokenizer, decoded_span=span)
+                  transcript=transcript, tokenizer=tokenizer, decoded_span=span,
+                  decoding=decoding_name(model) if decode else "")
     if capture is None:
         return run
     run.teacher_ids, run.teacher_text = _teacher(model, tokenizer, teacher_text, teacher_ids,
@@ -184,7 +188,7 @@ def run_clip(model, mel: np.ndarray, f0_frames: np.ndarray, *,
 
 def transcribe(model, samples: np.ndarray, sr: int, tokenizer: CharTokenizer | None = None,
                max_tokens: int | None = None) -> str:
-    """Greedy transcript of raw audio (any rate; resampled to 16 kHz, features as trained)."""
+    """The model's transcript of raw audio (any rate; resampled to 16 kHz, features as trained)."""
     tokenizer = tokenizer or load_tokenizer(model)
     model.eval()
     audio = audio_from_array(samples, sr)
@@ -194,7 +198,7 @@ def transcribe(model, samples: np.ndarray, sr: int, tokenizer: CharTokenizer | N
 
 
 def evaluate(model, clips, tokenizer: CharTokenizer | None = None) -> tuple[float, float]:
-    """(WER, CER) of greedy transcripts for ``clips``: (wav path or (samples, sr), text) pairs."""
+    """(WER, CER) of the model's transcripts (``transcript_ids``) for ``clips``: (wav path or (samples, sr), text) pairs."""
     import soundfile as sf
 
     tokenizer = tokenizer or load_tokenizer(model)

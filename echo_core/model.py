@@ -197,6 +197,8 @@ class Echo(nn.Module):
         self.meta: dict = {}
         self.encoder = AudioEncoder(dims)
         self.decoder = TextDecoder(dims)
+        if dims.ctc_head:  # frame posteriors for joint CTC/attention decoding (joint_decode)
+            self.ctc = nn.Linear(dims.aud_dims, dims.vocab)
 
     def _check_inputs(self, input_ids: Tensor, f0: Tensor | None) -> None:
         if input_ids.ndim != 2:

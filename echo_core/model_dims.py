@@ -64,6 +64,10 @@ class EchoDims:
       frequencies theta^(-2k/d) of this theta (a buffer, so nothing learns them) and no F0;
       e.g. theta_eff of a training corpus's mean voiced F0. 0: off (learned ``inv_freq`` or
       F0 theta as set by f0_rotary). Not in the reference.
+    * ctc_head: the model carries ``ctc`` (encoder width -> vocab, blank = pad), the CTC head
+      that ``train --ctc-weight`` trains beside the decoder. Decoding may then let it check the
+      attention decoder's hypotheses (``joint_decode``). It does not change any other output.
+      Not in the reference.
     """
 
     vocab: int  # token vocabulary size (embedding rows = logit columns)
@@ -91,6 +95,7 @@ class EchoDims:
     spec_stride: int = 1  # stride of the spectrogram front end's first conv (reference: 1)
     key_padding_mask: bool = False  # padded audio frames masked out (reference: never masked)
     freeze_theta: float = 0.0  # > 0: no F0, rotary frequencies fixed at this theta (control)
+    ctc_head: bool = False  # a linear CTC head on the encoder output, ``Echo.ctc`` (not reference)
 
     def __post_init__(self):
         _validate(self)

@@ -1,11 +1,17 @@
-"""Evaluate one trained zoo run (issue #17): greedy transcripts of every unseen-speaker test
-set of the corpus's cached features in padded batches (``decode.batch_greedy`` with lengths:
-the zoo models have a key padding mask, so a batch decodes each clip as it would alone), error
-counts per utterance (jiwer's alignment, kept per utterance for paired bootstraps), and the
-pitch interventions on every test clip, batched and checked against the one pipeline
-(``interventions.compare_conditions``) on a clip per set. Writes ``study_eval.json`` in the
-run folder; ``study_tables`` gathers those files. Models trained on borrowed contours (the
-null control, ``meta["f0_input"] == "borrowed"``) are decoded with borrowed contours too.
+"""Evaluate one trained zoo run (issue #17) on every unseen-speaker test set of the corpus's
+cached features:
+
+- greedy transcripts in padded batches (``decode.batch_greedy`` with lengths: the zoo models
+  have a key padding mask, so a batch decodes each clip as it would alone). This is the
+  ablation's protocol, the same for every config;
+- for a model with a CTC head, also the joint CTC/attention transcripts the app shows;
+- error counts per utterance (jiwer's alignment, kept per utterance for paired bootstraps);
+- the pitch interventions on every test clip, batched and checked against the one pipeline
+  (``interventions.compare_conditions``) on a clip per set.
+
+Writes ``study_eval.json`` in the run folder; ``study_tables`` gathers those files. Models
+trained on borrowed contours (the null control, ``meta["f0_input"] == "borrowed"``) are
+decoded with borrowed contours too.
 """
 
 from __future__ import annotations
@@ -80,6 +86,29 @@ def decode_set(model, tokenizer, indices, mels, f0s) -> list[str]:
                            tokenizer)
         hyps.update(zip(part, out))
     return [hyps[i] for i in indices.tolist()]
+
+
+def joint_decode_set(model, tokenizer, indices, mels, f0s) -> list[str]:
+    """Joint CTC/attention transcripts of ``indices``, one clip at a time (the beam search is
+    per clip), exactly as the app decodes a model with a CTC head (``decode.transcript_ids``)."""
+    import torch
+
+    from .decode import transcript_ids
+
+    out = []
+    for i in indices.tolist():
+        spec = torch.from_numpy(np.asarray(mels[i], np.float32))[None]
+        f0 = torch.from_numpy(f0_for_model(f0s[i]).astype(np.float32))[None]
+        out.append(tokenizer.decode(transcript_ids(model, spec, f0)))
+    return out
+
+
+def set_record(idx, hyps: list[str], specs) -> dict:
+    """One test set's transcripts and per-utterance word and character errors."""
+    refs = [specs[i].text for i in idx.tolist()]
+    return {"clips": idx.tolist(), "hyps": hyps,
+            "word_errors": utterance_errors(refs, hyps), "words": [len(r.split()) for r in refs],
+            "char_errors": utterance_errors(refs, hyps, "char"), "chars": [len(r) for r in refs]}
 
 
 def batch_nll(model, tokenizer, indices, mels, contours, texts) -> dict[int, float]:
@@ -158,7 +187,7 @@ def eval_run(data: str | Path, run: str | Path, n_clips: int = PIPELINE_CLIPS,
     import torch
 
     from .checkpoint import load_checkpoint
-    from .decode import load_tokenizer, model_uses_f0
+    from .decode import decoding_name, load_tokenizer, model_uses_f0
 
     torch.set_num_threads(threads)
     data, run = Path(data), Path(run)
@@ -178,15 +207,16 @@ def eval_run(data: str | Path, run: str | Path, n_clips: int = PIPELINE_CLIPS,
               "uses_f0": model_uses_f0(model), "sets": {}}
     for name, idx in sets.items():
         contours = null_contours(idx, f0s) if null else f0s
-        hyps = decode_set(model, tokenizer, idx, mels, contours)
-        refs = [specs[i].text for i in idx.tolist()]
-        result["sets"][name] = {
-            "clips": idx.tolist(), "hyps": hyps,
-            "word_errors": utterance_errors(refs, hyps),
-            "words": [len(r.split()) for r in refs],
-            "char_errors": utterance_errors(refs, hyps, "char"),
-            "chars": [len(r) for r in refs]}
+        result["sets"][name] = set_record(idx, decode_set(model, tokenizer, idx, mels, contours),
+                                          specs)
     result["decode_seconds"] = round(time.time() - t0, 1)
+    if model.dims.ctc_head:  # also as the app decodes it: the joint search (same clips)
+        t0 = time.time()
+        result["joint"] = {"decoding": decoding_name(model), "sets": {
+            name: set_record(idx, joint_decode_set(model, tokenizer, idx, mels,
+                                                   null_contours(idx, f0s) if null else f0s),
+                             specs) for name, idx in sets.items()}}
+        result["joint"]["decode_seconds"] = round(time.time() - t0, 1)
     t0 = time.time()
     if model_uses_f0(model):
         contours = {}

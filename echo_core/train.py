@@ -200,14 +200,17 @@ def corpus_theta(f0s, indices) -> float:
 
 
 def _init_from(model: Echo, checkpoint: str) -> dict:
-    """Copy a checkpoint's weights into ``model`` (same dims required); what the meta records."""
+    """Copy a checkpoint's weights into ``model`` (same dims required); what the meta records.
+    A CTC head in the checkpoint is not copied: each stage trains a fresh one, as before heads
+    were saved."""
     source = load_checkpoint(checkpoint)
-    theirs, ours = _dims_dict(source.dims), _dims_dict(model.dims)
+    theirs, ours = (_dims_dict(d) | {"ctc_head": False} for d in (source.dims, model.dims))
     if theirs != ours:
         differ = sorted(k for k, v in ours.items() if theirs.get(k) != v)
         raise ConfigError(f"--init {Path(checkpoint).name}: its model differs from this preset "
                           f"in {', '.join(differ)}; fine-tuning needs the same dims")
-    model.load_state_dict(source.state_dict())
+    model.load_state_dict({k: v for k, v in source.state_dict().items()
+                           if not k.startswith("ctc.")})
     meta = getattr(source, "meta", None) or {}
     steps = meta.get("train", {}).get("steps")
     earlier = (meta.get("init_from") or {}).get("its_steps") or 0
@@ -273,6 +276,18 @@ def save_state(model, optimizer, step: int, elapsed: float, out: Path, meta: dic
                tmp / STATE_FILE)
     shutil.rmtree(last, ignore_errors=True)
     tmp.rename(last)
+
+
+def with_ctc_head(model: Echo, ctc_head: torch.nn.Linear) -> Echo:
+    """The same model with ``ctc_head`` as its own ``ctc`` (EchoDims.ctc_head): what the final
+    checkpoint holds, so decoding can use the head. During training the head stays a separate
+    module, created after the model, so the seeds draw as they always did."""
+    dims = EchoDims.from_dict({**model.dims.to_dict(), "ctc_head": True})
+    joined = Echo(dims)
+    joined.load_state_dict({**model.state_dict(),
+                            **{f"ctc.{k}": v for k, v in ctc_head.state_dict().items()}})
+    joined.meta = model.meta
+    return joined.eval()
 
 
 def load_state(out: Path, model, optimizer, ctc_head=None) -> tuple[int, float]:
@@ -397,6 +412,8 @@ def train(cfg: TrainConfig) -> Echo:
         meta["test"] = {"wer": wer, "cer": cer, "clips": len(test)}
         _log(log_path, {"event": "test", "wer": wer, "cer": cer, "clips": len(test)})
     model.meta = meta
+    if ctc_head is not None:  # the final checkpoint carries the CTC head (joint decoding)
+        model = with_ctc_head(model, ctc_head)
     save_checkpoint(model, out, meta=meta)
     tokenizer.save(out / TOKENIZER_FILE)
     write_model_card(out, model, meta)

@@ -143,7 +143,8 @@ def test_reference_mask_is_flagged_and_greedy_text_used(tiny_checkpoints, glide)
     from workbench.ui.model_views import warning_markdown
 
     assert "non-causal" in warning_markdown(result)
-    assert result.teacher_source == "model's greedy transcript"
+    assert result.teacher_source == "model's transcript"
+    assert result.decoding == "greedy search"  # a checkpoint without a CTC head
     assert result.bias is None  # no F0 reaches a static-theta model
     # no F0: theta in force is the base its frequencies imply, said so, one definition with
     # the Interventions view (interventions.theta_table)

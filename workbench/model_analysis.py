@@ -1,4 +1,4 @@
-"""A checkpoint run on a clip, without UI: greedy transcript, one captured teacher-forced
+"""A checkpoint run on a clip, without UI: its transcript, one captured teacher-forced
 forward and backward, and the :class:`ModelResult` (statistics, pooled attention maps, the pitch
 bias as used, per-head scores) the Model and Compare views show. torch is imported on first use,
 so the app starts without it.
@@ -48,7 +48,7 @@ class ModelResult:
     dims: dict
     meta: dict
     overrides: dict
-    transcript: str  # greedy
+    transcript: str  # decoded (clip_run.ClipRun.decoding says how)
     teacher_text: str  # what the gradient step was teacher-forced on
     teacher_source: str
     loss: float
@@ -68,6 +68,7 @@ class ModelResult:
     head_scores: pd.DataFrame | None = None  # head_scores.head_score_table, None if not scored
     head_scores_error: str = ""  # why there are no scores (e.g. the VoicingError message)
     clip_warnings: list = dataclasses.field(default_factory=list)  # see clip_warnings()
+    decoding: str = ""  # how the transcript was decoded (decode.decoding_name)
 
     @property
     def expected_ratio(self) -> float:
@@ -258,7 +259,7 @@ def run_model(clip: Clip, settings: pitch.PraatSettings | None, checkpoint_id: s
               progress: Callable[[float, str], None] | None = None) -> ModelResult:
     """Greedy transcript, then one teacher-forced forward + backward under ``hooks.capture``.
 
-    The teacher text is the user's transcript, or the model's own greedy output when empty.
+    The teacher text is the user's transcript, or the model's own transcript when empty.
     F0 uses the session's Praat settings; pitch.f0_for_model turns NaN into the model's 0 only
     here, at the model's door. Cached per clip, settings, checkpoint version and transcript.
     """
@@ -279,7 +280,7 @@ def run_model(clip: Clip, settings: pitch.PraatSettings | None, checkpoint_id: s
     # One intra-op thread: the queue already runs two callbacks on the machine's two cores, and
     # an oversubscribed torch (2 threads beside other busy processes) measured 10x slower.
     with model_session():
-        progress(0.2, "greedy decoding, then a teacher-forced forward + backward with hooks")
+        progress(0.2, "decoding, then a teacher-forced forward + backward with hooks")
         run = clip_run.run_clip(model, _features(model, clip, warnings), f0_frames,
                                 teacher_text=transcript, capture="backward",
                                 samples=clip.samples,
@@ -288,7 +289,7 @@ def run_model(clip: Clip, settings: pitch.PraatSettings | None, checkpoint_id: s
         warnings.append("No tokenizer.json beside this checkpoint: transcripts are token ids.")
     tokenizer, teacher_ids, cache, uses_f0 = run.tokenizer, run.teacher_ids, run.cache, run.uses_f0
     band = _start_init_band(model, run, clip)
-    source = "typed transcript" if transcript.strip() else "model's greedy transcript"
+    source = "typed transcript" if transcript.strip() else "model's transcript"
 
     progress(0.8, "statistics and maps")
     tokens = ["<bos>"] + [tokenizer.decode([i]) if tokenizer else str(i) for i in teacher_ids]
@@ -325,7 +326,7 @@ def run_model(clip: Clip, settings: pitch.PraatSettings | None, checkpoint_id: s
         overrides=overrides, transcript=run.transcript, teacher_text=run.teacher_text,
         teacher_source=source, loss=run.loss, gates=_gates_with_baseline(run, band), axes=axes,
         bias=bias, bias_f0=bias_f0, bias_positions=pos, bias_applied=applied,
-        warnings=warnings, clip_warnings=clip_warnings(clip, f0_frames),
+        warnings=warnings, clip_warnings=clip_warnings(clip, f0_frames), decoding=run.decoding,
         praat=dataclasses.asdict(settings or pitch.PraatSettings()), **parts)
     progress(1.0, "done")
     return RESULTS.put(key, result)
@@ -490,7 +491,7 @@ def head_scores(model, mel: np.ndarray, f0_frames: np.ndarray, token_ids: Sequen
 
     mel (n_mels, T) as the checkpoint expects; f0_frames (T,) Hz, NaN unvoiced (the pipeline,
     ``clip_run.run_clip``, converts it at the model's door). ``token_ids`` (without bos): the
-    decoder input; None uses the model's greedy transcript (one extra, uncaptured decode). A
+    decoder input; None uses the model's transcript (one extra, uncaptured decode). A
     barely voiced clip raises errors.VoicingError before the model runs. ``df.attrs`` holds
     "forward_seconds" (decoding if any, and the captured forward) and "scores_seconds".
     """
@@ -507,7 +508,7 @@ def head_scores(model, mel: np.ndarray, f0_frames: np.ndarray, token_ids: Sequen
     with _MODEL_LOCK, _torch_threads(MODEL_THREADS):
         start = time.perf_counter()
         run = clip_run.run_clip(model, mel, f0_frames, teacher_ids=token_ids, capture="forward",
-                                greedy=token_ids is None,
+                                decode=token_ids is None,
                                 max_attention_bytes=clip_run.MAX_ATTENTION_BYTES)
         forward_seconds = time.perf_counter() - start
     start = time.perf_counter()

@@ -147,7 +147,8 @@ def info_markdown(result) -> str:
     return (f"**{result.label}** ({result.meta.get('source', '?')}) on *{result.clip_name}*: "
             f"{d['aud_idx']} encoder + {d['text_idx']} decoder layers, d={d['aud_dims']}, "
             f"{d['aud_head']} heads, {d['mels']} mels · {theta} · {bias} · decoder mask "
-            f"`{d.get('decoder_mask')}`{score}  \nGradient step: teacher-forced on the "
+            f"`{d.get('decoder_mask')}`{score}  \nTranscript decoded by "
+            f"{result.decoding}. Gradient step: teacher-forced on the "
             f"{result.teacher_source} “{result.teacher_text}” (loss {result.loss:.3f})."
             + "".join(f"  \n⚠️ {w}" for w in result.warnings))
 
@@ -408,14 +409,14 @@ def build_model_tab() -> SimpleNamespace:
                     upload_note = message_box("upload-message")
             with gr.Column(scale=3):
                 teacher = gr.Textbox(label="Transcript for the gradient step (optional)",
-                                     placeholder="empty: the model's own greedy "
+                                     placeholder="empty: the model's own "
                                                  "transcript", elem_id="teacher")
                 run = gr.Button(RUN_LABEL, variant="primary",
                                 elem_id="run-model")
                 run_note = message_box("run-message")
                 mask_warn = gr.Markdown(visible=False, elem_classes="warn",
                                         elem_id="mask-warning")
-                transcript = gr.Textbox(label="Greedy transcript", interactive=False,
+                transcript = gr.Textbox(label="Transcript", interactive=False,
                                         elem_id="transcript", buttons=["copy"])
                 model_info = gr.Markdown(elem_id="model-info")
         with gr.Row():
