@@ -43,14 +43,16 @@ def ctc_empty_prefix(log_probs: np.ndarray, blank: int = PAD) -> np.ndarray:
 
 
 def ctc_prefix_extend(log_probs: np.ndarray, r_prev: np.ndarray, last: np.ndarray,
-                      candidates: np.ndarray, blank: int = PAD) -> tuple[np.ndarray, np.ndarray]:
+                      candidates: np.ndarray, blank: int = PAD,
+                      states: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """CTC prefix scores of N extended prefixes ``prefix_i + c_i`` at once.
 
     log_probs: (T, V) frame log-probabilities of the CTC head (one clip, its real frames).
     r_prev: (N, T, 2) forward variables [log r_n, log r_b] of each row's prefix
     (``ctc_empty_prefix`` for the empty one); last: (N,) each prefix's last token, -1 when
     empty; candidates: (N,) token ids, none the blank; eos gives the prefix's full probability.
-    Returns psi (N,) = log p(prefix_i + c_i, ...) and r (N, T, 2) of the extended prefixes.
+    Returns psi (N,) = log p(prefix_i + c_i, ...) and r (N, T, 2) of the extended prefixes
+    (None with ``states=False``: a search needs them only for the hypotheses it keeps).
 
     The recursions of Algorithm 2 (r_n[t] = (r_n[t-1] + phi[t-1]) p_t(c), r_b[t] = (r_b[t-1] +
     r_n[t-1]) p_t(blank)) are linear, so each is a running log-sum-exp after dividing out the
@@ -69,15 +71,17 @@ def ctc_prefix_extend(log_probs: np.ndarray, r_prev: np.ndarray, last: np.ndarra
     # phi: the prefix's mass that c may follow (only its blank-ending part when c repeats it)
     phi = np.where((cands == last)[:, None], r_prev[..., 1], prev_total)
     first = np.where(last < 0, x[:, 0], NEG)  # r_n[0]: only the empty prefix starts with c
+    psi = np.logaddexp(first, np.logaddexp.reduce(phi[:, :-1] + x[:, 1:], axis=1)) if T > 1 \
+        else first
+    psi = np.where(cands == EOS, prev_total[:, -1], psi)
+    if not states:
+        return psi, None
     cum_x = np.cumsum(x, axis=1)
     steps = np.concatenate([(first - cum_x[:, 0])[:, None], phi[:, :-1] - cum_x[:, :-1]], axis=1)
     r_n = np.logaddexp.accumulate(steps, axis=1) + cum_x
     cum_b = np.cumsum(lp[:, blank])
     steps_b = np.concatenate([np.full((n, 1), NEG), r_n[:, :-1] - cum_b[None, :-1]], axis=1)
     r_b = np.logaddexp.accumulate(steps_b, axis=1) + cum_b[None, :]
-    psi = np.logaddexp(first, np.logaddexp.reduce(phi[:, :-1] + x[:, 1:], axis=1)) if T > 1 \
-        else first
-    psi = np.where(cands == EOS, prev_total[:, -1], psi)
     return psi, np.stack([np.maximum(r_n, NEG), np.maximum(r_b, NEG)], axis=-1)
 
 
@@ -85,9 +89,11 @@ def _reorder_cache(cache: dict, parents: torch.Tensor) -> None:
     """Point every cached key and value at the rows of the hypotheses that survived (the
     cross-attention's audio keys are the same in every row, the text ones are not)."""
     for key, value in cache.items():
+        if key == "cross":  # the audio's keys and values: the same in every row
+            continue
         if isinstance(value, dict):
             _reorder_cache(value, parents)
-        elif key in ("k", "v") and isinstance(value, torch.Tensor):
+        elif key in ("k", "v") and isinstance(value, torch.Tensor):  # (under "self" only)
             cache[key] = value.index_select(0, parents)
 
 
@@ -152,9 +158,9 @@ def joint_beam_search(model, spectrogram: torch.Tensor, f0: torch.Tensor | None,
             parent += [h] * len(top)
             cands += top.tolist()
         parent, cands = np.array(parent), np.array(cands)
-        psi, r_new = ctc_prefix_extend(
-            ctc_lp, np.stack([rows[h][3] for h in parent]),
-            np.array([rows[h][2][-1] if rows[h][2] else -1 for h in parent]), cands)
+        r_rows = np.stack([h[3] for h in rows])
+        last = np.array([h[2][-1] if h[2] else -1 for h in rows])
+        psi, _ = ctc_prefix_extend(ctc_lp, r_rows[parent], last[parent], cands, states=False)
         att_sum = np.array([rows[h][1] for h in parent]) + att[parent, cands]
         score = (1.0 - ctc_weight) * att_sum + ctc_weight * psi
         kept = []
@@ -166,8 +172,10 @@ def joint_beam_search(model, spectrogram: torch.Tensor, f0: torch.Tensor | None,
         finished = sorted(finished, key=lambda f: -f[0])[:k]
         if not kept or (len(finished) >= k and float(score[kept[0]]) < finished[-1][0]):
             break  # every open score only falls from here
+        _, r_new = ctc_prefix_extend(ctc_lp, r_rows[parent[kept]], last[parent[kept]],
+                                     cands[kept])  # forward variables of the kept only
         rows = [(float(score[j]), float(att_sum[j]), rows[parent[j]][2] + [int(cands[j])],
-                 r_new[j]) for j in kept]
+                 r_new[n]) for n, j in enumerate(kept)]
         fill = kept + [kept[0]] * (k - len(kept))  # spare rows repeat the best (not scored)
         if cache is not None:
             _reorder_cache(cache, torch.as_tensor(parent[fill], dtype=torch.long))

@@ -231,15 +231,25 @@ class MultiheadA(nn.Module):
             if cache is not None:
                 if xa is None and "k" in cache:
                     k, v = torch.cat([cache["k"], k], 2), torch.cat([cache["v"], v], 2)
+                elif xa is not None:  # kept for every step: contiguous once, not per matmul
+                    v = v.contiguous()
                 cache["k"], cache["v"] = k, v
         nk = k.shape[2]
 
         scale = self.head_dim ** -0.25
-        scores = (q * scale) @ (k * scale).transpose(-1, -2)  # (B, H, nq, nk)
-        # Zero scale: keys whose first channel is exactly 0 get clamp(softplus(fzero), 0, 1e-3).
-        small = torch.clamp(F.softplus(self.fzero), 0.0, ZERO_KEY_SCALE_MAX)
-        z = torch.where(k[..., 0] == 0, small, torch.ones_like(small))  # (B, H, nk)
-        z = z.unsqueeze(-2)  # (B, H, 1, nk)
+        if cache is not None and xa is not None and "k_scaled" in cache:
+            k_scaled, z = cache["k_scaled"], cache["z"]  # the audio keys' part, once per clip
+        else:
+            k_scaled = (k * scale).transpose(-1, -2)
+            # Zero scale: keys whose first channel is exactly 0 get clamp(softplus(fzero), 0,
+            # 1e-3).
+            small = torch.clamp(F.softplus(self.fzero), 0.0, ZERO_KEY_SCALE_MAX)
+            z = torch.where(k[..., 0] == 0, small, torch.ones_like(small))  # (B, H, nk)
+            z = z.unsqueeze(-2)  # (B, H, 1, nk)
+            if cache is not None and xa is not None:
+                k_scaled = k_scaled.contiguous()
+                cache["k_scaled"], cache["z"] = k_scaled, z
+        scores = (q * scale) @ k_scaled  # (B, H, nq, nk)
         if mask is not None and mask.dtype != torch.bool:
             scores = scores + mask[:nq, :nq] * z  # reference: additive, broadcast over queries
         scores = scores * z

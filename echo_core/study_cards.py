@@ -187,8 +187,10 @@ def ship(e: dict, folder: str | Path, rows: list[dict], note: str = ABLATION_NOT
         "voice `rms`; festival = voice `ked_diphone`; fsdd = FSDD speaker `jackson`, isolated "
         "digits (all 500 takes); fsdd_spliced = 200 connected strings spliced from jackson's "
         "takes. Decode with `lengths` (the model has `key_padding_mask`): "
-        "`decode.batch_greedy` or one clip at a time through `echo_core.clip_run` give the "
-        "same transcripts.",
+        "`decode.batch_greedy` or one clip at a time (`decode.greedy_ids`) give the same "
+        "transcripts." + (" The app (`echo_core.clip_run`) decodes this model with its CTC "
+                          "head: the joint search of the next table." if "joint" in e else
+                          " The app (`echo_core.clip_run`) decodes it the same way."),
         "",
         "## Data and licence",
         "",
