@@ -3,11 +3,13 @@
     python -m echo_core.study eval --data CORPUS --run RUNS/mean_f0_theta_s0   # after training
     python -m echo_core.study report --data CORPUS --runs RUNS --out assets/checkpoints/zoo \
         --ship assets/checkpoints
+    python -m echo_core.study compare RUNS/a RUNS/b   # paired intervals, the same test clips
 
 ``eval`` (``study_eval``) decodes the unseen-speaker test sets and runs the pitch
 interventions for one run; ``report`` (``study_tables``, ``study_cards``) writes study.csv,
 comparisons.csv, interventions.csv, verdicts.json and RESULTS.md, and with ``--ship`` copies
-each config's seed-0 run into the assets with a model card.
+each config's seed-0 run into the assets with a model card; ``compare`` prints two evaluated
+runs' WER per test set and the paired bootstrap interval of their difference.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ import argparse
 import json
 from pathlib import Path
 
-from .study_cards import (GROWN_COMMAND, GROWN_CORPUS, LONG_NOTE, eval_rows, results_markdown,
-                          ship)
+from .study_cards import (GROWN_COMMAND, GROWN_CORPUS, LONG_NOTE, compare_lines, eval_rows,
+                          results_markdown, ship)
 from .study_eval import EVAL_FILE, PIPELINE_CLIPS, eval_run
 from .study_tables import load_evals, report
 
@@ -33,6 +35,9 @@ def main(argv: list[str] | None = None) -> None:
     e.add_argument("--threads", type=int, default=1)
     e.add_argument("--max-clips", type=int, default=0, help="smoke run: clips per test set")
     e.add_argument("--out-file", default=EVAL_FILE)
+    c = sub.add_parser("compare", help="paired WER intervals of two evaluated runs")
+    c.add_argument("first", help="a run folder with study_eval.json")
+    c.add_argument("second", help="another, evaluated on the same corpus")
     r = sub.add_parser("report", help="gather the runs' evaluations into tables")
     r.add_argument("--runs", required=True)
     r.add_argument("--out", required=True)
@@ -43,7 +48,16 @@ def main(argv: list[str] | None = None) -> None:
                    help="the default model's run folder (evaluated): reported in its own "
                         "section and shipped as SHIP/zoo_<config>_long")
     args = parser.parse_args(argv)
-    if args.command == "eval":
+    if args.command == "compare":
+        missing = [run for run in (args.first, args.second) if not Path(run, EVAL_FILE).is_file()]
+        if missing:
+            parser.error(f"no {EVAL_FILE} in {', '.join(Path(m).name for m in missing)}: run "
+                         "`python -m echo_core.study eval` on it first")
+        first, second = (json.loads(Path(run, EVAL_FILE).read_text())
+                         for run in (args.first, args.second))
+        print("first - second, WER points, paired bootstrap 95% interval:")
+        print("\n".join(compare_lines(first, second)))
+    elif args.command == "eval":
         print(eval_run(args.data, args.run, args.clips, args.threads, args.max_clips,
                        args.out_file))
     else:

@@ -168,7 +168,7 @@ def ship(e: dict, folder: str | Path, rows: list[dict], note: str = ABLATION_NOT
         "",
         "| | |", "|---|---|",
         f"| config | {CONFIG_TEXT.get(e['preset'], e['preset'])} |",
-        f"| switches | `{json.dumps({k: dims[k] for k in ('f0_rotary', 'theta_mode', 'f0_mean', 'pitch_bias', 'freeze_theta', 'key_padding_mask', 'decoder_mask')})}` |",
+        f"| switches | `{json.dumps({k: dims.get(k, False) for k in ('f0_rotary', 'theta_mode', 'f0_mean', 'pitch_bias', 'freeze_theta', 'key_padding_mask', 'decoder_mask', 'ctc_head')})}` |",
         f"| F0 given at run time | {f0_given} |",
         f"| parameters | {e['params']:,} |",
         f"| training | {e['steps'] + (meta.get('init_from') or {}).get('its_steps', 0)} steps"
@@ -229,6 +229,29 @@ def per_seed_lines(evals: list[dict]) -> list[str]:
             diffs = ", ".join(f"seed {s}: {100 * (by[(first, s)] - by[(second, s)]):+.1f}"
                               for s in seeds)
             lines.append(f"- `{first}` - `{second}`: {diffs} pts")
+    return lines
+
+
+def compare_lines(first: dict, second: dict) -> list[str]:
+    """WER of two evaluated runs on the same test clips and their paired 95% interval
+    (first - second, WER points), greedy and, where both have it, joint decoding: how the
+    default model's stages were compared (``python -m echo_core.study compare``)."""
+    from .study_tables import paired_wer
+
+    lines = []
+    for label, key in (("greedy", None), ("joint", "joint")):
+        if key and not (key in first and key in second):
+            continue
+        sets_a = first[key]["sets"] if key else first["sets"]
+        sets_b = second[key]["sets"] if key else second["sets"]
+        for name, a in sets_a.items():
+            b = sets_b.get(name)
+            if b is None or b["clips"] != a["clips"]:
+                continue  # only the same clips are paired
+            mean, low, high = paired_wer(a["word_errors"], b["word_errors"], a["words"])
+            lines.append(f"{label:6s} {name:13s} {100 * error_rate(a):6.2f}% vs "
+                         f"{100 * error_rate(b):6.2f}%: {100 * mean:+.2f} [{100 * low:+.2f}, "
+                         f"{100 * high:+.2f}]")
     return lines
 
 

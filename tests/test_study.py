@@ -80,3 +80,25 @@ def test_verdicts_follow_the_rule():
     evals = [c, f_equal, b]
     v = study.verdicts(evals, study.comparisons(evals), study.intervention_table(evals))
     assert "not distinguishable from (f) `null_f0_theta`" in v["mean_f0_theta"]
+
+
+def test_stage_comparison_pairs_the_same_clips_greedy_and_joint():
+    """study compare: WER of both runs and the paired interval of first - second, for greedy
+    and (when both runs have it) joint decoding; sets whose clips differ are not paired."""
+    from echo_core.study_cards import compare_lines, joint_lines
+
+    n = 200
+    first, second = _eval("mean_f0_theta", 0, [0] * n), _eval("mean_f0_theta", 1, [1] * n)
+    first["joint"] = {"decoding": "joint", "sets": _eval("x", 0, [0] * n)["sets"]}
+    half = _eval("x", 0, [1] * (n // 2) + [0] * (n // 2))
+    second["joint"] = {"decoding": "joint", "sets": half["sets"]}
+    lines = compare_lines(first, second)
+    assert len(lines) == 2 and lines[0].startswith("greedy fsdd")
+    assert "0.00% vs  50.00%: -50.00 [-50.00, -50.00]" in lines[0]  # every utterance 1 of 2 words
+    assert lines[1].startswith("joint  fsdd") and "vs  25.00%: -25.00" in lines[1]
+    second["sets"]["fsdd"]["clips"] = list(range(1, n + 1))  # other clips: not paired
+    assert [x.split()[0] for x in compare_lines(first, second)] == ["joint"]
+    # the card's table of a model with a CTC head: greedy beside joint, and their difference
+    table = "\n".join(joint_lines(first))
+    assert "| fsdd | 200 | 0.00% | 0.00% | 0.00% | +0.00 [+0.00, +0.00] |" in table
+    assert joint_lines(_eval("mean_f0_theta", 0, [0])) == []  # no head: no table
