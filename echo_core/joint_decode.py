@@ -42,6 +42,13 @@ def ctc_empty_prefix(log_probs: np.ndarray, blank: int = PAD) -> np.ndarray:
     return r
 
 
+def _logsumexp(a: np.ndarray) -> np.ndarray:
+    """log sum exp over the last axis, shifted by the row maximum (a vectorised sum, several
+    times faster than a running ``np.logaddexp.reduce``)."""
+    top = a.max(axis=-1)
+    return np.log(np.exp(a - top[..., None]).sum(axis=-1)) + top
+
+
 def ctc_prefix_extend(log_probs: np.ndarray, r_prev: np.ndarray, last: np.ndarray,
                       candidates: np.ndarray, blank: int = PAD,
                       states: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
@@ -71,8 +78,7 @@ def ctc_prefix_extend(log_probs: np.ndarray, r_prev: np.ndarray, last: np.ndarra
     # phi: the prefix's mass that c may follow (only its blank-ending part when c repeats it)
     phi = np.where((cands == last)[:, None], r_prev[..., 1], prev_total)
     first = np.where(last < 0, x[:, 0], NEG)  # r_n[0]: only the empty prefix starts with c
-    psi = np.logaddexp(first, np.logaddexp.reduce(phi[:, :-1] + x[:, 1:], axis=1)) if T > 1 \
-        else first
+    psi = np.logaddexp(first, _logsumexp(phi[:, :-1] + x[:, 1:])) if T > 1 else first
     psi = np.where(cands == EOS, prev_total[:, -1], psi)
     if not states:
         return psi, None

@@ -82,8 +82,10 @@ tab draws $b$ and the combined prior (rotary + bias); the **scale** slider sharp
     ("model", "Open Model", r"""
 ## 5. Run a model and read it
 
-The **Model** tab runs a checkpoint on the clip: its greedy transcript, and every attention map
-captured by hooks. The default checkpoint was trained on espeak, flite and festival voices and
+The **Model** tab runs a checkpoint on the clip: its transcript, and every attention map
+captured by hooks. A model that carries its CTC head (the default one) is decoded by a joint
+CTC/attention beam search: the decoder proposes words, the CTC head checks them against every
+frame, which stops the decoder from dropping or repeating a word; other models decode greedily. The default checkpoint was trained on espeak, flite and festival voices and
 on real speakers of the Free Spoken Digit Dataset; the **Zoo** tab says how well each model
 hears whom. Read, in order:
 
