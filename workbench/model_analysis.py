@@ -120,7 +120,7 @@ def _pool(a: np.ndarray, size: int) -> np.ndarray:
     softmax mass of every block survives. A block holding a masked (-inf) score stays -inf
     (drawn blank)."""
     out = np.asarray(a, dtype=np.float32)
-    for axis in (out.ndim - 2, out.ndim - 1):
+    for axis in (out.ndim - 1, out.ndim - 2):  # the contiguous axis first: it shrinks the rest
         n = out.shape[axis]
         if n <= size:
             continue
