@@ -91,6 +91,7 @@ class TrainConfig:
     freq_width: int = 10
     time_masks: int = 2
     time_ratio: float = 0.08  # max time-mask width as a fraction of the clip
+    freq_warp: float = 0.0  # > 0: each clip's mel axis stretched by 1 +- this (see warp_mel)
     n_mels: int = FEATURES["n_mels"]
     fmin: float = FEATURES["fmin"]
     fmax: float | None = FEATURES["fmax"]
@@ -135,9 +136,26 @@ def length_batches(lengths: np.ndarray, batch_frames: int, max_batch: int,
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+def warp_mel(mel: np.ndarray, alpha: float) -> np.ndarray:
+    """The log-mel with its frequency axis stretched by ``alpha`` (> 1: formants move up, as
+    for a shorter vocal tract): channel f reads channel f / alpha, linearly interpolated, the
+    edges held. A cheap vocal tract length perturbation (Jaitly and Hinton, "Vocal Tract Length
+    Perturbation (VTLP) improves speech recognition", 2013), on the mel axis."""
+    n_mels = mel.shape[0]
+    source = np.clip(np.arange(n_mels) / alpha, 0, n_mels - 1)
+    low = np.floor(source).astype(np.intp)
+    high = np.minimum(low + 1, n_mels - 1)
+    frac = (source - low).astype(mel.dtype)[:, None]
+    return mel[low] * (1 - frac) + mel[high] * frac
+
+
 def spec_augment(mel: np.ndarray, rng: np.random.Generator, cfg: TrainConfig) -> np.ndarray:
-    """SpecAugment: frequency and time masks filled with the clip's mean (a copy)."""
+    """SpecAugment: frequency and time masks filled with the clip's mean (a copy); first, with
+    ``cfg.freq_warp`` > 0, a random frequency warp (``warp_mel``, alpha uniform in 1 +- warp;
+    no draw when 0, so runs without it keep their random stream)."""
     mel = mel.copy()
+    if cfg.freq_warp > 0:
+        mel = warp_mel(mel, float(rng.uniform(1 - cfg.freq_warp, 1 + cfg.freq_warp)))
     fill = float(mel.mean())
     n_mels, n_frames = mel.shape
     for _ in range(cfg.freq_masks):
@@ -551,8 +569,8 @@ def _epoch_iterator(lengths, train_idx, cfg):
 def _train_settings(cfg: TrainConfig) -> dict:
     """The optimisation settings worth recording in the checkpoint meta."""
     keep = ("steps", "batch_frames", "max_batch", "lr", "min_lr_ratio", "warmup", "weight_decay",
-            "grad_clip", "freq_masks", "freq_width", "time_masks", "time_ratio", "curriculum",
-            "ctc_weight")
+            "grad_clip", "freq_masks", "freq_width", "time_masks", "time_ratio", "freq_warp",
+            "curriculum", "ctc_weight")
     return {k: getattr(cfg, k) for k in keep}
 
 

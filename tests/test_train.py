@@ -66,6 +66,34 @@ def test_spec_augment_only_fills_masks_with_the_mean():
     assert not np.shares_memory(out, mel)
 
 
+def test_frequency_warp_stretches_the_mel_axis():
+    """warp_mel: alpha 1 is the identity; on a ramp over the channels, channel f reads f / alpha
+    (edges held). spec_augment draws alpha from its rng first, and only when the warp is on."""
+    from echo_core.train import warp_mel
+
+    ramp = np.repeat(np.arange(80, dtype=np.float32)[:, None], 5, axis=1)
+    assert np.array_equal(warp_mel(ramp, 1.0), ramp)
+    np.testing.assert_allclose(warp_mel(ramp, 1.25)[:, 0], np.arange(80) / 1.25, atol=1e-5)
+    np.testing.assert_allclose(warp_mel(ramp, 0.8)[:, 0], np.minimum(np.arange(80) / 0.8, 79),
+                               atol=1e-5)
+    mel = np.random.default_rng(1).normal(size=(80, 50)).astype(np.float32)
+    cfg = TrainConfig(data="", out="", freq_masks=0, time_masks=0, freq_warp=0.1)
+    alpha = np.random.default_rng(3).uniform(0.9, 1.1)
+    np.testing.assert_allclose(spec_augment(mel, np.random.default_rng(3), cfg),
+                               warp_mel(mel, alpha))
+    plain = TrainConfig(data="", out="")  # no warp: the masks draw exactly as before it existed
+    rng, expected = np.random.default_rng(5), mel.copy()
+    for _ in range(plain.freq_masks):
+        w = int(rng.integers(0, plain.freq_width + 1))
+        f = int(rng.integers(0, max(1, 80 - w)))
+        expected[f:f + w] = mel.mean()
+    for _ in range(plain.time_masks):
+        w = int(rng.integers(0, int(plain.time_ratio * 50) + 1))
+        t = int(rng.integers(0, max(1, 50 - w)))
+        expected[:, t:t + w] = mel.mean()
+    assert np.array_equal(spec_augment(mel, np.random.default_rng(5), plain), expected)
+
+
 def test_unknown_preset_is_a_config_error():
     from echo_core.errors import ConfigError
     with pytest.raises(ConfigError, match="static_theta"):
