@@ -8,10 +8,11 @@ For each shipped checkpoint (else a freshly initialised Echo of similar size, la
   the statistics tables (gate/MLP ratios, activation component statistics), and the Model
   view's figures serialised to JSON;
 * "analysis": all of those end to end from raw samples, the target's definition;
-* the app's own ``workbench.model_analysis.run_model`` (greedy transcript, then one teacher-forced
+* the app's own ``workbench.model_analysis.run_model`` (the model's transcript, then one teacher-forced
   forward + backward under ``capture("full", gradients=True)``, tables), plus its figures, with
   a new clip before every call (one sample nudged, so no cache answers);
-* ``echo_core.clip_run.transcribe`` (greedy): its real-time factor.
+* ``echo_core.clip_run.transcribe`` (greedy, or joint for a model with a CTC head): its
+  real-time factor.
 """
 
 from __future__ import annotations

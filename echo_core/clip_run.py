@@ -102,14 +102,14 @@ def _tokenizer_or_none(model, tokenizer):
         return None
 
 
-def _teacher(model, tokenizer, teacher_text: str | None, teacher_ids, greedy: list[int],
+def _teacher(model, tokenizer, teacher_text: str | None, teacher_ids, decoded: list[int],
              transcript: str):
     """(token ids, normalised text) of the text the captured forward reads."""
     if teacher_ids is not None:
         ids = [int(i) for i in teacher_ids]
         text = tokenizer.decode(ids) if tokenizer else " ".join(map(str, ids))
     elif not teacher_text or not teacher_text.strip():
-        return list(greedy), transcript
+        return list(decoded), transcript
     elif tokenizer is None:
         raise TranscriptError("this checkpoint has no tokenizer, so a typed transcript cannot "
                               "be tokenised; leave it empty to use the model's own output")

@@ -3,7 +3,7 @@ true F0, and measure what changed. What activation patching is to TransformerLen
 
 Everything runs through the one pipeline (``clip_run``), so the true-F0 condition reproduces
 ``clip_run.transcribe`` exactly. The text scored under every condition is the same reference
-(the clip's own greedy transcript under the true F0 unless one is given), so per-token
+(the clip's own transcript under the true F0 unless one is given), so per-token
 log-likelihoods are comparable: delta NLL > 0 means the condition made the reference *less*
 likely, i.e. the model used the pitch it lost. A model whose F0 reaches neither its rotary nor
 an attention bias receives no F0 at all (``model_inputs`` gives it None): every contour
@@ -36,7 +36,7 @@ class ConditionRun:
     """One checkpoint on one clip under one pitch condition."""
 
     condition: str
-    transcript: str  # greedy under the condition
+    transcript: str  # decoded under the condition (decode.transcript_ids)
     f0_frames: np.ndarray  # (T,) the contour the model was given (Hz, NaN unvoiced)
     reference: str  # the text scored (same for every condition of a comparison)
     token_logprobs: np.ndarray  # (len(reference tokens) + 1,): log p of each token and eos
@@ -111,7 +111,7 @@ def run_condition(model, samples: np.ndarray, sr: int, condition: str | Conditio
     """The checkpoint on the clip under one pitch condition (see ``pitch_conditions``).
 
     ``reference_text``: the text whose per-token log-likelihood is measured; None: the clip's
-    own greedy transcript under the true F0 (one extra greedy decode when the condition is not
+    own transcript under the true F0 (one extra decode when the condition is not
     ``true``). ``track``: the clip's Praat track if already extracted. ``other_f0``: the borrowed
     contour for ``other:NAME``. ``capture``: keep the attention maps (``run.cache``)."""
     condition = parse_condition(condition) if isinstance(condition, str) else condition

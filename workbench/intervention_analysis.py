@@ -2,7 +2,7 @@
 pitch condition, beside each other, and what the Interventions view shows.
 
 Both runs go through ``echo_core.interventions`` (the one pipeline), with the session's Praat
-settings for the true contour, and score the same reference text (the true-F0 greedy
+settings for the true contour, and score the same reference text (the true-F0
 transcript unless the user types one). The head scores of the true run come with their null
 (``echo_core.head_score_null``), so a head "follows pitch" only when it beats it.
 """

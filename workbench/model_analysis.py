@@ -257,7 +257,7 @@ def clip_warnings(clip: Clip, f0_frames: np.ndarray) -> list[str]:
 def run_model(clip: Clip, settings: pitch.PraatSettings | None, checkpoint_id: str,
               overrides: dict | None = None, transcript: str = "",
               progress: Callable[[float, str], None] | None = None) -> ModelResult:
-    """Greedy transcript, then one teacher-forced forward + backward under ``hooks.capture``.
+    """The model's transcript, then one teacher-forced forward + backward under ``hooks.capture``.
 
     The teacher text is the user's transcript, or the model's own transcript when empty.
     F0 uses the session's Praat settings; pitch.f0_for_model turns NaN into the model's 0 only
