@@ -122,7 +122,7 @@ def joint_beam_search(model, spectrogram: torch.Tensor, f0: torch.Tensor | None,
 
     Needs a model with a CTC head (``EchoDims.ctc_head``). ``beam`` hypotheses are kept; each
     step scores the ``beam + 2`` likeliest next tokens of every open hypothesis under the
-    decoder (eos included) by both terms. The decoder runs ``beam`` rows with its key/value
+    decoder, and eos, by both terms. The decoder runs ``beam`` rows with its key/value
     cache (causal decoders), reordered as hypotheses survive, so a step costs one token per row.
     """
     from .decode import encode, model_uses_f0
@@ -160,6 +160,8 @@ def joint_beam_search(model, spectrogram: torch.Tensor, f0: torch.Tensor | None,
         parent, cands = [], []  # (row, token) pairs: each row's likeliest next tokens
         for h, row in enumerate(att):
             top = np.argsort(-row)[:n_cand]
+            if EOS not in top:  # ending is always scored: when the audio holds no more words,
+                top = np.append(top, EOS)  # the CTC term says so only through eos
             top = top[np.isfinite(row[top])]
             parent += [h] * len(top)
             cands += top.tolist()

@@ -195,3 +195,14 @@ def test_the_clip_pipeline_decodes_a_ctc_model_jointly(ctc_model):
     inputs = clip_run.model_inputs(ctc_model, mel[:, a:b], f0[a:b])
     assert run.token_ids == joint_beam_ids(ctc_model, inputs["spectrogram"], inputs["f0"],
                                            max_tokens=5)
+
+
+def test_audio_too_short_for_more_words_ends_the_transcript(ctc_model):
+    """One encoder position holds at most one CTC label: whatever the decoder proposes, the
+    search ends there (eos is always scored), instead of ranking impossible hypotheses."""
+    for seed in range(3):
+        g = torch.Generator().manual_seed(seed)
+        spec, f0 = torch.randn(1, 32, 1, generator=g), torch.full((1, 1), 120.0)
+        found = joint_beam_search(ctc_model, spec, f0, beam=3, max_tokens=6)
+        score, ids = found[0]
+        assert len(ids) <= 1 and np.isfinite(score) and score > -1e6
