@@ -113,10 +113,16 @@ class TextDecoder(nn.Module):
                        freeze_theta=dims.freeze_theta)
         self.features = list(dims.features)
         self.decoder_mask = dims.decoder_mask
-        self.token = nn.Embedding(dims.vocab, d)
+        # A skeleton on the meta device (checkpoint.load_checkpoint's shape check) has no values
+        # to draw, and torch's normal_ on meta tensors imports its whole compiler stack (~2.4 s
+        # on the first call); a real model draws exactly as it always did (the seeds' stream).
+        on_meta = torch.empty(0).device.type == "meta"
+        self.token = nn.Embedding(dims.vocab, d, _weight=torch.empty(dims.vocab, d)
+                                  if on_meta else None)
         self.positional = nn.Parameter(torch.empty(dims.text_ctx, d))
-        nn.init.normal_(self.token.weight, std=0.02)
-        nn.init.normal_(self.positional, std=0.02)
+        if not on_meta:
+            nn.init.normal_(self.token.weight, std=0.02)
+            nn.init.normal_(self.positional, std=0.02)
         self._blocks = nn.ModuleList([Residual(d, head, "gelu", cross_attn=dims.cross_attn,
                                                **options) for _ in range(dims.text_idx)])
         self.blocks = nn.ModuleDict({

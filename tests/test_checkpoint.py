@@ -325,3 +325,34 @@ def test_diff_checkpoints_other_architecture_compares_common_keys(tmp_path):
     assert len(df) > 50 and (df.rel_change == 0).all()
     with pytest.raises(CheckpointError, match="no parameter"):
         diff_checkpoints(a, {"x": torch.ones(2)})
+
+
+def test_the_shape_check_skeleton_draws_nothing_and_loads_no_compiler(tmp_path):
+    """The meta-device skeleton has the real model's keys and shapes; building it draws no
+    random numbers (a real model after it starts the seed's stream as usual) and, in a fresh
+    interpreter, loading a checkpoint does not import torch's compiler stack (torch._dynamo,
+    which torch's normal_ on meta tensors pulls in: seconds on the first Model run)."""
+    import subprocess
+    import sys
+
+    dims = EchoDims(vocab=31, text_ctx=16, text_dims=32, text_head=2, text_idx=1, mels=20,
+                    aud_ctx=100, aud_dims=32, aud_head=2, aud_idx=1, decoder_mask="causal")
+    with torch.device("meta"):
+        skeleton = Echo(dims)
+    real = Echo(dims)
+    assert {k: v.shape for k, v in skeleton.state_dict().items()} == \
+        {k: v.shape for k, v in real.state_dict().items()}
+    torch.manual_seed(3)
+    with torch.device("meta"):
+        Echo(dims)
+    after_skeleton = torch.rand(4)
+    torch.manual_seed(3)
+    assert torch.equal(after_skeleton, torch.rand(4))
+    save_checkpoint(real, tmp_path / "ckpt")
+    code = ("import sys; from echo_core.checkpoint import load_checkpoint; "
+            f"load_checkpoint({str(tmp_path / 'ckpt')!r}); "
+            "print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
