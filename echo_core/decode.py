@@ -103,7 +103,7 @@ def greedy_ids(model, spectrogram: torch.Tensor, f0: torch.Tensor | None,
 
 def decoding_name(model) -> str:
     """How :func:`transcript_ids` decodes this model (shown beside its transcripts)."""
-    if getattr(model.dims, "ctc_head", False):
+    if model.dims.ctc_head:
         from .joint_decode import JOINT_BEAM, JOINT_CTC_WEIGHT
         return (f"joint CTC/attention beam search (beam {JOINT_BEAM}, CTC weight "
                 f"{JOINT_CTC_WEIGHT:g})")
@@ -115,7 +115,7 @@ def transcript_ids(model, spectrogram: torch.Tensor, f0: torch.Tensor | None,
     """The model's transcript of one clip (1, n_mels, T) as token ids: joint CTC/attention
     beam search when the model carries a CTC head (it fixes the attention decoder's dropped
     and repeated words, see ``joint_decode``), greedy otherwise (every reference checkpoint)."""
-    if getattr(model.dims, "ctc_head", False):
+    if model.dims.ctc_head:
         from .joint_decode import joint_beam_ids
         return joint_beam_ids(model, spectrogram, f0, max_tokens=max_tokens)
     return greedy_ids(model, spectrogram, f0, max_tokens=max_tokens)[0]

@@ -127,7 +127,7 @@ def joint_beam_search(model, spectrogram: torch.Tensor, f0: torch.Tensor | None,
     """
     from .decode import encode, model_uses_f0
 
-    if not getattr(model.dims, "ctc_head", False):
+    if not model.dims.ctc_head:
         raise EchoError("joint CTC/attention decoding needs a model with a CTC head "
                         "(trained with --ctc-weight); use greedy decoding for this one")
     if spectrogram.shape[0] != 1:

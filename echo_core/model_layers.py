@@ -241,8 +241,7 @@ class MultiheadA(nn.Module):
             k_scaled, z = cache["k_scaled"], cache["z"]  # the audio keys' part, once per clip
         else:
             k_scaled = (k * scale).transpose(-1, -2)
-            # Zero scale: keys whose first channel is exactly 0 get clamp(softplus(fzero), 0,
-            # 1e-3).
+            # Zero scale: keys whose first channel is 0 get clamp(softplus(fzero), 0, 1e-3).
             small = torch.clamp(F.softplus(self.fzero), 0.0, ZERO_KEY_SCALE_MAX)
             z = torch.where(k[..., 0] == 0, small, torch.ones_like(small))  # (B, H, nk)
             z = z.unsqueeze(-2)  # (B, H, 1, nk)

@@ -90,16 +90,15 @@ def decode_set(model, tokenizer, indices, mels, f0s) -> list[str]:
 
 def joint_decode_set(model, tokenizer, indices, mels, f0s) -> list[str]:
     """Joint CTC/attention transcripts of ``indices``, one clip at a time (the beam search is
-    per clip), exactly as the app decodes a model with a CTC head (``decode.transcript_ids``)."""
-    import torch
-
+    per clip): the app's search (``decode.transcript_ids``) through the model's door
+    (``clip_run.model_inputs``), on the whole cached clip as :func:`decode_set` reads it."""
+    from .clip_run import model_inputs
     from .decode import transcript_ids
 
     out = []
     for i in indices.tolist():
-        spec = torch.from_numpy(np.asarray(mels[i], np.float32))[None]
-        f0 = torch.from_numpy(f0_for_model(f0s[i]).astype(np.float32))[None]
-        out.append(tokenizer.decode(transcript_ids(model, spec, f0)))
+        inputs = model_inputs(model, mels[i], f0s[i])
+        out.append(tokenizer.decode(transcript_ids(model, inputs["spectrogram"], inputs["f0"])))
     return out
 
 
@@ -205,24 +204,23 @@ def eval_run(data: str | Path, run: str | Path, n_clips: int = PIPELINE_CLIPS,
               "steps": model.meta.get("steps"), "wall_seconds": model.meta.get("wall_seconds"),
               "params": model.meta.get("params"), "f0_input": "borrowed" if null else "true",
               "uses_f0": model_uses_f0(model), "sets": {}}
+    # each test clip's contour as the model is given it (a borrowed one for the null control):
+    # the same for the greedy and joint transcripts and the interventions' base
+    contours = {}
+    for idx in sets.values():
+        contours.update(null_contours(idx, f0s) if null else {i: f0s[i] for i in idx.tolist()})
     for name, idx in sets.items():
-        contours = null_contours(idx, f0s) if null else f0s
         result["sets"][name] = set_record(idx, decode_set(model, tokenizer, idx, mels, contours),
                                           specs)
     result["decode_seconds"] = round(time.time() - t0, 1)
     if model.dims.ctc_head:  # also as the app decodes it: the joint search (same clips)
         t0 = time.time()
         result["joint"] = {"decoding": decoding_name(model), "sets": {
-            name: set_record(idx, joint_decode_set(model, tokenizer, idx, mels,
-                                                   null_contours(idx, f0s) if null else f0s),
-                             specs) for name, idx in sets.items()}}
+            name: set_record(idx, joint_decode_set(model, tokenizer, idx, mels, contours), specs)
+            for name, idx in sets.items()}}
         result["joint"]["decode_seconds"] = round(time.time() - t0, 1)
     t0 = time.time()
     if model_uses_f0(model):
-        contours = {}
-        for name, idx in sets.items():
-            contours.update(null_contours(idx, f0s) if null else
-                            {i: f0s[i] for i in idx.tolist()})
         texts = [s.text for s in specs]
         result["interventions"] = interventions(model, tokenizer, sets, mels, contours, texts)
         result["pipeline_check"] = pipeline_check(model, data, specs, sets,

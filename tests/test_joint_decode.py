@@ -206,3 +206,18 @@ def test_audio_too_short_for_more_words_ends_the_transcript(ctc_model):
         found = joint_beam_search(ctc_model, spec, f0, beam=3, max_tokens=6)
         score, ids = found[0]
         assert len(ids) <= 1 and np.isfinite(score) and score > -1e6
+
+
+def test_the_evaluation_decodes_as_the_app_does(ctc_model):
+    """study_eval.joint_decode_set (the cached features of whole clips) gives the transcripts
+    the app's pipeline (clip_run.run_clip) gives when it reads the same whole clip."""
+    from echo_core import clip_run
+    from echo_core.study_eval import joint_decode_set
+
+    rng = np.random.default_rng(1)
+    mels = [rng.normal(size=(32, n)).astype(np.float32) for n in (30, 45, 60)]
+    f0s = [np.where(rng.random(m.shape[1]) > 0.3, 110.0 + 40 * rng.random(m.shape[1]), np.nan)
+           for m in mels]
+    got = joint_decode_set(ctc_model, tok, np.arange(3), mels, f0s)
+    assert got == [clip_run.run_clip(ctc_model, m, f, tokenizer=tok, span=(0, m.shape[1]))
+                   .transcript for m, f in zip(mels, f0s)]
