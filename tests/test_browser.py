@@ -43,12 +43,17 @@ def _shipped() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def server():
+def server(tmp_path_factory):
+    """The app in its own process. Its output goes to a file, not a pipe: nothing reads a pipe
+    while the tests run, and once its buffer is full the app blocks on its next write (a run
+    that warns hangs until the test's bound)."""
     port = _free_port()
     env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",
            "GRADIO_ANALYTICS_ENABLED": "False"}
+    log_path = tmp_path_factory.mktemp("app") / "app.log"
+    log = open(log_path, "w")
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + STARTUP_BOUND  # readiness, not speed: generous under load
     while time.monotonic() < deadline:
@@ -57,10 +62,12 @@ def server():
             break
         except OSError:
             if proc.poll() is not None:
-                raise RuntimeError(f"app.py exited: {proc.stdout.read()[-2000:]}")
+                log.close()
+                raise RuntimeError(f"app.py exited: {log_path.read_text()[-2000:]}")
             time.sleep(0.5)
     else:
         proc.terminate()
+        log.close()
         raise RuntimeError(f"app.py did not answer within {STARTUP_BOUND} s")
     yield url
     proc.terminate()
@@ -68,6 +75,7 @@ def server():
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
+    log.close()
 
 
 @pytest.fixture(scope="module")
