@@ -23,12 +23,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from echo_core.audio import SAMPLE_RATE
 from echo_core.checkpoint import load_checkpoint, save_checkpoint
 from echo_core.corpus import load_features
 from echo_core.clip_run import evaluate
 from echo_core.decode import batch_greedy, model_uses_f0, wer_cer
 from echo_core.errors import ConfigError
 from echo_core.model import Echo
+from echo_core.mel_augment import mel_centres, spec_augment
 from echo_core.model_dims import EchoDims
 from echo_core.pitch import f0_for_model
 from echo_core.tokenizer import EOS, PAD, TOKENIZER_FILE, CharTokenizer
@@ -92,6 +94,7 @@ class TrainConfig:
     time_masks: int = 2
     time_ratio: float = 0.08  # max time-mask width as a fraction of the clip
     freq_warp: float = 0.0  # > 0: each clip's mel axis stretched by 1 +- this (see warp_mel)
+    spectral_tilt: float = 0.0  # > 0: a first-order filter, coefficient in +- this (tilt_mel)
     n_mels: int = FEATURES["n_mels"]
     fmin: float = FEATURES["fmin"]
     fmax: float | None = FEATURES["fmax"]
@@ -134,39 +137,6 @@ def length_batches(lengths: np.ndarray, batch_frames: int, max_batch: int,
         batches.append(order[start:start + size])
         start += size
     return [batches[i] for i in rng.permutation(len(batches))]
-
-
-def warp_mel(mel: np.ndarray, alpha: float) -> np.ndarray:
-    """The log-mel with its frequency axis stretched by ``alpha`` (> 1: formants move up, as
-    for a shorter vocal tract): channel f reads channel f / alpha, linearly interpolated, the
-    edges held. A cheap vocal tract length perturbation (Jaitly and Hinton, "Vocal Tract Length
-    Perturbation (VTLP) improves speech recognition", 2013), on the mel axis."""
-    n_mels = mel.shape[0]
-    source = np.clip(np.arange(n_mels) / alpha, 0, n_mels - 1)
-    low = np.floor(source).astype(np.intp)
-    high = np.minimum(low + 1, n_mels - 1)
-    frac = (source - low).astype(mel.dtype)[:, None]
-    return mel[low] * (1 - frac) + mel[high] * frac
-
-
-def spec_augment(mel: np.ndarray, rng: np.random.Generator, cfg: TrainConfig) -> np.ndarray:
-    """SpecAugment: frequency and time masks filled with the clip's mean (a copy); first, with
-    ``cfg.freq_warp`` > 0, a random frequency warp (``warp_mel``, alpha uniform in 1 +- warp;
-    no draw when 0, so runs without it keep their random stream)."""
-    mel = mel.copy()
-    if cfg.freq_warp > 0:
-        mel = warp_mel(mel, float(rng.uniform(1 - cfg.freq_warp, 1 + cfg.freq_warp)))
-    fill = float(mel.mean())
-    n_mels, n_frames = mel.shape
-    for _ in range(cfg.freq_masks):
-        w = int(rng.integers(0, cfg.freq_width + 1))
-        f = int(rng.integers(0, max(1, n_mels - w)))
-        mel[f:f + w] = fill
-    for _ in range(cfg.time_masks):
-        w = int(rng.integers(0, int(cfg.time_ratio * n_frames) + 1))
-        t = int(rng.integers(0, max(1, n_frames - w)))
-        mel[:, t:t + w] = fill
-    return mel
 
 
 def collate(indices, mels, f0s, token_ids, augment=None):
@@ -330,6 +300,7 @@ def train(cfg: TrainConfig) -> Echo:
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = CharTokenizer()
     specs, mels, f0s = load_features(cfg.data, cfg.n_mels, cfg.fmin, cfg.fmax)
+    centres = mel_centres(cfg.n_mels, cfg.fmin, cfg.fmax or SAMPLE_RATE / 2)  # for the tilt
     token_ids = [tokenizer.encode(s.text, bos=True, eos=True) for s in specs]
     split = np.array([s.split for s in specs])
     train_idx = np.flatnonzero(split == "train")
@@ -391,7 +362,7 @@ def train(cfg: TrainConfig) -> Echo:
                                         np.random.default_rng([cfg.seed, 13, step]))
             contours = dict(zip(batch.tolist(), swapped))
         spec, f0, inp, lab = collate(batch, mels, contours, token_ids,
-                                     augment=lambda m: spec_augment(m, aug_rng, cfg))
+                                     augment=lambda m: spec_augment(m, aug_rng, cfg, centres))
         for g in optimizer.param_groups:
             g["lr"] = lr_at(step, cfg)
         loss = batch_loss(model, spec, f0, inp, lab, lengths=[mels[i].shape[1] for i in batch],
@@ -570,7 +541,7 @@ def _train_settings(cfg: TrainConfig) -> dict:
     """The optimisation settings worth recording in the checkpoint meta."""
     keep = ("steps", "batch_frames", "max_batch", "lr", "min_lr_ratio", "warmup", "weight_decay",
             "grad_clip", "freq_masks", "freq_width", "time_masks", "time_ratio", "freq_warp",
-            "curriculum", "ctc_weight")
+            "spectral_tilt", "curriculum", "ctc_weight")
     return {k: getattr(cfg, k) for k in keep}
 
 

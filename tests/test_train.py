@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from echo_core import corpus, train
-from echo_core.train import TrainConfig, length_batches, lr_at, spec_augment
+from echo_core.train import TrainConfig, length_batches, lr_at
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
                                   reason="espeak-ng is not installed (apt-get install espeak-ng)")
@@ -54,44 +54,6 @@ def test_length_batches_cover_every_clip_once_within_budget():
         assert len(b) <= 16 and (len(b) == 1 or lengths[b].max() * len(b) <= 2000)
     # similar lengths: each batch spans a small part of the length range
     assert np.median([np.ptp(lengths[b]) for b in batches]) < 60
-
-
-def test_spec_augment_only_fills_masks_with_the_mean():
-    mel = np.random.default_rng(1).normal(size=(32, 100)).astype(np.float32)
-    cfg = TrainConfig(data="x", out="y", freq_masks=2, freq_width=6, time_masks=2, time_ratio=0.1)
-    out = spec_augment(mel, np.random.default_rng(2), cfg)
-    changed = out != mel
-    assert np.allclose(out[changed], mel.mean())
-    assert changed.any() and changed.mean() < 0.5
-    assert not np.shares_memory(out, mel)
-
-
-def test_frequency_warp_stretches_the_mel_axis():
-    """warp_mel: alpha 1 is the identity; on a ramp over the channels, channel f reads f / alpha
-    (edges held). spec_augment draws alpha from its rng first, and only when the warp is on."""
-    from echo_core.train import warp_mel
-
-    ramp = np.repeat(np.arange(80, dtype=np.float32)[:, None], 5, axis=1)
-    assert np.array_equal(warp_mel(ramp, 1.0), ramp)
-    np.testing.assert_allclose(warp_mel(ramp, 1.25)[:, 0], np.arange(80) / 1.25, atol=1e-5)
-    np.testing.assert_allclose(warp_mel(ramp, 0.8)[:, 0], np.minimum(np.arange(80) / 0.8, 79),
-                               atol=1e-5)
-    mel = np.random.default_rng(1).normal(size=(80, 50)).astype(np.float32)
-    cfg = TrainConfig(data="", out="", freq_masks=0, time_masks=0, freq_warp=0.1)
-    alpha = np.random.default_rng(3).uniform(0.9, 1.1)
-    np.testing.assert_allclose(spec_augment(mel, np.random.default_rng(3), cfg),
-                               warp_mel(mel, alpha))
-    plain = TrainConfig(data="", out="")  # no warp: the masks draw exactly as before it existed
-    rng, expected = np.random.default_rng(5), mel.copy()
-    for _ in range(plain.freq_masks):
-        w = int(rng.integers(0, plain.freq_width + 1))
-        f = int(rng.integers(0, max(1, 80 - w)))
-        expected[f:f + w] = mel.mean()
-    for _ in range(plain.time_masks):
-        w = int(rng.integers(0, int(plain.time_ratio * 50) + 1))
-        t = int(rng.integers(0, max(1, 50 - w)))
-        expected[:, t:t + w] = mel.mean()
-    assert np.array_equal(spec_augment(mel, np.random.default_rng(5), plain), expected)
 
 
 def test_unknown_preset_is_a_config_error():

@@ -1,0 +1,88 @@
+"""Training-time augmentations of a log-mel spectrogram (SpecAugment, a vocal tract warp, a
+spectral tilt).
+
+Why on the features and not in the corpus: each is drawn afresh for every step from the run's
+seeded random stream, so one rendered corpus gives a new variant of every clip each epoch, and a
+run that does not switch one on draws exactly the numbers it drew before the switch existed.
+
+The features are ``audio.log_mel``'s: log10 power, floored 8 units below the clip's loudest bin,
+then (x + 4) / 4, so one feature unit is 4 log10 units (40 dB) and the floor is 2 units below the
+maximum.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from echo_core.audio import SAMPLE_RATE
+
+FLOOR_UNITS = 2.0  # the features' floor, in feature units below the clip's maximum
+LOG10_PER_UNIT = 4.0  # one feature unit is this many log10 (power) units
+
+
+def warp_mel(mel: np.ndarray, alpha: float) -> np.ndarray:
+    """The log-mel with its frequency axis stretched by ``alpha`` (> 1: formants move up, as
+    for a shorter vocal tract): channel f reads channel f / alpha, linearly interpolated, the
+    edges held. A cheap vocal tract length perturbation (Jaitly and Hinton, "Vocal Tract Length
+    Perturbation (VTLP) improves speech recognition", 2013), on the mel axis."""
+    n_mels = mel.shape[0]
+    source = np.clip(np.arange(n_mels) / alpha, 0, n_mels - 1)
+    low = np.floor(source).astype(np.intp)
+    high = np.minimum(low + 1, n_mels - 1)
+    frac = (source - low).astype(mel.dtype)[:, None]
+    return mel[low] * (1 - frac) + mel[high] * frac
+
+
+def mel_centres(n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    """Centre frequency (Hz) of each HTK mel filter of ``audio.log_mel``'s filterbank."""
+    import librosa
+
+    return librosa.mel_frequencies(n_mels + 2, fmin=fmin, fmax=fmax, htk=True)[1:-1]
+
+
+def first_order_gain(freqs: np.ndarray, coef: float, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """log10 power gain of the filter y[n] = x[n] - coef * x[n - 1] at ``freqs`` Hz:
+    |1 - coef e^(-i w)|^2 = 1 - 2 coef cos w + coef^2 with w = 2 pi f / sr. coef > 0 is a
+    pre-emphasis (highs up, lows down), coef < 0 the opposite."""
+    w = 2 * np.pi * np.asarray(freqs, np.float64) / sr
+    return np.log10(1 - 2 * coef * np.cos(w) + coef * coef)
+
+
+def tilt_mel(mel: np.ndarray, coef: float, centres: np.ndarray) -> np.ndarray:
+    """The log-mel as if the audio had passed a first-order filter (``first_order_gain``) before
+    the features: a spectral tilt, as a microphone, a room or a darker or brighter voice gives.
+    The gain's mean over the channels is removed (level is the gain augmentation's business) and
+    the features' floor is applied again, 2 units below the new maximum."""
+    gain = first_order_gain(centres, coef)
+    shift = ((gain - gain.mean()) / LOG10_PER_UNIT).astype(mel.dtype)[:, None]
+    out = mel + shift
+    return np.maximum(out, out.max() - FLOOR_UNITS)
+
+
+def spec_augment(mel: np.ndarray, rng: np.random.Generator, cfg, centres=None) -> np.ndarray:
+    """SpecAugment: frequency and time masks filled with the clip's mean (a copy).
+
+    Before the masks, each only when switched on and then drawn in this order: with
+    ``cfg.freq_warp`` > 0 a frequency warp (``warp_mel``, alpha uniform in 1 +- warp); with
+    ``cfg.spectral_tilt`` > 0 a tilt (``tilt_mel``, coefficient uniform in +- tilt; ``centres``
+    are the mel filters' centre frequencies). A switch left off draws nothing, so runs without
+    it keep their random stream.
+    """
+    mel = mel.copy()
+    if cfg.freq_warp > 0:
+        mel = warp_mel(mel, float(rng.uniform(1 - cfg.freq_warp, 1 + cfg.freq_warp)))
+    if cfg.spectral_tilt > 0:
+        if centres is None:
+            centres = mel_centres(mel.shape[0], cfg.fmin, cfg.fmax or SAMPLE_RATE / 2)
+        mel = tilt_mel(mel, float(rng.uniform(-cfg.spectral_tilt, cfg.spectral_tilt)), centres)
+    fill = float(mel.mean())
+    n_mels, n_frames = mel.shape
+    for _ in range(cfg.freq_masks):
+        w = int(rng.integers(0, cfg.freq_width + 1))
+        f = int(rng.integers(0, max(1, n_mels - w)))
+        mel[f:f + w] = fill
+    for _ in range(cfg.time_masks):
+        w = int(rng.integers(0, int(cfg.time_ratio * n_frames) + 1))
+        t = int(rng.integers(0, max(1, n_frames - w)))
+        mel[:, t:t + w] = fill
+    return mel

@@ -1,0 +1,96 @@
+"""Training-time augmentations of the log-mel: masks, the vocal tract warp and the spectral tilt,
+each against an independent computation, and each drawing nothing when it is off."""
+
+import numpy as np
+from scipy.signal import freqz, lfilter
+
+from echo_core.audio import SAMPLE_RATE, log_mel
+from echo_core.mel_augment import (FLOOR_UNITS, first_order_gain, mel_centres, spec_augment,
+                                   tilt_mel, warp_mel)
+from echo_core.train import TrainConfig
+
+
+def test_spec_augment_only_fills_masks_with_the_mean():
+    mel = np.random.default_rng(1).normal(size=(32, 100)).astype(np.float32)
+    cfg = TrainConfig(data="x", out="y", freq_masks=2, freq_width=6, time_masks=2, time_ratio=0.1)
+    out = spec_augment(mel, np.random.default_rng(2), cfg)
+    changed = out != mel
+    assert np.allclose(out[changed], mel.mean())
+    assert changed.any() and changed.mean() < 0.5
+    assert not np.shares_memory(out, mel)
+
+
+def test_frequency_warp_stretches_the_mel_axis():
+    """warp_mel: alpha 1 is the identity; on a ramp over the channels, channel f reads f / alpha
+    (edges held). spec_augment draws alpha from its rng first, and only when the warp is on."""
+    ramp = np.repeat(np.arange(80, dtype=np.float32)[:, None], 5, axis=1)
+    assert np.array_equal(warp_mel(ramp, 1.0), ramp)
+    np.testing.assert_allclose(warp_mel(ramp, 1.25)[:, 0], np.arange(80) / 1.25, atol=1e-5)
+    np.testing.assert_allclose(warp_mel(ramp, 0.8)[:, 0], np.minimum(np.arange(80) / 0.8, 79),
+                               atol=1e-5)
+    mel = np.random.default_rng(1).normal(size=(80, 50)).astype(np.float32)
+    cfg = TrainConfig(data="", out="", freq_masks=0, time_masks=0, freq_warp=0.1)
+    alpha = np.random.default_rng(3).uniform(0.9, 1.1)
+    np.testing.assert_allclose(spec_augment(mel, np.random.default_rng(3), cfg),
+                               warp_mel(mel, alpha))
+    plain = TrainConfig(data="", out="")  # no warp: the masks draw exactly as before it existed
+    rng, expected = np.random.default_rng(5), mel.copy()
+    for _ in range(plain.freq_masks):
+        w = int(rng.integers(0, plain.freq_width + 1))
+        f = int(rng.integers(0, max(1, 80 - w)))
+        expected[f:f + w] = mel.mean()
+    for _ in range(plain.time_masks):
+        w = int(rng.integers(0, int(plain.time_ratio * 50) + 1))
+        t = int(rng.integers(0, max(1, 50 - w)))
+        expected[:, t:t + w] = mel.mean()
+    assert np.array_equal(spec_augment(mel, np.random.default_rng(5), plain), expected)
+
+
+def test_first_order_gain_is_the_filter_response():
+    """The tilt's gain equals scipy's frequency response of [1, -coef] (in log10 power)."""
+    freqs = np.linspace(0, SAMPLE_RATE / 2, 37)
+    for coef in (-0.9, -0.3, 0.0, 0.5, 0.95):
+        _, h = freqz([1.0, -coef], worN=freqs, fs=SAMPLE_RATE)
+        np.testing.assert_allclose(first_order_gain(freqs, coef), np.log10(np.abs(h) ** 2),
+                                   atol=1e-9)
+
+
+def test_tilt_mel_matches_filtering_the_audio():
+    """On stationary noise, the features of the filtered audio minus those of the audio are the
+    tilt's shift (time-averaged, level removed), away from the band's two ends where a filter's
+    skirt spans a steep part of the response."""
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=SAMPLE_RATE * 2).astype(np.float32) * 0.1
+    coef = 0.8
+    mel = log_mel(noise, n_mels=80, fmax=8000.0)
+    filtered = log_mel(lfilter([1.0, -coef], [1.0], noise).astype(np.float32), n_mels=80,
+                       fmax=8000.0)
+    measured = (filtered - mel).mean(axis=1)
+    measured -= measured.mean()
+    centres = mel_centres(80, 0.0, 8000.0)
+    shifted = tilt_mel(mel, coef, centres) - mel
+    expected = shifted.mean(axis=1) - shifted.mean()
+    inner = slice(10, 75)
+    np.testing.assert_allclose(measured[inner], expected[inner], atol=0.02)
+    assert np.ptp(expected) > 0.3  # a real tilt: 0.8 spans over 12 dB across the band
+
+
+def test_tilt_mel_keeps_the_floor_and_zero_is_identity():
+    mel = np.random.default_rng(1).normal(size=(80, 40)).astype(np.float32)
+    centres = mel_centres(80, 0.0, 8000.0)
+    np.testing.assert_allclose(tilt_mel(mel, 0.0, centres), np.maximum(mel, mel.max() - FLOOR_UNITS))
+    out = tilt_mel(mel, -0.9, centres)
+    assert out.min() >= out.max() - FLOOR_UNITS - 1e-6
+    assert out.dtype == mel.dtype
+
+
+def test_spec_augment_draws_the_tilt_after_the_warp():
+    mel = np.random.default_rng(2).normal(size=(80, 30)).astype(np.float32)
+    centres = mel_centres(80, 0.0, 8000.0)
+    cfg = TrainConfig(data="", out="", freq_masks=0, time_masks=0, freq_warp=0.1,
+                      spectral_tilt=0.9)
+    rng = np.random.default_rng(4)
+    alpha = rng.uniform(0.9, 1.1)
+    coef = rng.uniform(-0.9, 0.9)
+    np.testing.assert_allclose(spec_augment(mel, np.random.default_rng(4), cfg, centres),
+                               tilt_mel(warp_mel(mel, alpha), coef, centres), rtol=1e-6)
