@@ -28,10 +28,12 @@ CSS = """
 
 
 def build_demo() -> gr.Blocks:
-    """Build the Blocks; no audio or model work happens here (the default clip loads on page
-    load, models on request)."""
+    """Build the Blocks. The one piece of audio work here is the opening clip's pitch view
+    (``clip_views.opening_view``, once per process), so the first plot arrives with the page;
+    models load on request."""
     with gr.Blocks(title="Echo Workbench", analytics_enabled=False) as demo:
-        session = session_state()
+        opening_key, opening_praat, *_ = clip_views.opening_view()
+        session = session_state(opening_key, opening_praat)
         gr.Markdown("# Echo Workbench\nRotary position embeddings whose θ follows the voice's "
                     "pitch (vRoPE), and the pitch-similarity attention bias of the Echo "
                     "recogniser.", elem_id="title")
@@ -75,6 +77,16 @@ LIVE_SCRIPT = Path(__file__).with_name("live_views.js")  # slider steps painted 
 RAW_MIC_SCRIPT = Path(__file__).with_name("raw_microphone.js")  # no AGC / noise suppression
 
 
+def plotly_preload() -> str:
+    """A ``modulepreload`` link for Gradio's plotly.js chunk (1.3 MB). Gradio imports it only
+    when the first plot has a value, after the page's other scripts; fetched from the start it
+    is parsed by then. The chunk's name carries a build hash, so it is looked up in the installed
+    Gradio; "" if this Gradio has no such chunk."""
+    assets = Path(gr.__file__).parent / "templates" / "frontend" / "assets"
+    found = sorted(assets.glob("PlotlyPlot-*.js"))
+    return f'<link rel="modulepreload" href="assets/{found[0].name}">' if found else ""
+
+
 def launch_kwargs(**extra) -> dict:
     """launch() arguments: bind 127.0.0.1:7860 unless GRADIO_SERVER_NAME / _PORT say otherwise,
     cap uploads, and the theme, CSS and the navigation script (Gradio 6 takes them in
@@ -82,8 +94,9 @@ def launch_kwargs(**extra) -> dict:
     kwargs = dict(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                   server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
                   max_file_size=MAX_FILE_SIZE, theme=gr.themes.Soft(), css=CSS,
-                  head="".join(f"<script>{script.read_text(encoding='utf-8')}</script>"
-                               for script in (NAV_SCRIPT, HOVER_SCRIPT, LIVE_SCRIPT, RAW_MIC_SCRIPT)),
+                  head=plotly_preload() + "".join(
+                      f"<script>{script.read_text(encoding='utf-8')}</script>"
+                      for script in (NAV_SCRIPT, HOVER_SCRIPT, LIVE_SCRIPT, RAW_MIC_SCRIPT)),
                   footer_links=["api", "gradio"])
     kwargs.update(extra)
     return kwargs
