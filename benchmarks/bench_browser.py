@@ -197,8 +197,13 @@ def browser_actions(url: str, clip: str, repeat: int) -> dict[str, list[float]]:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
         try:
+            loads = []
+            for _ in range(repeat - 1):  # fresh pages (each its own context: a cold cache)
+                extra, load_s = _page(browser, url)
+                loads.append(1000 * load_s)
+                extra.close()
             page, load_s = _page(browser, url)
-            out["page load -> first plot"] = [1000 * load_s]
+            out["page load -> first plot"] = [*loads, 1000 * load_s]
             _load_clip(page, clip)
             _tab(page, "Rotary patterns", ROTARY)
             # Every step is new to the app (the server memoises each step's figures): values
@@ -313,8 +318,8 @@ def _targets(rep, results, clips) -> None:
         value = statistics.median(model[action]) / 1000
         rep.target(action, f"<= {goal:g} s", H.fmt_seconds(value), value <= goal)
     load = results[("images (this app)", next(iter(clips)), "browser")]["page load -> first plot"]
-    rep.target("page load -> first plot", "<= 2 s", H.fmt_seconds(load[0] / 1000),
-               load[0] / 1000 <= 2.0)
+    value = statistics.median(load) / 1000
+    rep.target("page load -> first plot", "<= 2 s", H.fmt_seconds(value), value <= 2.0)
 
 
 if __name__ == "__main__":
