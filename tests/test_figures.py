@@ -193,3 +193,20 @@ def test_large_maps_carry_their_hover_values_in_the_image_meta():
     bars = [t for t in fig.data if t.type == "scatter" and t.marker.showscale]
     assert len(bars) == 1 and (bars[0].marker.cmin, bars[0].marker.cmax) == (-1.0, 1.0)
     assert '"echo_hover":{"name":"a","x":{"dtype":"f4"' in fig.to_json().replace(" ", "")
+
+
+def test_figures_let_tick_labels_overflow_so_redraws_skip_plotly_label_measuring():
+    """Every axis and colour bar of a figure built here has ticklabeloverflow "allow" (plotly.js
+    otherwise measures each tick label against the others on every redraw: issue #20), and the
+    template is still plotly_white's."""
+    import plotly.io as pio
+
+    sim = np.cos(np.subtract.outer(np.arange(200), np.arange(200)) / 30.0)
+    fig = F.similarity_maps([("static", sim), ("pitch", sim)], np.arange(200))
+    full = fig.to_plotly_json()["layout"]["template"]
+    assert full["layout"]["xaxis"]["ticklabeloverflow"] == "allow"
+    assert full["layout"]["yaxis"]["ticklabeloverflow"] == "allow"
+    assert full["data"]["heatmap"][0]["colorbar"]["ticklabeloverflow"] == "allow"
+    assert full["data"]["scatter"][0]["marker"]["colorbar"]["ticklabeloverflow"] == "allow"
+    white = pio.templates["plotly_white"].to_plotly_json()["layout"]
+    assert full["layout"]["plot_bgcolor"] == white["plot_bgcolor"]

@@ -120,7 +120,20 @@ def _finite_range(arrays, default=(0.0, 1.0)) -> tuple[float, float]:
 
 @functools.lru_cache(maxsize=1)
 def _template() -> dict:
-    return pio.templates[TEMPLATE].to_plotly_json()
+    """plotly_white, with every axis's tick labels allowed past the plot's edge: plotly.js's
+    default ("hide past div") measures every label against every other on each redraw, which
+    took ~50 ms of a slider step's ~200 ms of painting (Chromium profile, issue #20); labels do
+    not reach the div's edge here."""
+    template = pio.templates[TEMPLATE].to_plotly_json()
+    layout, data = template["layout"], template["data"]
+    for axis in ("xaxis", "yaxis"):
+        layout[axis] = {**layout.get(axis, {}), "ticklabeloverflow": "allow"}
+    colour_bars = [data["heatmap"][0].setdefault("colorbar", {}),
+                   data["scatter"][0].setdefault("marker", {}).setdefault("colorbar", {}),
+                   layout.setdefault("coloraxis", {}).setdefault("colorbar", {})]
+    for bar in colour_bars:  # a colour bar's ticks are an axis too
+        bar["ticklabeloverflow"] = "allow"
+    return template
 
 
 def _scale(name) -> list:
