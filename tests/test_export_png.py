@@ -1,24 +1,20 @@
 """PNG export of image-trace maps: the browser scales the image (zsmooth "fast") and the PNG
 still shows the map's pixels where the map is."""
 
-import base64
-import io
-
 import numpy as np
 import plotly.graph_objects as go
 from PIL import Image
 
 from workbench import export as X
+from workbench.map_image import LUT_SIZE, map_data_uri
 
 
 def _two_colour_map() -> go.Figure:
-    """A 64 x 64 image: left half pure red, right half pure blue, filling the plot area."""
-    rgb = np.zeros((64, 64, 3), np.uint8)
-    rgb[:, :32, 0] = 255
-    rgb[:, 32:, 2] = 255
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, "WEBP", lossless=True)
-    source = "data:image/webp;base64," + base64.b64encode(buf.getvalue()).decode()
+    """A 64 x 64 image as the app sends maps (map_image.map_data_uri: a palette PNG): left half
+    the scale's first colour, right half its last, filling the plot area."""
+    indices = np.zeros((64, 64), np.uint8)
+    indices[:, 32:] = LUT_SIZE - 1
+    source = map_data_uri(indices, [[0.0, "rgb(255,0,0)"], [1.0, "rgb(0,0,255)"]])
     fig = go.Figure(go.Image(source=source, x0=0, dx=1, y0=0, dy=1))
     fig.add_trace(go.Scatter(x=[0, 63], y=[0, 63], mode="markers", opacity=0))
     fig.update_layout(height=X.PNG_SIZE["width"],  # square, as wide as the PNG

@@ -129,7 +129,7 @@ def test_theta_slider_on_a_30_second_clip_draws_at_display_resolution(long_clip)
         assert len(heat) == 3 and all(max(np.shape(t["z"])) <= 512 for t in heat)
         assert all((t["zmin"], t["zmax"]) == (-1.0, 1.0) for t in heat)
         images = [t for t in out[1].data if t.type == "image"]  # 3751 frames: drawn as images
-        assert len(images) == 3 and all(t.source.startswith("data:image/webp") for t in images)
+        assert len(images) == 3 and all(t.source.startswith("data:image/png") for t in images)
 
 
 def test_bias_and_sweep_callbacks(long_clip):

@@ -26,7 +26,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from workbench import nav_meta as nav
-from workbench.map_image import colourise, hover_grid, image_data_uri, mosaic
+from workbench.map_image import colour_indices, hover_grid, map_data_uri, mosaic
 
 TEMPLATE = "plotly_white"
 SIMILARITY_COLORSCALE = "RdBu_r"  # diverging: -1 blue, 0 white, +1 red
@@ -83,7 +83,7 @@ def _map_traces(z, x, y, axis: str, *, colorscale: str, zmin: float, zmax: float
                                         - coords[None, :]).astype(np.float32)
         return [heat]
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    image = dict(type="image", source=image_data_uri(colourise(z, zmin, zmax, colorscale)),
+    image = dict(type="image", source=map_data_uri(colour_indices(z, zmin, zmax), colorscale),
                  x0=float(x[0]), dx=float(x[-1] - x[0]) / (x.size - 1), y0=float(y[0]),
                  dy=float(y[-1] - y[0]) / (y.size - 1), name=name, hoverinfo="skip",
                  xaxis=f"x{axis}", yaxis=f"y{axis}")
@@ -384,7 +384,7 @@ def sweep_grid(maps: np.ndarray, row_labels: Sequence[str], col_labels: Sequence
     gap = max(2, n // 6)
     step = n + gap
     image = dict(type="image", x0=0, dx=1, y0=0, dy=1, hoverinfo="skip", name="sweep",
-                 source=image_data_uri(mosaic(maps, SIMILARITY_COLORSCALE, gap, (-1.0, 1.0))))
+                 source=map_data_uri(mosaic(maps, gap, (-1.0, 1.0)), SIMILARITY_COLORSCALE))
     width, height = cols * step - gap, rows * step - gap
     annotations, shapes = [], []
     for c, label in enumerate(col_labels):  # column headers and a frame around each column

@@ -13,19 +13,23 @@ import plotly.graph_objects as go
 
 from workbench import nav_meta as nav
 from workbench.figures import ATTENTION_COLORSCALE, _fast, _finite_range
-from workbench.map_image import image_data_uri, mosaic
+from workbench.map_image import colour_table, map_data_uri, mosaic
 
 GAP = 3  # transparent pixels between thumbnails
 CELL_PX = 80  # about how tall a thumbnail row is drawn (sets the figure height)
 
 
+def thumbnail_indices(maps: np.ndarray, gap: int = GAP) -> np.ndarray:
+    """(L*(s+gap)-gap, H*(s+gap)-gap) uint8 colour indices (map_image.colour_indices): the
+    (L, H, s, s) thumbnails tiled row by row, each on its own colour range (patterns, not
+    magnitudes, are compared across heads), NaN cells and the gaps transparent."""
+    return mosaic(maps, gap, lambda tile: _finite_range([tile]))
+
+
 def thumbnail_mosaic(maps: np.ndarray, colorscale: str = ATTENTION_COLORSCALE,
                      gap: int = GAP) -> np.ndarray:
-    """(L*(s+gap)-gap, H*(s+gap)-gap, 4) uint8: the (L, H, s, s) thumbnails tiled row by row,
-    each on its own colour range (patterns, not magnitudes, are compared across heads), NaN
-    cells and the gaps transparent."""
-    return mosaic(maps, colorscale, gap,
-                  lambda tile: _finite_range([tile]))
+    """(L*(s+gap)-gap, H*(s+gap)-gap, 4) uint8 RGBA of :func:`thumbnail_indices`."""
+    return colour_table(colorscale)[thumbnail_indices(maps, gap)]
 
 
 def attention_grid(maps: np.ndarray, layers: np.ndarray, heads: np.ndarray, kind: str,
@@ -40,8 +44,8 @@ def attention_grid(maps: np.ndarray, layers: np.ndarray, heads: np.ndarray, kind
     xc = np.arange(n_heads) * step_x + (cols - 1) / 2.0  # tile centres, image pixel units
     yc = np.arange(n_layers) * step_y + (rows - 1) / 2.0
     pairs = np.stack(np.meshgrid(np.asarray(layers), np.asarray(heads), indexing="ij"), axis=-1)
-    image = dict(type="image", source=image_data_uri(thumbnail_mosaic(maps)), x0=0, dx=1, y0=0,
-                 dy=1, hoverinfo="skip", name="thumbnails")
+    image = dict(type="image", source=map_data_uri(thumbnail_indices(maps), ATTENTION_COLORSCALE),
+                 x0=0, dx=1, y0=0, dy=1, hoverinfo="skip", name="thumbnails")
     cells = dict(type="heatmap", z=np.zeros((n_layers, n_heads), np.float32), x=xc, y=yc,
                  customdata=pairs, opacity=0.0, showscale=False, name=kind,
                  hovertemplate="layer %{customdata[0]}, head %{customdata[1]}<br>click to open"
