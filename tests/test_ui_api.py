@@ -407,27 +407,6 @@ def test_ablation_settings_apply_in_model_and_compare_and_drop_the_test_wer(clie
     assert "ablated: f0_rotary=False" in out[0] and "ablated: f0_rotary=False" in out[1]
 
 
-def test_page_opens_with_the_opening_clip_drawn_and_load_sends_only_the_rest(long_clip):
-    """The page's config carries the opening clip's pitch view (the first plot paints without
-    waiting for the load event); the load event then fills the session and sends nothing the
-    page already shows, while any other clip still gets every output."""
-    key, fields, summary, fig, stats = clip_views.opening_view()
-    path = next(iter(A.example_clips().values()))
-    sent = clip_views.cb_extract_f0(path, *PRAAT)
-    assert (sent[0], sent[1], sent[2]) == (key, fields, summary)
-    assert sent[3].to_json() == fig.to_json()
-    assert sent[4].equals(stats)
-    opened = clip_views.cb_open_page(path, *PRAAT)
-    assert opened[:2] == [key, fields] and os.path.basename(opened[5]) == os.path.basename(sent[5])
-    assert all(out == gr.skip() for out in opened[2:5])
-    other = clip_views.cb_open_page(str(long_clip), *PRAAT)
-    assert not any(isinstance(out, dict) and out == gr.skip() for out in other)
-    demo = ui.build_demo()
-    values = {c.get("props", {}).get("elem_id"): c.get("props", {}).get("value")
-              for c in demo.get_config_file()["components"]}
-    assert values["pitch-plot"] and values["clip-info"] == summary
-
-
 def test_page_preloads_gradios_plotly_chunk(client):
     """The head's modulepreload names plotly's chunk of the installed Gradio, and the app
     serves it (a stale name would preload nothing and cost a 404)."""

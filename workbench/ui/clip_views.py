@@ -6,7 +6,6 @@ figures and tables, also used by the exports), its callbacks, and its tab; the c
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import time
@@ -245,35 +244,6 @@ def cb_extract_f0(audio_path, method, floor, ceiling, voicing, silence, octave, 
     return clip.key, fields, clip_markdown(clip, track, A.frame_f0(clip, settings)), fig, stats, csv
 
 
-@functools.lru_cache(maxsize=1)
-def opening_view() -> tuple:
-    """(clip key, Praat fields, summary, figure, statistics) of the clip the page opens with, at
-    the panel's default settings: computed once per process, so the page's config carries the
-    first plot and the browser paints it without waiting for the load event's round trip."""
-    examples = A.example_clips()
-    path = examples[next(iter(examples))]
-    clip = (A.clip_from_path(path, name=os.path.basename(path)) if path
-            else A.synthetic_clip())
-    fields = praat_dict(PRAAT.method, PRAAT.pitch_floor, PRAAT.pitch_ceiling,
-                        PRAAT.voicing_threshold, PRAAT.silence_threshold, PRAAT.octave_cost,
-                        PRAAT.octave_jump_cost, PRAAT.voiced_unvoiced_cost, PRAAT.max_candidates,
-                        PRAAT.very_accurate)
-    settings = A.praat_settings(**fields)
-    fig, stats, track = pitch_view(clip, settings)
-    return clip.key, fields, clip_markdown(clip, track, A.frame_f0(clip, settings)), fig, stats
-
-
-@guarded
-def cb_open_page(audio_path, *praat):
-    """Page load: analyse the opening clip into the session like any new clip, but send back
-    only what the page does not already show (its config carries the opening view)."""
-    out = list(cb_extract_f0(audio_path, *praat))
-    key, fields, *_ = opening_view()
-    if out[0] == key and out[1] == fields:
-        out[2:5] = [gr.skip()] * 3  # summary, figure, statistics: as the page opened
-    return out
-
-
 @guarded
 def cb_load_example(name):
     """Put an example clip into the audio player (its change event runs the analysis)."""
@@ -490,9 +460,8 @@ def cb_refresh_active(tab, key, praat, log10_theta, head_dim, unit, tilt, grid, 
 # ============================================================================= layout + wiring
 
 def build_clip_header() -> SimpleNamespace:
-    """The player, the example clips and the clip summary above the tabs. The summary of the
-    opening clip is in the page's config (``opening_view``); page load analyses it into the
-    session."""
+    """The player, the example clips and the clip summary above the tabs. No audio work here:
+    the opening clip is analysed on page load."""
     examples = A.example_clips()
     first = next(iter(examples))
     if examples[first]:
@@ -508,7 +477,7 @@ def build_clip_header() -> SimpleNamespace:
         with gr.Column(scale=2):
             example = gr.Radio(list(examples), value=first, label="Example clips",
                                elem_id="examples")
-            clip_info = gr.Markdown(opening_view()[2], label="Clip summary",
+            clip_info = gr.Markdown("Loading the example clip…", label="Clip summary",
                                     elem_id="clip-info")
             clip_note = message_box("clip-message")
     return SimpleNamespace(audio=audio, example=example, clip_info=clip_info, clip_note=clip_note)
@@ -524,13 +493,12 @@ def build_pitch_tab() -> SimpleNamespace:
                         "select a time range for the statistics (zoom: the mode bar). While "
                         "the clip plays, a green line follows it here and on the maps whose "
                         "axes are time or position.", elem_classes="note")
-        _, _, _, opening_fig, opening_stats = opening_view()
-        pitch_plot = _plot("Spectrogram and F0", "pitch-plot", value=opening_fig)
+        pitch_plot = _plot("Spectrogram and F0", "pitch-plot")
         nav_range = gr.Textbox(visible="hidden", elem_id=NAV_RANGE, label="selected range")
         time_range = gr.State(None)  # (start, end) s of the statistics, None: the whole clip
         with gr.Row():
-            stats = gr.Dataframe(opening_stats, label=STATS_LABEL, interactive=False,
-                                 elem_id="f0-stats", scale=2)
+            stats = gr.Dataframe(label=STATS_LABEL, interactive=False, elem_id="f0-stats",
+                                 scale=2)
             with gr.Column(scale=1):
                 with gr.Row():
                     range_from = gr.Number(label="from (s)", elem_id="range-from", minimum=0)
@@ -645,7 +613,7 @@ def wire_clip_views(demo: gr.Blocks, session: SimpleNamespace, header: SimpleNam
                     header.clip_note, kept, trigger_mode="always_last"),
             on_page(p.retrack.click, cb_extract_f0, pitch_inputs, pitch_outputs, p.praat_note,
                     "The F0 shown is still the one tracked before."),
-            on_page(demo.load, cb_open_page, pitch_inputs, pitch_outputs, header.clip_note)):
+            on_page(demo.load, cb_extract_f0, pitch_inputs, pitch_outputs, header.clip_note)):
         new_track.success(**refresh)
         new_track.success(**after_clip)
     api_endpoint(cb_extract_f0, pitch_inputs, pitch_outputs, "extract_f0")

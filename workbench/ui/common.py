@@ -171,11 +171,9 @@ def session_clip(key: str | None) -> A.Clip:
     return A.get_clip(key)
 
 
-def session_state(clip_key: str | None = None, praat: dict | None = None) -> SimpleNamespace:
-    """The small per-session keys every view reads (built in place, inside gr.Blocks). A new
-    session starts on ``clip_key`` analysed with ``praat`` (the clip the page opens with), so a
-    control used before the page's load event has finished works on the clip it shows."""
-    return SimpleNamespace(clip_key=gr.State(clip_key), praat=gr.State(praat),
+def session_state() -> SimpleNamespace:
+    """The small per-session keys every view reads (built in place, inside gr.Blocks)."""
+    return SimpleNamespace(clip_key=gr.State(None), praat=gr.State(None),
                            active_tab=gr.State("pitch"), model_key=gr.State(None),
                            compare_state=gr.State(None),
                            uploads=gr.State([]))  # checkpoint ids this session uploaded

@@ -28,12 +28,12 @@ CSS = """
 
 
 def build_demo() -> gr.Blocks:
-    """Build the Blocks. The one piece of audio work here is the opening clip's pitch view
-    (``clip_views.opening_view``, once per process), so the first plot arrives with the page;
-    models load on request."""
+    """Build the Blocks; no audio or model work happens here (the default clip loads on page
+    load, models on request): the app answers within seconds of its start. Putting the opening
+    clip's pitch view into the page's config saved ~0.6 s of page load but cost ~3.5 s of cold
+    start (librosa's first import), so it is not done (benchmarks/RESULTS.md)."""
     with gr.Blocks(title="Echo Workbench", analytics_enabled=False) as demo:
-        opening_key, opening_praat, *_ = clip_views.opening_view()
-        session = session_state(opening_key, opening_praat)
+        session = session_state()
         gr.Markdown("# Echo Workbench\nRotary position embeddings whose θ follows the voice's "
                     "pitch (vRoPE), and the pitch-similarity attention bias of the Echo "
                     "recogniser.", elem_id="title")
