@@ -28,6 +28,7 @@ FRAME_SECONDS = HOP_LENGTH / SAMPLE_RATE  # 0.008 s, also the Praat F0 time step
 MAX_SECONDS_DEFAULT = 600.0  # longest accepted clip (10 min): bounds memory and analysis time
 LOG_FLOOR = 1e-10  # power floor before log10
 DYNAMIC_RANGE = 8.0  # log10 units kept below the loudest bin (80 dB)
+LOG10_PER_UNIT = 4.0  # features are (log10 + 4) / 4: one feature unit is 4 log10 units
 RESAMPLE_QUALITY = "HQ"  # soxr quality: band-limited, ~ -100 dB aliasing
 MAX_CHANNELS = 64  # a 2-D array with more "channels" than this is not (frames, channels)
 # Decoded samples (frames x channels) a file may expand to: 2**27 float32 = 512 MiB, enough for
@@ -374,7 +375,7 @@ def log_mel(samples, sr=SAMPLE_RATE, n_mels=N_MELS, fmin=0.0, fmax=None) -> np.n
         mel[:, start:stop] = basis @ (spec.real**2 + spec.imag**2)  # (n_mels, frames)
     logs = np.log10(np.maximum(mel, LOG_FLOOR))
     logs = np.maximum(logs, logs.max() - DYNAMIC_RANGE)
-    return ((logs + 4.0) / 4.0).astype(np.float32)
+    return ((logs + 4.0) / LOG10_PER_UNIT).astype(np.float32)
 
 
 SPEECH_BELOW_PEAK_DB = 45.0  # frames this far below the loudest one count as silence

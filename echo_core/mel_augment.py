@@ -12,12 +12,13 @@ maximum.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
-from echo_core.audio import SAMPLE_RATE
+from echo_core.audio import DYNAMIC_RANGE, LOG10_PER_UNIT, SAMPLE_RATE
 
-FLOOR_UNITS = 2.0  # the features' floor, in feature units below the clip's maximum
-LOG10_PER_UNIT = 4.0  # one feature unit is this many log10 (power) units
+FLOOR_UNITS = DYNAMIC_RANGE / LOG10_PER_UNIT  # the features' floor below the clip's maximum
 
 
 def warp_mel(mel: np.ndarray, alpha: float) -> np.ndarray:
@@ -33,11 +34,15 @@ def warp_mel(mel: np.ndarray, alpha: float) -> np.ndarray:
     return mel[low] * (1 - frac) + mel[high] * frac
 
 
+@functools.lru_cache(maxsize=8)
 def mel_centres(n_mels: int, fmin: float, fmax: float) -> np.ndarray:
-    """Centre frequency (Hz) of each HTK mel filter of ``audio.log_mel``'s filterbank."""
+    """Centre frequency (Hz) of each HTK mel filter of ``audio.log_mel``'s filterbank (read
+    only: one array per setting, shared by every call)."""
     import librosa
 
-    return librosa.mel_frequencies(n_mels + 2, fmin=fmin, fmax=fmax, htk=True)[1:-1]
+    centres = librosa.mel_frequencies(n_mels + 2, fmin=fmin, fmax=fmax, htk=True)[1:-1]
+    centres.setflags(write=False)
+    return centres
 
 
 def first_order_gain(freqs: np.ndarray, coef: float, sr: int = SAMPLE_RATE) -> np.ndarray:
@@ -59,21 +64,20 @@ def tilt_mel(mel: np.ndarray, coef: float, centres: np.ndarray) -> np.ndarray:
     return np.maximum(out, out.max() - FLOOR_UNITS)
 
 
-def spec_augment(mel: np.ndarray, rng: np.random.Generator, cfg, centres=None) -> np.ndarray:
+def spec_augment(mel: np.ndarray, rng: np.random.Generator, cfg) -> np.ndarray:
     """SpecAugment: frequency and time masks filled with the clip's mean (a copy).
 
     Before the masks, each only when switched on and then drawn in this order: with
     ``cfg.freq_warp`` > 0 a frequency warp (``warp_mel``, alpha uniform in 1 +- warp); with
-    ``cfg.spectral_tilt`` > 0 a tilt (``tilt_mel``, coefficient uniform in +- tilt; ``centres``
-    are the mel filters' centre frequencies). A switch left off draws nothing, so runs without
-    it keep their random stream.
+    ``cfg.spectral_tilt`` > 0 a tilt (``tilt_mel``, coefficient uniform in +- tilt, on the
+    centres of ``cfg``'s mel filters). A switch left off draws nothing, so runs without it keep
+    their random stream.
     """
     mel = mel.copy()
     if cfg.freq_warp > 0:
         mel = warp_mel(mel, float(rng.uniform(1 - cfg.freq_warp, 1 + cfg.freq_warp)))
     if cfg.spectral_tilt > 0:
-        if centres is None:
-            centres = mel_centres(mel.shape[0], cfg.fmin, cfg.fmax or SAMPLE_RATE / 2)
+        centres = mel_centres(mel.shape[0], cfg.fmin, cfg.fmax or SAMPLE_RATE / 2)
         mel = tilt_mel(mel, float(rng.uniform(-cfg.spectral_tilt, cfg.spectral_tilt)), centres)
     fill = float(mel.mean())
     n_mels, n_frames = mel.shape

@@ -242,7 +242,7 @@ def ship(e: dict, folder: str | Path, rows: list[dict], note: str = ABLATION_NOT
         "",
         "## Reproduce",
         "",
-        f"`{corpus_command}` then {_make_commands(e, dims, data)} then "
+        f"`{corpus_command}` then {_make_commands(e, dims, data, meta.get('averaged_from'))} then "
         f"`python -m echo_core.study eval --data {data} --run {run_folder(e)}`.",
         "",
     ]
@@ -255,11 +255,10 @@ def _sources(meta: dict) -> str:
                      for a in meta["averaged_from"])
 
 
-def _make_commands(e: dict, dims: dict, data: str) -> str:
+def _make_commands(e: dict, dims: dict, data: str, sources: list | None = None) -> str:
     """The command(s) that make a run's weights: its training, or for an averaged checkpoint
-    the first source's training and then the average (the sources are runs beside it)."""
-    sources = json.loads((Path(e["run"]) / "config.json").read_text())["meta"].get(
-        "averaged_from")
+    (``sources``: its meta's "averaged_from") the first source's training and then the average
+    (the sources are runs beside it)."""
     if not sources:
         return f"`{train_command(e, dims, data)}`"
     first = dict(e, run=str(Path(e["run"]).parent / sources[0]["checkpoint"]))

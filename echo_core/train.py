@@ -23,14 +23,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from echo_core.audio import SAMPLE_RATE
 from echo_core.checkpoint import load_checkpoint, save_checkpoint
 from echo_core.corpus import load_features
 from echo_core.clip_run import evaluate
 from echo_core.decode import batch_greedy, model_uses_f0, wer_cer
 from echo_core.errors import ConfigError
 from echo_core.model import Echo
-from echo_core.mel_augment import mel_centres, spec_augment
+from echo_core.mel_augment import spec_augment
 from echo_core.model_dims import EchoDims
 from echo_core.pitch import f0_for_model
 from echo_core.tokenizer import EOS, PAD, TOKENIZER_FILE, CharTokenizer
@@ -300,7 +299,6 @@ def train(cfg: TrainConfig) -> Echo:
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = CharTokenizer()
     specs, mels, f0s = load_features(cfg.data, cfg.n_mels, cfg.fmin, cfg.fmax)
-    centres = mel_centres(cfg.n_mels, cfg.fmin, cfg.fmax or SAMPLE_RATE / 2)  # for the tilt
     token_ids = [tokenizer.encode(s.text, bos=True, eos=True) for s in specs]
     split = np.array([s.split for s in specs])
     train_idx = np.flatnonzero(split == "train")
@@ -362,7 +360,7 @@ def train(cfg: TrainConfig) -> Echo:
                                         np.random.default_rng([cfg.seed, 13, step]))
             contours = dict(zip(batch.tolist(), swapped))
         spec, f0, inp, lab = collate(batch, mels, contours, token_ids,
-                                     augment=lambda m: spec_augment(m, aug_rng, cfg, centres))
+                                     augment=lambda m: spec_augment(m, aug_rng, cfg))
         for g in optimizer.param_groups:
             g["lr"] = lr_at(step, cfg)
         loss = batch_loss(model, spec, f0, inp, lab, lengths=[mels[i].shape[1] for i in batch],

@@ -71,9 +71,10 @@ def test_card_reproduces_an_average_by_training_then_averaging(tmp_path):
         _tiny(tmp_path / name, seed)
         model = load_checkpoint(tmp_path / name)
         save_checkpoint(model, tmp_path / name, meta={**model.meta, "train": settings})
-    average_checkpoints([tmp_path / "stage9", tmp_path / "stage8"], tmp_path / "soup")
-    e = {"run": str(tmp_path / "soup"), "preset": "mean_f0_theta", "seed": 0}
-    text = _make_commands(e, {"key_padding_mask": True}, "data/x")
+    soup = average_checkpoints([tmp_path / "stage9", tmp_path / "stage8"], tmp_path / "soup")
+    e = {"run": str(soup), "preset": "mean_f0_theta", "seed": 0}
+    text = _make_commands(e, {"key_padding_mask": True}, "data/x",
+                          load_checkpoint(soup).meta["averaged_from"])
     train, average = text.split(" then ")
     assert "--out runs/stage9" in train and "--spectral-tilt 0.9" in train
     assert average == "`python -m echo_core.average --out runs/soup runs/stage9 runs/stage8`"

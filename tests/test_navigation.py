@@ -14,7 +14,7 @@ from workbench import attention_nav as N
 from workbench import figures as F
 from workbench import figures_model as FM
 from workbench import figures_attention as FA
-from workbench.map_image import colourise, decode_image
+from workbench.map_image import colour_table, colourise, decode_image
 
 
 def _track() -> pitch.F0Track:
@@ -126,7 +126,7 @@ def test_position_spans_cover_the_axis_without_gaps():
 def test_thumbnail_mosaic_tiles_each_map_with_transparent_gaps():
     rng = np.random.default_rng(2)
     maps = rng.normal(size=(3, 4, 8, 8)).astype(np.float32)
-    mosaic = FA.thumbnail_mosaic(maps, gap=2)
+    mosaic = colour_table(FA.ATTENTION_COLORSCALE)[FA.thumbnail_indices(maps, gap=2)]
     assert mosaic.shape == (3 * 10 - 2, 4 * 10 - 2, 4)
     assert (mosaic[8:10, :, 3] == 0).all() and (mosaic[:, 8:10, 3] == 0).all()  # gaps
     assert (mosaic[:8, :8, 3] == 255).all()
@@ -141,7 +141,7 @@ def test_attention_grid_cells_carry_layer_and_head_for_a_click():
     fig = FA.attention_grid(maps, np.array([1, 2, 3]), np.arange(4), "encoder self-attention",
                             pick="nav-head", selected=(2, 3))
     image, cells = fig.data
-    assert decode_image(image.source).shape[:2] == FA.thumbnail_mosaic(maps).shape[:2]
+    assert decode_image(image.source).shape[:2] == FA.thumbnail_indices(maps).shape
     assert cells.meta == {"echo_pick": "nav-head", "kind": "encoder self-attention"}
     assert np.asarray(cells.customdata)[1, 3].tolist() == [2, 3]  # row = layer 2, col = head 3
     assert len(fig.layout.shapes) == 1  # the open head outlined

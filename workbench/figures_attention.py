@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 
 from workbench import nav_meta as nav
 from workbench.figures import ATTENTION_COLORSCALE, _fast, _finite_range
-from workbench.map_image import colour_table, map_data_uri, mosaic
+from workbench.map_image import map_data_uri, mosaic
 
 GAP = 3  # transparent pixels between thumbnails
 CELL_PX = 80  # about how tall a thumbnail row is drawn (sets the figure height)
@@ -24,12 +24,6 @@ def thumbnail_indices(maps: np.ndarray, gap: int = GAP) -> np.ndarray:
     (L, H, s, s) thumbnails tiled row by row, each on its own colour range (patterns, not
     magnitudes, are compared across heads), NaN cells and the gaps transparent."""
     return mosaic(maps, gap, lambda tile: _finite_range([tile]))
-
-
-def thumbnail_mosaic(maps: np.ndarray, colorscale: str = ATTENTION_COLORSCALE,
-                     gap: int = GAP) -> np.ndarray:
-    """(L*(s+gap)-gap, H*(s+gap)-gap, 4) uint8 RGBA of :func:`thumbnail_indices`."""
-    return colour_table(colorscale)[thumbnail_indices(maps, gap)]
 
 
 def attention_grid(maps: np.ndarray, layers: np.ndarray, heads: np.ndarray, kind: str,
