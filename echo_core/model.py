@@ -42,6 +42,17 @@ class AudioPadding:
         return f0 * self.frames.to(f0.dtype)
 
 
+def centre_mel(mel: Tensor, frames: Tensor | None = None) -> Tensor:
+    """(B, n_mels, T) log-mel with each clip's mean per channel removed (EchoDims.mel_mean_norm).
+    ``frames`` (B, T) bool marks each clip's real frames: the mean is over those alone and
+    padded frames come out 0, so a padded clip is centred exactly as it is alone."""
+    if frames is None:
+        return mel - mel.mean(dim=-1, keepdim=True)
+    weight = frames[:, None, :].to(mel.dtype)
+    mean = (mel * weight).sum(-1, keepdim=True) / weight.sum(-1, keepdim=True).clamp(min=1)
+    return (mel - mean) * weight
+
+
 def _as_channels(x: Tensor) -> Tensor:
     """(B, T) -> (B, 1, T) for the one-channel inputs (waveform, pitch)."""
     return x.unsqueeze(1) if x.ndim == 2 else x
@@ -56,6 +67,7 @@ class AudioEncoder(nn.Module):
         d, head = dims.aud_dims, dims.aud_head
         self.features = list(dims.features)
         self.f0_rotary = dims.f0_rotary
+        self.mel_mean_norm = dims.mel_mean_norm
         self.rope = rotary(d // head, freeze_theta=dims.freeze_theta)  # in the reference's
         # weights, never used (a frozen control freezes it too: nothing of it trains)
         options = dict(audio=True, f0_rotary=dims.f0_rotary, theta_mode=dims.theta_mode,
@@ -88,6 +100,8 @@ class AudioEncoder(nn.Module):
                 continue
             x = inputs[name]
             x = _as_channels(x) if name != "spectrogram" else x
+            if name == "spectrogram" and self.mel_mean_norm:
+                x = centre_mel(x, None if padding is None else padding.frames)
             front, *residuals = self.blocks[name]
             if padding is None:
                 x = front(x)  # (B, T, d)

@@ -68,6 +68,11 @@ class EchoDims:
       that ``train --ctc-weight`` trains beside the decoder. Decoding may then let it check the
       attention decoder's hypotheses (``joint_decode``). It does not change any other output.
       Not in the reference.
+    * mel_mean_norm: each clip's log-mel has its own mean per channel removed (over its real
+      frames only, so padding does not move it) before the front end: mean normalisation in the
+      log-mel domain. A fixed colouring of the whole clip (a microphone, a room, a darker or
+      brighter voice: a linear filter, i.e. about one constant per channel in log-mel) then no
+      longer reaches the model. Spectrogram feature only. Not in the reference.
     """
 
     vocab: int  # token vocabulary size (embedding rows = logit columns)
@@ -96,6 +101,7 @@ class EchoDims:
     key_padding_mask: bool = False  # padded audio frames masked out (reference: never masked)
     freeze_theta: float = 0.0  # > 0: no F0, rotary frequencies fixed at this theta (control)
     ctc_head: bool = False  # a linear CTC head on the encoder output, ``Echo.ctc`` (not reference)
+    mel_mean_norm: bool = False  # each clip's per-channel log-mel mean removed (not reference)
 
     def __post_init__(self):
         _validate(self)
@@ -132,7 +138,8 @@ class EchoDims:
 
 _INT_FIELDS = ("vocab", "text_ctx", "text_dims", "text_head", "text_idx", "mels", "aud_ctx",
                "aud_dims", "aud_head", "aud_idx")
-_BOOL_FIELDS = ("cross_attn", "f0_rotary", "pitch_bias", "variable_radius", "key_padding_mask")
+_BOOL_FIELDS = ("cross_attn", "f0_rotary", "pitch_bias", "variable_radius", "key_padding_mask",
+                "ctc_head", "mel_mean_norm")
 SPEC_STRIDES = (1, 2, 3)  # the first conv has kernel 3: a larger stride would skip mel frames
 _CHOICES = {"decoder_mask": ("additive", "causal"), "theta_mode": ("mean_f0", "per_frame"),
             "f0_mean": ("batch", "voiced"), "spec_stride": SPEC_STRIDES}
@@ -183,6 +190,9 @@ def _validate(d: EchoDims) -> None:
     if d.key_padding_mask and list(feats) != ["spectrogram"]:
         raise ConfigError(f"key_padding_mask supports the spectrogram feature only, got "
                           f"features {feats!r}")
+    if d.mel_mean_norm and "spectrogram" not in feats:
+        raise ConfigError(f"mel_mean_norm centres the spectrogram feature, which features "
+                          f"{feats!r} lacks")
     if "waveform" in feats and d.aud_dims % 8:
         raise ConfigError(f"aud_dims must be a multiple of 8 with the waveform feature "
                           f"(its front end has d/8 and d/4 channels), got {d.aud_dims}")

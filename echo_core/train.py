@@ -186,12 +186,17 @@ def corpus_theta(f0s, indices) -> float:
     return float(theta_eff(THETA_INIT, float(voiced.mean())))
 
 
+# EchoDims switches a fine-tuning stage may turn on or off (``--init``): the CTC head (never
+# copied) and the input's mean normalisation (no weight: the stage learns the centred input).
+FINE_TUNE_SWITCHES = {"ctc_head": False, "mel_mean_norm": False}
+
+
 def _init_from(model: Echo, checkpoint: str) -> dict:
     """Copy a checkpoint's weights into ``model`` (same dims required); what the meta records.
     A CTC head in the checkpoint is not copied: each stage trains a fresh one, as before heads
-    were saved."""
+    were saved. ``FINE_TUNE_SWITCHES`` may differ: they add no weight the source must have."""
     source = load_checkpoint(checkpoint)
-    theirs, ours = (_dims_dict(d) | {"ctc_head": False} for d in (source.dims, model.dims))
+    theirs, ours = (_dims_dict(d) | FINE_TUNE_SWITCHES for d in (source.dims, model.dims))
     if theirs != ours:
         differ = sorted(k for k, v in ours.items() if theirs.get(k) != v)
         raise ConfigError(f"--init {Path(checkpoint).name}: its model differs from this preset "

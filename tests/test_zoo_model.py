@@ -8,7 +8,7 @@ import torch
 from echo_core import rotary as R
 from echo_core.decode import batch_greedy
 from echo_core.errors import ConfigError
-from echo_core.model import Echo
+from echo_core.model import Echo, centre_mel
 from echo_core.model_dims import EchoDims
 from echo_core.tokenizer import CharTokenizer
 from echo_core.train import (BASE_DIMS, PRESETS, borrowed_contours, corpus_theta, make_dims)
@@ -20,6 +20,7 @@ VARIANTS = {
     "mean_f0": dict(f0_rotary=True),
     "mean_f0_bias": dict(f0_rotary=True, pitch_bias=True),
     "per_frame": dict(f0_rotary=True, theta_mode="per_frame"),
+    "mel_mean_norm": dict(f0_rotary=True, mel_mean_norm=True),
 }
 
 
@@ -86,6 +87,39 @@ def test_padding_rejects_bad_lengths_and_unsupported_features():
     with pytest.raises(ConfigError, match="key_padding_mask"):
         EchoDims.from_dict({**BASE_DIMS, "vocab": 31, "features": ["spectrogram", "pitch"],
                             "key_padding_mask": True})
+
+
+def test_centre_mel_removes_each_clips_own_channel_means():
+    spec, _ = _batch([12, 30, 7])
+    lengths = [12, 30, 7]
+    frames = torch.arange(30)[None, :] < torch.tensor(lengths)[:, None]
+    out = centre_mel(spec, frames).numpy()
+    for b, n in enumerate(lengths):
+        clip = spec[b, :, :n].numpy().astype(np.float64)
+        expected = clip - clip.mean(axis=1, keepdims=True)
+        np.testing.assert_allclose(out[b, :, :n], expected, atol=1e-5)
+        assert not out[b, :, n:].any()  # padding stays zero
+    np.testing.assert_allclose(centre_mel(spec[1:2]).numpy(), out[1:2], atol=1e-5)
+
+
+def test_mel_mean_norm_makes_logits_blind_to_a_fixed_colouring():
+    """A constant per channel (a linear filter on the audio, in log-mel) changes nothing with the
+    switch on, and changes the logits without it."""
+    spec, f0 = _batch([40, 40])
+    colour = torch.linspace(-1.5, 1.0, 16)[None, :, None]  # a tilt across the channels
+    ids = torch.randint(3, 31, (2, 6), generator=torch.Generator().manual_seed(2))
+    for switch in (True, False):
+        torch.manual_seed(0)
+        dims = make_dims("tiny", 31, 16, {**TINY, "f0_rotary": True, "mels": 16,
+                                          "key_padding_mask": True, "mel_mean_norm": switch})
+        model = Echo(dims).eval()
+        with torch.no_grad():
+            plain = model(ids, spectrogram=spec, f0=f0, lengths=[40, 25])["logits"]
+            coloured = model(ids, spectrogram=spec + colour, f0=f0, lengths=[40, 25])["logits"]
+        assert torch.allclose(plain, coloured, atol=1e-5) == switch
+    with pytest.raises(ConfigError, match="mel_mean_norm"):
+        EchoDims.from_dict({**BASE_DIMS, "vocab": 31, "features": ["waveform"],
+                            "mel_mean_norm": True})
 
 
 def test_frozen_theta_frequencies_never_train():
