@@ -67,7 +67,7 @@ def train_command(e: dict, dims: dict, data: str = CORPUS) -> str:
     init = meta.get("init_from")  # fine-tuned from an earlier run's weights (train --init)
     if init:
         args += ["--init", e.get("init_run") or f"runs/{init['checkpoint']}"]
-    extra = {"key_padding_mask": True} if dims.get("key_padding_mask") else {}
+    extra = {k: True for k in ("key_padding_mask", "mel_mean_norm") if dims.get(k)}
     args += ["--no-test-eval", "--dims", json.dumps(extra)]
     return " ".join(shlex.quote(a) for a in args)
 
@@ -206,7 +206,7 @@ def ship(e: dict, folder: str | Path, rows: list[dict], note: str = ABLATION_NOT
         "",
         "| | |", "|---|---|",
         f"| config | {CONFIG_TEXT.get(e['preset'], e['preset'])} |",
-        f"| switches | `{json.dumps({k: dims.get(k, False) for k in ('f0_rotary', 'theta_mode', 'f0_mean', 'pitch_bias', 'freeze_theta', 'key_padding_mask', 'decoder_mask', 'ctc_head')})}` |",
+        f"| switches | `{json.dumps({k: dims.get(k, False) for k in ('f0_rotary', 'theta_mode', 'f0_mean', 'pitch_bias', 'freeze_theta', 'key_padding_mask', 'decoder_mask', 'ctc_head', 'mel_mean_norm')})}` |",
         f"| F0 given at run time | {f0_given} |",
         f"| parameters | {e['params']:,} |",
         f"| training | {e['steps'] + (meta.get('init_from') or {}).get('its_steps', 0)} steps"
