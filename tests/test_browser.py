@@ -194,12 +194,21 @@ def test_a_slider_step_is_painted_by_the_page_itself(page):
     _rendered(page, "#sim-plot")
     page.wait_for_function("() => document.querySelector('#sim-plot .js-plotly-plot')"
                            "?.layout?.meta?.echo_live?.key")
+    # as a user watching the maps: the slider at the top, the curves and bands below the fold
+    page.evaluate("() => document.querySelector('#theta').scrollIntoView({block: 'start'})")
+    assert page.evaluate("() => document.querySelector('#curves-plot').getBoundingClientRect()"
+                         ".top > window.innerHeight")
     page.evaluate("() => { const r = document.querySelector('#theta input[type=range]');"
                   " r.value = 2.5; r.dispatchEvent(new Event('input', {bubbles: true})); }")
     page.wait_for_function("() => document.querySelector('#theta-md').innerText"
                            ".includes('θ = 316 (log₁₀ θ = 2.50)')")
     page.wait_for_function("() => [...document.querySelectorAll('#sim-plot .annotation-text')]"
                            ".some(a => a.textContent.includes('static θ = 316'))")
+    # plots off screen are drawn once the steps pause, without scrolling to them
+    page.wait_for_function("() => document.querySelector('#curves-plot .legend')"
+                           "?.textContent.includes('static θ=316')")
+    page.wait_for_function("() => Math.round(document.querySelector('#band-plot "
+                           ".js-plotly-plot')?.layout?.shapes?.[0]?.x0) === 316")
     tilt = "#tilt input[type=range]"
     page.evaluate(f"() => {{ const r = document.querySelector('{tilt}'); r.value = -3.5;"
                   " r.dispatchEvent(new Event('input', {bubbles: true})); }")

@@ -267,3 +267,56 @@ def test_hovering_an_image_map_shows_the_value_under_the_pointer(page):
     _rendered(page, "#pitch-plot")
     _seek_by_click(page, 0.5)
     _no_error(page)
+
+
+def test_a_theta_step_swaps_the_variant_pictures_and_their_hover_values(page):
+    """On a theta step the variant maps change their pictures alone; the page swaps them in
+    place (live_views.js) instead of replotting. What it then shows must be that step's answer:
+    the pictures and hover grids equal those the live route gives for the same values (asked
+    here independently), plotly's own data agrees, and the tooltip reads the new grid."""
+    _clip_loaded(page)
+    _tab(page, "Rotary patterns")
+    _rendered(page, "#variants-plot")
+    gd = "document.querySelector('#variants-plot .js-plotly-plot')"
+    page.wait_for_function("() => document.querySelector('#sim-plot .js-plotly-plot')"
+                           "?.layout?.meta?.echo_live?.key")
+    page.wait_for_timeout(3000)  # the tab's own redraw lands first (readiness, not speed)
+    page.evaluate("() => document.querySelector('#theta').scrollIntoView({block: 'start'})")
+    hrefs = f"() => [...{gd}.querySelectorAll('g.im image')].map(i => i.getAttribute('href'))"
+    step = ("v => { const r = document.querySelector('#theta input[type=range]');"
+            " r.value = v; r.dispatchEvent(new Event('input', {bubbles: true})); }")
+    before = page.evaluate(hrefs)
+    page.evaluate(step, 3.3)  # the first step replots what Gradio drew; later ones may swap
+    page.wait_for_function(f"b => ({hrefs})()[0] !== b[0]", arg=before)
+    page.wait_for_timeout(500)
+    before = page.evaluate(hrefs)
+    page.evaluate(f"() => {{ {gd}.data.__probe = 1; }}")  # a Plotly.react replaces gd.data
+    page.evaluate(step, 3.7)
+    page.wait_for_function(f"b => ({hrefs})()[0] !== b[0]", arg=before)
+    answer = page.evaluate(
+        "async () => { const live = document.querySelector('#sim-plot .js-plotly-plot')"
+        ".layout.meta.echo_live; const head = document.querySelector('#head-dim input:checked');"
+        " const tilt = document.querySelector('#tilt input[type=range]');"
+        " const res = await fetch(new URL('echo/live', location.href), {method: 'POST',"
+        " body: JSON.stringify({views: ['variants'], values: {...live, log10_theta: 3.7,"
+        " head_dim: Number(head.value), tilt: Number(tilt.value)}})});"
+        " return (await res.json()).outputs['variants-plot'].figure.data; }")
+    shown = page.evaluate(f"() => ({{probe: {gd}.data.__probe, data: {gd}.data.map(t => "
+                          "({source: t.source, z: t.meta?.echo_hover?.z?.bdata}))})")
+    assert shown["probe"] == 1  # swapped in place, not replotted
+    images = [t for t in answer if t["type"] == "image"]
+    assert page.evaluate(hrefs) == [t["source"] for t in images]
+    for t, s in zip(answer, shown["data"]):
+        if t["type"] == "image":
+            assert s["source"] == t["source"]
+            assert s["z"] == t["meta"]["echo_hover"]["z"]["bdata"]
+    grid = page.evaluate(f"() => {{ const g = window.echoHover.grids({gd})[0];"
+                         " return {x: Array.from(g.x), y: Array.from(g.y), z: Array.from(g.z),"
+                         " cols: g.cols}; }")
+    col, row = len(grid["x"]) // 4, (3 * len(grid["y"])) // 4
+    page.mouse.move(*_point(page, "#variants-plot", grid["x"][col], grid["y"][row], axis="x"))
+    tip = "document.querySelector('#variants-plot .echo-map-hover')"
+    page.wait_for_function(f"() => {tip}?.dataset.col == {col} && {tip}.dataset.row == {row}")
+    value = grid["z"][row * grid["cols"] + col]
+    assert f"={value:.3f}" in page.locator("#variants-plot .echo-map-hover").inner_text()
+    _no_error(page)

@@ -6,6 +6,12 @@
 // built by the same Python callbacks). The clip key and Praat settings come from the figures
 // themselves (layout.meta.echo_live); with no figure drawn yet, or any error, nothing happens
 // here and Gradio's event does the work (and shows any message).
+//
+// Only plots on screen are redrawn at each step: a theta step's four figures cost ~160 ms of
+// Plotly.react, a quarter to a third of it for plots below the fold (benchmarks/RESULTS.md).
+// An answer for a plot off screen waits; it is drawn as soon as the plot scrolls into view, or
+// once the steps pause (IDLE_MS without a request), one plot per task so input stays served.
+// A waiting answer is dropped if anything else (Gradio) redraws that plot meanwhile.
 (() => {
   const ROUTE = "echo/live";
   // control elem_id -> the views it redraws, the plot whose meta names the clip, its field
@@ -19,6 +25,9 @@
   const next = {};  // control -> the newest values waiting for it
   let stamp = 0;  // paint only the newest answer per plot
   const painted = {};  // elem_id -> stamp of what it shows
+  const waiting = {};  // elem_id -> {fig, mine, shown}: an answer for a plot off screen
+  const IDLE_MS = 120;  // steps paused this long: draw the waiting answers
+  let idleTimer = 0;
 
   const plot = (id) => document.querySelector(`#${id} .js-plotly-plot`);
   const number = (v) => (v === undefined || v === "" ? NaN : Number(v));
@@ -49,6 +58,92 @@
     return "<p>" + esc.replace(/\*\*(.+?)\*\*/g, "<strong>$1</strong>") + "</p>";
   }
 
+  function onScreen(el) {
+    const r = el.getBoundingClientRect();
+    return r.width > 0 && r.height > 0 && r.bottom > 0 && r.right > 0 &&
+      r.top < window.innerHeight && r.left < window.innerWidth;
+  }
+
+  // A figure less what a map's step may change on its own: its image traces' pictures and
+  // hover grids. Equal frames: the step changes the pictures alone (the variant maps on a
+  // theta step), and swapping them beats a Plotly.react (a full replot: axes, colour bars,
+  // titles; ~50 ms for three maps).
+  function frame(fig) {
+    const data = (fig.data || []).map((t) => (t.type === "image" ? {...t, source: 0, meta: 0} : t));
+    return JSON.stringify([data, fig.layout || {}]);
+  }
+  const framed = {};  // elem_id -> {frame, data}: the frame of what the page drew last, gd.data
+
+  function swapPictures(gd, fig) {
+    // plotly draws an image trace with a source as an SVG <image> of that source, in a g.im
+    // bound to the trace's calcdata
+    const shown = new Map();
+    for (const g of gd.querySelectorAll("g.im")) {
+      const trace = g.__data__ && g.__data__[0] && g.__data__[0].trace;
+      if (trace) shown.set(trace.index, g.querySelector("image"));
+    }
+    const swaps = [];
+    for (const [i, t] of fig.data.entries()) {
+      if (t.type !== "image" || t.source === gd.data[i].source) continue;
+      if (!shown.get(i) || !gd._fullData[i]) return false;
+      swaps.push([i, t]);
+    }
+    for (const [i, t] of swaps) {
+      shown.get(i).setAttribute("href", t.source);
+      for (const trace of [gd.data[i], gd._fullData[i]]) {
+        trace.source = t.source;
+        trace.meta = t.meta;
+      }
+    }
+    gd.__echoHoverData = null;  // map_hover.js reads the grids again
+    return true;
+  }
+
+  function draw(gd, id, fig, mine) {
+    const now = frame(fig);
+    const last = framed[id];
+    if (last && last.data === gd.data && last.frame === now && swapPictures(gd, fig)) {
+      painted[id] = mine;
+      return;
+    }
+    const layout = fig.layout || {};
+    // As Gradio's Plot draws a figure, so that its own redraw later changes nothing.
+    layout.autosize = true;
+    layout.margin = layout.margin || {};
+    const shown = (gd.layout && gd.layout.margin && gd.layout.margin.t) || 0;
+    if (shown > (layout.margin.t || 0)) layout.margin.t = shown;
+    layout.margin.autoexpand = true;
+    window.Plotly.react(gd, fig.data, layout, {...(fig.config || {}), responsive: true});
+    framed[id] = {frame: now, data: gd.data};
+    painted[id] = mine;
+  }
+
+  function drawWaiting(id) {
+    const w = waiting[id];
+    delete waiting[id];
+    const gd = plot(id);
+    // gd.data is replaced by every Plotly.react: another object means Gradio redrew the plot
+    if (!w || !gd || gd.data !== w.shown || (painted[id] || 0) > w.mine) return;
+    draw(gd, id, w.fig, w.mine);
+  }
+
+  const seen = "IntersectionObserver" in window ? new IntersectionObserver((entries) => {
+    for (const entry of entries) {
+      if (entry.isIntersecting && waiting[entry.target.id]) drawWaiting(entry.target.id);
+    }
+  }) : null;
+
+  function drawWhenIdle() {
+    clearTimeout(idleTimer);
+    idleTimer = setTimeout(function drawOne() {
+      if (Object.values(busy).some(Boolean) || Object.keys(next).length) return drawWhenIdle();
+      const id = Object.keys(waiting)[0];
+      if (id === undefined) return;
+      drawWaiting(id);
+      idleTimer = setTimeout(drawOne, 0);  // one plot per task: a new step can come first
+    }, IDLE_MS);
+  }
+
   function paint(outputs, mine) {
     for (const [id, out] of Object.entries(outputs)) {
       if ((painted[id] || 0) > mine) continue;
@@ -60,17 +155,16 @@
       }
       const gd = plot(id);
       if (!gd || !gd._fullLayout || !window.Plotly) continue;  // not drawn (hidden tab)
-      const fig = out.figure;
-      const layout = fig.layout || {};
-      // As Gradio's Plot draws a figure, so that its own redraw later changes nothing.
-      layout.autosize = true;
-      layout.margin = layout.margin || {};
-      const shown = (gd.layout && gd.layout.margin && gd.layout.margin.t) || 0;
-      if (shown > (layout.margin.t || 0)) layout.margin.t = shown;
-      layout.margin.autoexpand = true;
-      window.Plotly.react(gd, fig.data, layout, {...(fig.config || {}), responsive: true});
-      painted[id] = mine;
+      const box = document.getElementById(id);
+      if (seen && box && !onScreen(box)) {
+        waiting[id] = {fig: out.figure, mine, shown: gd.data};
+        seen.observe(box);
+        continue;
+      }
+      delete waiting[id];
+      draw(gd, id, out.figure, mine);
     }
+    if (Object.keys(waiting).length) drawWhenIdle();
   }
 
   async function send(control) {
