@@ -42,15 +42,34 @@ class AudioPadding:
         return f0 * self.frames.to(f0.dtype)
 
 
-def centre_mel(mel: Tensor, frames: Tensor | None = None) -> Tensor:
-    """(B, n_mels, T) log-mel with each clip's mean per channel removed (EchoDims.mel_mean_norm).
-    ``frames`` (B, T) bool marks each clip's real frames: the mean is over those alone and
-    padded frames come out 0, so a padded clip is centred exactly as it is alone."""
+def cosine_basis(n: int, terms: int) -> Tensor:
+    """(n, terms) orthonormal DCT-II basis vectors across n channels: column k is
+    c_k cos(pi (i + 1/2) k / n), c_0 = sqrt(1/n), c_k = sqrt(2/n). basis @ basis.T projects a
+    spectrum onto its ``terms`` smoothest components (all n: the identity)."""
+    i = torch.arange(n, dtype=torch.float64)[:, None] + 0.5
+    k = torch.arange(terms, dtype=torch.float64)[None, :]
+    scale = torch.where(k == 0, (1.0 / n) ** 0.5, (2.0 / n) ** 0.5)
+    return (scale * torch.cos(torch.pi * i * k / n)).float()
+
+
+def centre_mel(mel: Tensor, frames: Tensor | None = None, terms: int | None = None) -> Tensor:
+    """(B, n_mels, T) log-mel less the smooth part of each clip's mean spectrum
+    (EchoDims.mel_mean_norm): its first ``terms`` cosine terms across channels (None or
+    n_mels: the whole mean, per channel). ``frames`` (B, T) bool marks each clip's real frames:
+    the mean is over those alone and padded frames come out 0, so a padded clip is centred
+    exactly as it is alone."""
     if frames is None:
-        return mel - mel.mean(dim=-1, keepdim=True)
-    weight = frames[:, None, :].to(mel.dtype)
-    mean = (mel * weight).sum(-1, keepdim=True) / weight.sum(-1, keepdim=True).clamp(min=1)
-    return (mel - mean) * weight
+        mean = mel.mean(dim=-1, keepdim=True)
+        weight = None
+    else:
+        weight = frames[:, None, :].to(mel.dtype)
+        mean = (mel * weight).sum(-1, keepdim=True) / weight.sum(-1, keepdim=True).clamp(min=1)
+    n = mel.shape[1]
+    if terms is not None and terms < n:
+        basis = cosine_basis(n, terms).to(mel.dtype)
+        mean = basis @ (basis.T @ mean)  # (n, 1) per clip, batched over B
+    out = mel - mean
+    return out if weight is None else out * weight
 
 
 def _as_channels(x: Tensor) -> Tensor:
@@ -101,7 +120,8 @@ class AudioEncoder(nn.Module):
             x = inputs[name]
             x = _as_channels(x) if name != "spectrogram" else x
             if name == "spectrogram" and self.mel_mean_norm:
-                x = centre_mel(x, None if padding is None else padding.frames)
+                x = centre_mel(x, None if padding is None else padding.frames,
+                               terms=self.mel_mean_norm)
             front, *residuals = self.blocks[name]
             if padding is None:
                 x = front(x)  # (B, T, d)

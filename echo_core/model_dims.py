@@ -68,11 +68,15 @@ class EchoDims:
       that ``train --ctc-weight`` trains beside the decoder. Decoding may then let it check the
       attention decoder's hypotheses (``joint_decode``). It does not change any other output.
       Not in the reference.
-    * mel_mean_norm: each clip's log-mel has its own mean per channel removed (over its real
-      frames only, so padding does not move it) before the front end: mean normalisation in the
-      log-mel domain. A fixed colouring of the whole clip (a microphone, a room, a darker or
-      brighter voice: a linear filter, i.e. about one constant per channel in log-mel) then no
-      longer reaches the model. Spectrogram feature only. Not in the reference.
+    * mel_mean_norm: K > 0 removes the smooth part of each clip's mean log-mel spectrum before
+      the front end: the first K cosine (DCT-II) terms across the channels of its mean over
+      time (over its real frames only, so padding does not move it). A fixed colouring of the
+      whole clip (a microphone, a room, a darker or brighter voice: a linear filter, about one
+      constant per channel in log-mel) is smooth across channels, so it no longer reaches the
+      model; K >= mels removes the whole mean (per-channel mean normalisation), which also
+      removes the spectral detail a short clip's mean carries (one word's formants); K = 3
+      removes level, tilt and curvature only. 0: off. Spectrogram feature only. Not in the
+      reference.
     """
 
     vocab: int  # token vocabulary size (embedding rows = logit columns)
@@ -101,7 +105,7 @@ class EchoDims:
     key_padding_mask: bool = False  # padded audio frames masked out (reference: never masked)
     freeze_theta: float = 0.0  # > 0: no F0, rotary frequencies fixed at this theta (control)
     ctc_head: bool = False  # a linear CTC head on the encoder output, ``Echo.ctc`` (not reference)
-    mel_mean_norm: bool = False  # each clip's per-channel log-mel mean removed (not reference)
+    mel_mean_norm: int = 0  # cosine terms of each clip's mean log-mel removed (not reference)
 
     def __post_init__(self):
         _validate(self)
@@ -137,9 +141,9 @@ class EchoDims:
 
 
 _INT_FIELDS = ("vocab", "text_ctx", "text_dims", "text_head", "text_idx", "mels", "aud_ctx",
-               "aud_dims", "aud_head", "aud_idx")
+               "aud_dims", "aud_head", "aud_idx", "mel_mean_norm")
 _BOOL_FIELDS = ("cross_attn", "f0_rotary", "pitch_bias", "variable_radius", "key_padding_mask",
-                "ctc_head", "mel_mean_norm")
+                "ctc_head")
 SPEC_STRIDES = (1, 2, 3)  # the first conv has kernel 3: a larger stride would skip mel frames
 _CHOICES = {"decoder_mask": ("additive", "causal"), "theta_mode": ("mean_f0", "per_frame"),
             "f0_mean": ("batch", "voiced"), "spec_stride": SPEC_STRIDES}
@@ -150,7 +154,7 @@ def _validate(d: EchoDims) -> None:
         value = getattr(d, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
-        if value == 0 and name not in ("text_idx", "aud_idx"):
+        if value == 0 and name not in ("text_idx", "aud_idx", "mel_mean_norm"):
             raise ConfigError(f"{name} must be a positive integer, got 0")
     for name in _BOOL_FIELDS:
         if not isinstance(getattr(d, name), bool):
@@ -193,6 +197,9 @@ def _validate(d: EchoDims) -> None:
     if d.mel_mean_norm and "spectrogram" not in feats:
         raise ConfigError(f"mel_mean_norm centres the spectrogram feature, which features "
                           f"{feats!r} lacks")
+    if d.mel_mean_norm > d.mels:
+        raise ConfigError(f"mel_mean_norm removes at most mels ({d.mels}) cosine terms (all: "
+                          f"the whole mean), got {d.mel_mean_norm}")
     if "waveform" in feats and d.aud_dims % 8:
         raise ConfigError(f"aud_dims must be a multiple of 8 with the waveform feature "
                           f"(its front end has d/8 and d/4 channels), got {d.aud_dims}")

@@ -188,7 +188,7 @@ def corpus_theta(f0s, indices) -> float:
 
 # EchoDims switches a fine-tuning stage may turn on or off (``--init``): the CTC head (never
 # copied) and the input's mean normalisation (no weight: the stage learns the centred input).
-FINE_TUNE_SWITCHES = {"ctc_head": False, "mel_mean_norm": False}
+FINE_TUNE_SWITCHES = {"ctc_head": False, "mel_mean_norm": 0}
 
 
 def _init_from(model: Echo, checkpoint: str) -> dict:

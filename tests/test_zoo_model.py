@@ -8,7 +8,7 @@ import torch
 from echo_core import rotary as R
 from echo_core.decode import batch_greedy
 from echo_core.errors import ConfigError
-from echo_core.model import Echo, centre_mel
+from echo_core.model import Echo, centre_mel, cosine_basis
 from echo_core.model_dims import EchoDims
 from echo_core.tokenizer import CharTokenizer
 from echo_core.train import (BASE_DIMS, PRESETS, borrowed_contours, corpus_theta, make_dims)
@@ -20,7 +20,8 @@ VARIANTS = {
     "mean_f0": dict(f0_rotary=True),
     "mean_f0_bias": dict(f0_rotary=True, pitch_bias=True),
     "per_frame": dict(f0_rotary=True, theta_mode="per_frame"),
-    "mel_mean_norm": dict(f0_rotary=True, mel_mean_norm=True),
+    "mel_mean_norm": dict(f0_rotary=True, mel_mean_norm=16),
+    "mel_mean_norm_3": dict(f0_rotary=True, mel_mean_norm=3),
 }
 
 
@@ -89,37 +90,63 @@ def test_padding_rejects_bad_lengths_and_unsupported_features():
                             "key_padding_mask": True})
 
 
-def test_centre_mel_removes_each_clips_own_channel_means():
+@pytest.mark.parametrize("terms", [None, 16, 3, 1])
+def test_centre_mel_removes_the_smooth_part_of_each_clips_own_mean(terms):
+    """Against scipy's orthonormal DCT: the clip's mean over its real frames, its first
+    ``terms`` cosine terms kept (all: the mean itself), subtracted; padding stays 0."""
+    from scipy.fft import dct, idct
+
     spec, _ = _batch([12, 30, 7])
     lengths = [12, 30, 7]
     frames = torch.arange(30)[None, :] < torch.tensor(lengths)[:, None]
-    out = centre_mel(spec, frames).numpy()
+    out = centre_mel(spec, frames, terms=terms).numpy()
     for b, n in enumerate(lengths):
         clip = spec[b, :, :n].numpy().astype(np.float64)
-        expected = clip - clip.mean(axis=1, keepdims=True)
+        c = dct(clip.mean(axis=1), norm="ortho")
+        c[16 if terms is None else terms:] = 0.0
+        expected = clip - idct(c, norm="ortho")[:, None]
         np.testing.assert_allclose(out[b, :, :n], expected, atol=1e-5)
         assert not out[b, :, n:].any()  # padding stays zero
-    np.testing.assert_allclose(centre_mel(spec[1:2]).numpy(), out[1:2], atol=1e-5)
+    alone = centre_mel(spec[1:2], terms=terms).numpy()
+    np.testing.assert_allclose(alone, out[1:2], atol=1e-5)
 
 
-def test_mel_mean_norm_makes_logits_blind_to_a_fixed_colouring():
-    """A constant per channel (a linear filter on the audio, in log-mel) changes nothing with the
-    switch on, and changes the logits without it."""
+def test_cosine_basis_is_orthonormal():
+    basis = cosine_basis(16, 16).double()
+    torch.testing.assert_close(basis.T @ basis, torch.eye(16, dtype=torch.float64), atol=1e-6,
+                               rtol=0)
+
+
+@pytest.mark.parametrize("terms", [16, 3])
+def test_mel_mean_norm_makes_logits_blind_to_a_fixed_colouring(terms):
+    """A colouring of the whole clip within the removed terms (any constant per channel when
+    all are removed) changes nothing with the switch on, and changes the logits without it."""
     spec, f0 = _batch([40, 40])
-    colour = torch.linspace(-1.5, 1.0, 16)[None, :, None]  # a tilt across the channels
+    if terms == 16:
+        colour = torch.linspace(-1.5, 1.0, 16)
+    else:  # level, tilt and curvature: a mix of the first three cosines
+        colour = cosine_basis(16, 3) @ torch.tensor([2.0, -1.5, 0.7])
     ids = torch.randint(3, 31, (2, 6), generator=torch.Generator().manual_seed(2))
-    for switch in (True, False):
+    for switch in (terms, 0):
         torch.manual_seed(0)
         dims = make_dims("tiny", 31, 16, {**TINY, "f0_rotary": True, "mels": 16,
                                           "key_padding_mask": True, "mel_mean_norm": switch})
         model = Echo(dims).eval()
         with torch.no_grad():
             plain = model(ids, spectrogram=spec, f0=f0, lengths=[40, 25])["logits"]
-            coloured = model(ids, spectrogram=spec + colour, f0=f0, lengths=[40, 25])["logits"]
-        assert torch.allclose(plain, coloured, atol=1e-5) == switch
+            coloured = model(ids, spectrogram=spec + colour[None, :, None], f0=f0,
+                             lengths=[40, 25])["logits"]
+        assert torch.allclose(plain, coloured, atol=1e-4) == bool(switch)
+
+
+def test_mel_mean_norm_is_checked():
     with pytest.raises(ConfigError, match="mel_mean_norm"):
         EchoDims.from_dict({**BASE_DIMS, "vocab": 31, "features": ["waveform"],
-                            "mel_mean_norm": True})
+                            "mel_mean_norm": 3})
+    with pytest.raises(ConfigError, match="mel_mean_norm"):
+        EchoDims.from_dict({**BASE_DIMS, "vocab": 31, "mel_mean_norm": BASE_DIMS["mels"] + 1})
+    with pytest.raises(ConfigError, match="mel_mean_norm"):
+        EchoDims.from_dict({**BASE_DIMS, "vocab": 31, "mel_mean_norm": True})
 
 
 def test_frozen_theta_frequencies_never_train():
