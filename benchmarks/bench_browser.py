@@ -51,11 +51,13 @@ PAGE_JS = """
     const paths = root.querySelectorAll('.scatterlayer path.js-line, .barlayer path');
     const line = [...paths].map(p => { const d = p.getAttribute('d') || '';
                                        return d.length + ':' + d.slice(-24); }).join(',');
+    const marks = [...root.querySelectorAll('.shapelayer path')]  // e.g. the theta marker
+        .map(p => p.getAttribute('d') || '').join(',');
     const title = (root.querySelector('.gtitle') || {}).textContent || '';
-    return imgs.join('|') + '#' + line + '#' + title;
+    return imgs.join('|') + '#' + line + '#' + title + '#' + marks;
   };
   // resolves with, per plot, the ms until the frame after the one in which its change showed
-  window.__until = (sels, before, t0) => new Promise(resolve => {
+  window.__until = (sels, before, t0) => new Promise((resolve, reject) => {
     const at = sels.map(() => null), seen = sels.map(() => false);
     const check = () => {
       const now = performance.now() - t0;
@@ -64,7 +66,10 @@ PAGE_JS = """
         const sig = window.__sig(s);
         if (!seen[k] && sig !== before[k] && sig !== '') seen[k] = true;
       });
-      if (at.every(x => x !== null)) resolve(at); else requestAnimationFrame(check);
+      if (at.every(x => x !== null)) resolve(at);
+      else if (now > 30000) reject(new Error('no painted change of ' +
+                                             sels.filter((s, k) => !seen[k]).join(', ')));
+      else requestAnimationFrame(check);
     };
     requestAnimationFrame(check);
   });
