@@ -10,13 +10,14 @@ gradio_client), so the share the browser adds is visible.
 Actions (medians over several repetitions): page load to the first painted plot; on a 30 s and a
 3 s speech clip, a theta / head-dim / radius-tilt / bias-scale change (a click on the slider:
 input, change and release events) and one theta drag step (the input event alone, as while the
-pointer is down) until its figures are painted; a 10 s Model run until its figures are painted; the report zip until the download
-link appears. A slider's page is scrolled as a user who watches the maps while moving it (the
-control at the top of the window); each slider action reports the time until the plots then on
-screen are painted (the target) and until every plot it changes is painted, the ones below
-the fold drawn by the page once the steps pause (live_views.js). Baseline, side by side in the same run: the same app with every map drawn as a
-plain plotly heatmap (``ECHO_IMAGE_MIN_CELLS`` set above any map size), what the app sent
-before maps became images.
+pointer is down) until its figures are painted; a 10 s Model run until its figures are
+painted; the report zip until the download link appears. A slider's page is scrolled as a user
+who watches the maps while moving it (the control at the top of the window); each slider
+action reports the time until the plots then on screen are painted (the target) and until
+every plot it changes is painted, the ones below the fold drawn by the page once the steps
+pause (live_views.js). Baseline, side by side in the same run: the same app with every map
+drawn as a plain plotly heatmap (``ECHO_IMAGE_MIN_CELLS`` set above any map size), what the app
+sent before maps became images.
 """
 
 from __future__ import annotations
