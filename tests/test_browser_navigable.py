@@ -285,48 +285,69 @@ def test_hovering_an_image_map_shows_the_value_under_the_pointer(page):
     _no_error(page)
 
 
-def test_a_theta_step_swaps_the_variant_pictures_and_their_hover_values(page):
-    """On a theta step the variant maps change their pictures alone; the page swaps them in
-    place (live_views.js) instead of replotting. What it then shows must be that step's answer:
-    the pictures and hover grids equal those the live route gives for the same values (asked
-    here independently), plotly's own data agrees, and the tooltip reads the new grid."""
+def test_a_theta_step_swaps_the_map_pictures_titles_and_hover_values(page):
+    """On a small theta step the similarity and variant maps change their pictures, panel
+    titles and hover grids alone (the fitted colour bars are rounded out and hold still); the
+    page swaps those in place (live_views.js) instead of replotting. What it then shows must be
+    that step's answer: the pictures, titles and hover grids equal those the live route gives
+    for the same values (asked here independently), plotly's own data agrees, and the tooltip
+    reads the new grid."""
     _clip_loaded(page)
     _tab(page, "Rotary patterns")
     _rendered(page, "#variants-plot")
-    gd = "document.querySelector('#variants-plot .js-plotly-plot')"
+    plots = ("#sim-plot", "#variants-plot")
+    gd = "document.querySelector(s + ' .js-plotly-plot')"
     page.wait_for_function("() => document.querySelector('#sim-plot .js-plotly-plot')"
                            "?.layout?.meta?.echo_live?.key")
     page.wait_for_timeout(3000)  # the tab's own redraw lands first (readiness, not speed)
     page.evaluate("() => document.querySelector('#theta').scrollIntoView({block: 'start'})")
-    hrefs = f"() => [...{gd}.querySelectorAll('g.im image')].map(i => i.getAttribute('href'))"
+    hrefs = f"s => [...{gd}.querySelectorAll('g.im image')].map(i => i.getAttribute('href'))"
+    titles = (f"s => [...{gd}.querySelectorAll('g.annotation text.annotation-text')]"
+              ".map(t => t.textContent)")
     step = ("v => { const r = document.querySelector('#theta input[type=range]');"
             " r.value = v; r.dispatchEvent(new Event('input', {bubbles: true})); }")
-    before = page.evaluate(hrefs)
-    page.evaluate(step, 3.3)  # the first step replots what Gradio drew; later ones may swap
-    page.wait_for_function(f"b => ({hrefs})()[0] !== b[0]", arg=before)
+    ask = ("async v => { const live = document.querySelector('#sim-plot .js-plotly-plot')"
+           ".layout.meta.echo_live; const head = document.querySelector('#head-dim input:checked');"
+           " const tilt = document.querySelector('#tilt input[type=range]');"
+           " const res = await fetch(new URL('echo/live', location.href), {method: 'POST',"
+           " body: JSON.stringify({views: ['rotary'], values: {...live, log10_theta: v,"
+           " head_dim: Number(head.value), tilt: Number(tilt.value)}})});"
+           " return (await res.json()).outputs; }")
+    first, second = page.evaluate(ask, 3.30), page.evaluate(ask, 3.31)
+
+    def bars(figure):
+        return [t["marker"] for t in figure["data"] if t["type"] == "scatter" and "marker" in t]
+
+    for s in plots:  # the premise: only pictures, names, grids and titles differ
+        assert bars(first[s[1:]]["figure"]) == bars(second[s[1:]]["figure"]), s
+    before = [page.evaluate(hrefs, s) for s in plots]
+    page.evaluate(step, 3.30)  # the first step replots what Gradio drew; later ones may swap
+    for s, b in zip(plots, before):
+        page.wait_for_function(f"([s, b]) => ({hrefs})(s)[0] !== b[0]", arg=[s, b])
     page.wait_for_timeout(500)
-    before = page.evaluate(hrefs)
-    page.evaluate(f"() => {{ {gd}.data.__probe = 1; }}")  # a Plotly.react replaces gd.data
-    page.evaluate(step, 3.7)
-    page.wait_for_function(f"b => ({hrefs})()[0] !== b[0]", arg=before)
-    answer = page.evaluate(
-        "async () => { const live = document.querySelector('#sim-plot .js-plotly-plot')"
-        ".layout.meta.echo_live; const head = document.querySelector('#head-dim input:checked');"
-        " const tilt = document.querySelector('#tilt input[type=range]');"
-        " const res = await fetch(new URL('echo/live', location.href), {method: 'POST',"
-        " body: JSON.stringify({views: ['variants'], values: {...live, log10_theta: 3.7,"
-        " head_dim: Number(head.value), tilt: Number(tilt.value)}})});"
-        " return (await res.json()).outputs['variants-plot'].figure.data; }")
-    shown = page.evaluate(f"() => ({{probe: {gd}.data.__probe, data: {gd}.data.map(t => "
-                          "({source: t.source, z: t.meta?.echo_hover?.z?.bdata}))})")
-    assert shown["probe"] == 1  # swapped in place, not replotted
-    images = [t for t in answer if t["type"] == "image"]
-    assert page.evaluate(hrefs) == [t["source"] for t in images]
-    for t, s in zip(answer, shown["data"]):
-        if t["type"] == "image":
-            assert s["source"] == t["source"]
-            assert s["z"] == t["meta"]["echo_hover"]["z"]["bdata"]
-    grid = page.evaluate(f"() => {{ const g = window.echoHover.grids({gd})[0];"
+    before = [page.evaluate(hrefs, s) for s in plots]
+    for s in plots:
+        page.evaluate(f"s => {{ {gd}.data.__probe = 1; }}", s)  # a Plotly.react replaces gd.data
+    page.evaluate(step, 3.31)
+    for s, b in zip(plots, before):
+        page.wait_for_function(f"([s, b]) => ({hrefs})(s)[0] !== b[0]", arg=[s, b])
+    for s in plots:
+        answer = second[s[1:]]["figure"]
+        shown = page.evaluate(f"s => ({{probe: {gd}.data.__probe, data: {gd}.data.map(t => "
+                              "({source: t.source, z: t.meta?.echo_hover?.z?.bdata,"
+                              " name: t.meta?.echo_hover?.name}))})", s)
+        assert shown["probe"] == 1, s  # swapped in place, not replotted
+        images = [t for t in answer["data"] if t["type"] == "image"]
+        assert page.evaluate(hrefs, s) == [t["source"] for t in images]
+        for t, got in zip(answer["data"], shown["data"]):
+            if t["type"] == "image":
+                assert got["source"] == t["source"]
+                assert got["z"] == t["meta"]["echo_hover"]["z"]["bdata"]
+                assert got["name"] == t["meta"]["echo_hover"]["name"]
+        assert page.evaluate(titles, s) == [a["text"] for a in answer["layout"]["annotations"]]
+    assert page.evaluate(titles, "#sim-plot")[0] == "static θ = 2,042"  # 10 ** 3.31
+    grid = page.evaluate("() => { const g = window.echoHover.grids(document.querySelector("
+                         "'#variants-plot .js-plotly-plot'))[0];"
                          " return {x: Array.from(g.x), y: Array.from(g.y), z: Array.from(g.z),"
                          " cols: g.cols}; }")
     col, row = len(grid["x"]) // 4, (3 * len(grid["y"])) // 4

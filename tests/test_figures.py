@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from _maps import colour_bars
 from workbench import figures as F
 from workbench import figures_model as FM
 
@@ -210,3 +211,39 @@ def test_figures_let_tick_labels_overflow_so_redraws_skip_plotly_label_measuring
     assert full["data"]["scatter"][0]["marker"]["colorbar"]["ticklabeloverflow"] == "allow"
     white = pio.templates["plotly_white"].to_plotly_json()["layout"]
     assert full["layout"]["plot_bgcolor"] == white["plot_bgcolor"]
+
+
+@pytest.mark.parametrize("x, expected", [(0.213, 0.25), (0.4529, 0.5), (0.4329, 0.5), (1.0, 1.0),
+                                         (0.95, 1.0), (3.2e-4, 4e-4), (7.9, 8.0), (8.01, 10.0),
+                                         (12.0, 12.0), (0.0601, 0.08)])
+def test_nice_ceiling(x, expected):
+    assert F.nice_ceiling(x) == pytest.approx(expected, rel=1e-12)
+
+
+def test_nice_ceiling_is_the_least_nice_number_above():
+    """Against a brute-force list of every nice number over ten decades."""
+    nice = np.sort([m * 10.0 ** k for k in range(-6, 4) for m in F.NICE_MANTISSAS])
+    for x in np.random.default_rng(0).uniform(-5.5, 2.5, 500):
+        x = 10.0 ** x
+        got = F.nice_ceiling(x)
+        assert got == pytest.approx(nice[np.searchsorted(nice, x * (1 - 1e-12))], rel=1e-12)
+        assert x <= got * (1 + 1e-12) and got <= x * 4 / 3 * (1 + 1e-12)
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError):
+            F.nice_ceiling(bad)
+
+
+def test_fitted_similarity_colour_bars_are_rounded_out():
+    """The fitted range [lo, 1] has lo the negated nice ceiling of the data's minimum (never
+    below -1), the difference panel +-(nice ceiling of its largest magnitude): the data always
+    fits inside its bar, and two nearby steps of theta share their bars."""
+    rng = np.random.default_rng(1)
+    a = rng.uniform(-0.21, 1.0, (40, 40))
+    d = rng.uniform(-0.43, 0.43, (40, 40))
+    fig = F.similarity_maps([("a", a), ("b", a)], np.arange(40), fit=True, difference=("Δ", d))
+    bars = sorted((b["min"], b["max"]) for b in colour_bars(fig))
+    lo, bound = a.min(), np.abs(d).max()
+    assert bars == [(-F.nice_ceiling(bound), F.nice_ceiling(bound)), (-F.nice_ceiling(-lo), 1.0)]
+    assert -0.25 <= lo and bound <= 0.5
+    full = F.similarity_maps([("a", a - 5.0)], np.arange(40), fit=True)
+    assert [(b["min"], b["max"]) for b in colour_bars(full)] == [(-1.0, 1.0)]

@@ -118,6 +118,24 @@ def _finite_range(arrays, default=(0.0, 1.0)) -> tuple[float, float]:
     lo, hi = float(finite.min()), float(finite.max())
     return lo, hi if hi > lo else lo + 1e-6
 
+NICE_MANTISSAS = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
+
+
+def nice_ceiling(x: float) -> float:
+    """The smallest of 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8 times a power of ten that is >= ``x``
+    (> 0), at most a third above it. A fitted colour scale rounded out to such a bound holds
+    still over most of a slider drag (the maps change, the colour bar does not), which is
+    easier to read, and lets the page swap the maps' pictures without replotting (issue #20)."""
+    x = float(x)
+    if not (np.isfinite(x) and x > 0):
+        raise ValueError(f"nice_ceiling needs a finite x > 0, got {x}")
+    power = 10.0 ** np.floor(np.log10(x))
+    for m in NICE_MANTISSAS:
+        if m * power >= x * (1 - 1e-12):
+            return float(m * power)
+    return float(10.0 * power)  # unreachable but for rounding at the top of the decade
+
+
 @functools.lru_cache(maxsize=1)
 def _template() -> dict:
     """plotly_white, with every axis's tick labels allowed past the plot's edge: plotly.js's
@@ -294,7 +312,8 @@ def similarity_maps(maps: Sequence[tuple[str, np.ndarray]], positions: np.ndarra
                     difference: tuple[str, np.ndarray] | None = None) -> go.Figure:
     """Position-similarity maps side by side on one colour scale, [-1, 1] or (``fit``) the
     data's own range with 0 kept white; ``difference`` adds a last panel (label, map) on its
-    own symmetric scale, so maps that look alike show where they differ.
+    own symmetric scale, so maps that look alike show where they differ. Fitted bounds are
+    rounded out with :func:`nice_ceiling` (the colour bars hold still while theta moves).
 
     ``maps`` is a list of (label, (R, R) array) all sampled at the same ``positions``; y grows
     downwards like a matrix, so the diagonal (similarity 1) runs from top left to bottom right.
@@ -309,6 +328,7 @@ def similarity_maps(maps: Sequence[tuple[str, np.ndarray]], positions: np.ndarra
     zrange, colorscale = (-1.0, 1.0), SIMILARITY_COLORSCALE
     if fit:
         lo = min(_finite_range([m for _, m in maps])[0], 0.0)
+        lo = -min(nice_ceiling(-lo), 1.0) if lo < 0 else 0.0
         zrange, colorscale = (lo, 1.0), centred_scale(SIMILARITY_COLORSCALE, lo, 1.0)
     data, layout = [], {"annotations": []}
     for i, (label, sim) in enumerate(maps):
@@ -320,7 +340,7 @@ def similarity_maps(maps: Sequence[tuple[str, np.ndarray]], positions: np.ndarra
         layout["annotations"].append(_panel_title(label, domains[i]))
     if difference is not None:
         a = _axis(len(maps))
-        bound = max(float(np.nanmax(np.abs(difference[1]))), 1e-6)
+        bound = nice_ceiling(max(float(np.nanmax(np.abs(difference[1]))), 1e-6))
         data += _sim_traces(difference[1], coords, difference[0], a, showscale=True,
                             zrange=(-bound, bound), colorscale=SIMILARITY_COLORSCALE,
                             colorbar_title="Δ sim")

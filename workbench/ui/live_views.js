@@ -64,36 +64,56 @@
       r.top < window.innerHeight && r.left < window.innerWidth;
   }
 
-  // A figure less what a map's step may change on its own: its image traces' pictures and
-  // hover grids. Equal frames: the step changes the pictures alone (the variant maps on a
-  // theta step), and swapping them beats a Plotly.react (a full replot: axes, colour bars,
-  // titles; ~50 ms for three maps).
+  // A figure less what a map's step may change on its own: its image traces' pictures, names
+  // and hover grids, and the text of its plain-text annotations (the panel titles). Equal
+  // frames: the step changes those alone (the similarity and variant maps on a theta step: their
+  // colour bars are rounded out and hold still, workbench/figures.nice_ceiling), and swapping
+  // them beats a Plotly.react (a full replot: axes, colour bars, titles; ~50 ms for three maps).
+  const plain = (s) => typeof s === "string" && !/[<>&\n]/.test(s);  // drawn as a bare text node
   function frame(fig) {
-    const data = (fig.data || []).map((t) => (t.type === "image" ? {...t, source: 0, meta: 0} : t));
-    return JSON.stringify([data, fig.layout || {}]);
+    const data = (fig.data || []).map((t) => (t.type === "image" ?
+      {...t, source: 0, meta: 0, name: 0} : t));
+    const layout = fig.layout || {};
+    const notes = (layout.annotations || []).map((a) => (plain(a.text) ? {...a, text: 0} : a));
+    return JSON.stringify([data, {...layout, annotations: notes}]);
   }
   const framed = {};  // elem_id -> {frame, data}: the frame of what the page drew last, gd.data
 
-  function swapPictures(gd, fig) {
+  function swapInPlace(gd, fig) {
     // plotly draws an image trace with a source as an SVG <image> of that source, in a g.im
-    // bound to the trace's calcdata
+    // bound to the trace's calcdata; an annotation as g.annotation[data-index] > text
     const shown = new Map();
     for (const g of gd.querySelectorAll("g.im")) {
       const trace = g.__data__ && g.__data__[0] && g.__data__[0].trace;
       if (trace) shown.set(trace.index, g.querySelector("image"));
     }
-    const swaps = [];
+    const images = [];
     for (const [i, t] of fig.data.entries()) {
-      if (t.type !== "image" || t.source === gd.data[i].source) continue;
-      if (!shown.get(i) || !gd._fullData[i]) return false;
-      swaps.push([i, t]);
+      if (t.type !== "image") continue;
+      if (!gd._fullData[i] || (t.source !== gd.data[i].source && !shown.get(i))) return false;
+      images.push([i, t]);
     }
-    for (const [i, t] of swaps) {
-      shown.get(i).setAttribute("href", t.source);
+    const texts = [];
+    const wasNotes = gd.layout.annotations || [];
+    for (const [i, a] of ((fig.layout || {}).annotations || []).entries()) {
+      if (!wasNotes[i] || a.text === wasNotes[i].text) continue;
+      const el = gd.querySelector(`g.annotation[data-index="${i}"] text.annotation-text`);
+      if (!el || !gd._fullLayout.annotations[i]) return false;
+      texts.push([i, a.text, el]);
+    }
+    for (const [i, t] of images) {
+      if (t.source !== gd.data[i].source) shown.get(i).setAttribute("href", t.source);
       for (const trace of [gd.data[i], gd._fullData[i]]) {
         trace.source = t.source;
         trace.meta = t.meta;
+        trace.name = t.name;
       }
+    }
+    for (const [i, text, el] of texts) {
+      el.textContent = text;
+      el.setAttribute("data-unformatted", text);
+      wasNotes[i].text = text;
+      gd._fullLayout.annotations[i].text = text;
     }
     gd.__echoHoverData = null;  // map_hover.js reads the grids again
     return true;
@@ -102,7 +122,7 @@
   function draw(gd, id, fig, mine) {
     const now = frame(fig);
     const last = framed[id];
-    if (last && last.data === gd.data && last.frame === now && swapPictures(gd, fig)) {
+    if (last && last.data === gd.data && last.frame === now && swapInPlace(gd, fig)) {
       painted[id] = mine;
       return;
     }
