@@ -247,3 +247,24 @@ def test_fitted_similarity_colour_bars_are_rounded_out():
     assert -0.25 <= lo and bound <= 0.5
     full = F.similarity_maps([("a", a - 5.0)], np.arange(40), fit=True)
     assert [(b["min"], b["max"]) for b in colour_bars(full)] == [(-1.0, 1.0)]
+
+
+def test_the_template_keeps_every_trace_type_the_builders_draw():
+    """The figures' template keeps plotly_white's defaults only for TEMPLATE_TRACE_TYPES; every
+    trace type named in the figure code (``type="..."`` dicts, ``go.Trace(`` objects) is among
+    them, or one plotly_white has no defaults for (image, box)."""
+    import re
+    from pathlib import Path
+
+    import plotly.io as pio
+
+    styled = set(pio.templates["plotly_white"].to_plotly_json()["data"])
+    kept = set(F._template()["data"])
+    assert kept == set(F.TEMPLATE_TRACE_TYPES) <= styled
+    source = "\n".join(p.read_text() for p in Path(F.__file__).parent.rglob("*.py"))
+    named = set(re.findall(r'\btype="([a-z0-9]+)"', source))
+    named |= {m.lower() for m in re.findall(r"\bgo\.([A-Z][a-z0-9]+)\(", source)} - {"figure"}
+    axis_types = {"category", "log", "linear", "date", "data", "line", "rect", "tuple"}
+    traces = named - axis_types
+    assert {"heatmap", "scatter", "bar", "image"} <= traces
+    assert not (traces & styled) - kept, sorted((traces & styled) - kept)
