@@ -260,3 +260,38 @@ def test_combined_prior_is_the_sum():
     np.testing.assert_allclose(A.combined_prior(sim, bias), expected)
     with pytest.raises(RotaryError):
         A.combined_prior(sim, np.zeros((2, 2)))
+
+
+def _first_below_brute(head_dim, theta, level, max_lag):
+    """The band's half-width from the rotary vectors themselves: rotate a query at position 0
+    and a key at each lag, and take the first cosine below ``level``."""
+    lags = np.arange(max_lag + 1, dtype=np.float64)
+    freqs = theta ** (-np.arange(0, head_dim, 2) / head_dim)
+    q = np.concatenate([np.cos(0 * freqs), np.sin(0 * freqs)])
+    k = np.concatenate([np.cos(np.outer(lags, freqs)), np.sin(np.outer(lags, freqs))], axis=1)
+    cos = k @ q / (np.linalg.norm(k, axis=1) * np.linalg.norm(q))
+    below = np.flatnonzero(cos < level)
+    return float(lags[below[0]]) if below.size else float("nan")
+
+
+@pytest.mark.parametrize("head_dim, theta", [(16, 50.0), (32, 2000.0), (64, 10_000.0),
+                                             (128, 3e5)])
+def test_band_width_is_the_first_lag_below_the_level(head_dim, theta):
+    expected = _first_below_brute(head_dim, theta, A.BAND_LEVEL, 3000)
+    got = A.band_width(head_dim, theta, max_lag=3000)
+    assert got == expected or (np.isnan(got) and np.isnan(expected))
+    assert np.isnan(A.band_width(64, 1e6, max_lag=3))  # never below within the lags searched
+
+
+def test_band_widths_modulate_theta_by_each_contours_mean_f0():
+    """Per label, the band width at theta_eff(theta, the contour's voiced mean F0): equal to
+    the brute force at that theta; no contour keeps theta."""
+    f0 = np.array([np.nan, 120.0, 180.0, np.nan, 150.0])
+    thetas = [100.0, 1000.0, 10_000.0]
+    out = A.band_widths(thetas, [("static", None), ("clip", f0), ("200 Hz", 200.0)], 32)
+    mean = np.nanmean(f0)
+    for label, hz in (("static", None), ("clip", mean), ("200 Hz", 200.0)):
+        used = [t if hz is None else t + rotary.pitch_factor(hz) * rotary.THETA_SPAN
+                for t in thetas]
+        np.testing.assert_array_equal(out[label], [_first_below_brute(32, t, 0.5, 20_000)
+                                                   for t in used])
