@@ -1,7 +1,11 @@
 """PNG export of image-trace maps: the browser scales the image (zsmooth "fast") and the PNG
-still shows the map's pixels where the map is."""
+still shows the map's pixels where the map is; the report bundle renders its PNGs beside the
+rest and holds each file once."""
+
+import zipfile
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 from PIL import Image
 
@@ -43,3 +47,38 @@ def test_exported_png_shows_the_map_where_it_is(tmp_path):
     left, right = png[rows, w // 8: 3 * w // 8], png[rows, 5 * w // 8: 7 * w // 8]
     assert (left[..., 0] > 230).all() and (left[..., 2] < 25).all(), "left half is not red"
     assert (right[..., 2] > 230).all() and (right[..., 0] < 25).all(), "right half is not blue"
+
+
+def _bundle_names(tmp_path, monkeypatch, **kw):
+    monkeypatch.setattr(X, "EXPORT_ROOT", tmp_path)
+    figures = {"map": _two_colour_map(), "line": go.Figure(go.Scatter(x=[1, 2], y=[3, 4]))}
+    path = X.report_bundle(figures, {"t": pd.DataFrame({"a": [1]})}, {"notes": "n"},
+                           {"theta": 1}, **kw)
+    with zipfile.ZipFile(path) as zf:
+        return zf.infolist()
+
+
+def test_report_bundle_holds_each_file_once_with_pngs_rendered_beside(tmp_path, monkeypatch):
+    """The PNGs render in a thread while the rest is written and zipped: each figure's PNG
+    (stored, it is compressed already) and HTML is in the zip exactly once, beside one
+    plotly.js, the table, the text and the settings."""
+    infos = _bundle_names(tmp_path, monkeypatch)
+    names = [i.filename for i in infos]
+    assert len(names) == len(set(names))
+    short = sorted(n.split("/", 1)[1] for n in names)
+    assert short == ["figures/line.html", "figures/line.png", "figures/map.html",
+                     "figures/map.png", "figures/plotly.min.js", "notes.txt", "settings.json",
+                     "tables/t.csv"]
+    stored = {i.filename.rsplit("/", 1)[1]: i.compress_type for i in infos}
+    assert stored["map.png"] == stored["line.png"] == 0  # ZIP_STORED
+    assert stored["map.html"] == 8  # ZIP_DEFLATED
+
+
+def test_report_bundle_says_why_when_no_png_could_be_rendered(tmp_path, monkeypatch):
+    def fail(*args, **kwargs):
+        raise RuntimeError("no browser")
+
+    monkeypatch.setattr(X.pio, "write_images", fail)
+    names = [i.filename.split("/", 1)[1] for i in _bundle_names(tmp_path, monkeypatch)]
+    assert names.count(f"figures/{X.PNG_FAILED_NOTE}") == 1
+    assert not [n for n in names if n.endswith(".png")]

@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Mapping
 
@@ -111,6 +112,9 @@ def png_ready(fig: go.Figure) -> go.Figure:
     return out
 
 
+PNG_FAILED_NOTE = "PNG_EXPORT_FAILED.txt"  # written in place of the PNGs when none could be
+
+
 def write_pngs(figures: Mapping[str, go.Figure], folder: Path) -> list[Path]:
     """Render several figures to PNG in one kaleido session (one browser start for all).
 
@@ -128,7 +132,7 @@ def write_pngs(figures: Mapping[str, go.Figure], folder: Path) -> list[Path]:
                              width=PNG_SIZE["width"], height=heights, scale=PNG_SIZE["scale"])
     except Exception as e:  # kaleido / Chromium missing or crashed: keep HTML and CSV
         log.exception("PNG export failed")
-        note = folder / "PNG_EXPORT_FAILED.txt"
+        note = folder / PNG_FAILED_NOTE
         browser = os.environ.get("BROWSER_PATH")
         note.write_text(f"PNG rendering needs Chromium (BROWSER_PATH={browser}) and failed: "
                         f"{type(e).__name__}: {e}\nThe HTML files hold the same figures, "
@@ -159,26 +163,35 @@ def export_view(name: str, figures: Mapping[str, go.Figure], tables: Mapping[str
 def report_bundle(figures: Mapping[str, go.Figure], tables: Mapping[str, pd.DataFrame],
                   texts: Mapping[str, str], settings: Mapping, name: str = "echo_report",
                   png: bool = True) -> str:
-    """One zip with figures/ (PNG + HTML), tables/ (CSV), the text report(s) and settings.json."""
+    """One zip with figures/ (PNG + HTML), tables/ (CSV), the text report(s) and settings.json.
+
+    The PNGs (Chromium, through kaleido: most of a report's time) render in a thread while
+    this one writes and zips everything else; they go in last, stored as they are (a PNG is
+    compressed already)."""
     folder = new_folder(name)
     staging = folder / name
     for sub in ("figures", "tables"):
         (staging / sub).mkdir(parents=True)
-    for title, fig in figures.items():
-        write_html(fig, staging / "figures" / f"{slug(title)}.html", include_plotlyjs="directory")
-    if png:
-        write_pngs(figures, staging / "figures")
-    for title, table in tables.items():
-        write_csv(table, staging / "tables" / f"{slug(title)}.csv")
-    for title, text in texts.items():
-        (staging / f"{slug(title)}.txt").write_text(text, encoding="utf-8")
-    (staging / "settings.json").write_text(json.dumps(settings, indent=2, default=str) + "\n",
-                                           encoding="utf-8")
-    archive = folder / f"{name}.zip"
-    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(staging.rglob("*")):
-            if path.is_file():
-                zf.write(path, path.relative_to(folder))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-png") as pool:
+        pngs = pool.submit(write_pngs, figures, staging / "figures") if png else None
+        for title, fig in figures.items():
+            write_html(fig, staging / "figures" / f"{slug(title)}.html",
+                       include_plotlyjs="directory")
+        for title, table in tables.items():
+            write_csv(table, staging / "tables" / f"{slug(title)}.csv")
+        for title, text in texts.items():
+            (staging / f"{slug(title)}.txt").write_text(text, encoding="utf-8")
+        (staging / "settings.json").write_text(json.dumps(settings, indent=2, default=str)
+                                               + "\n", encoding="utf-8")
+        archive = folder / f"{name}.zip"
+        with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            theirs = {f"{slug(title)}.png" for title in figures} | {PNG_FAILED_NOTE}
+            for path in sorted(staging.rglob("*")):  # the PNG thread's files may be half written
+                if path.is_file() and not (path.parent.name == "figures" and path.name in theirs):
+                    zf.write(path, path.relative_to(folder))
+            for path in sorted(pngs.result() if pngs else []):
+                stored = zipfile.ZIP_STORED if path.suffix == ".png" else zipfile.ZIP_DEFLATED
+                zf.write(path, path.relative_to(folder), compress_type=stored)
     shutil.rmtree(staging, ignore_errors=True)
     return str(archive)
 
