@@ -169,6 +169,7 @@ def test_opens_with_an_example_and_switches_clip(page):
 
 
 def test_rotary_view_and_theta_slider(page):
+    _clip_loaded(page)  # the tab's maps need the opening clip (run alone, it may not be in)
     _tab(page, "Rotary patterns")
     for plot in ("#sim-plot", "#variants-plot", "#curves-plot", "#sweep-plot"):
         _rendered(page, plot)
