@@ -379,8 +379,8 @@ def band_width(head_dim: int, theta: float, f0=None, level: float = BAND_LEVEL,
     """The first lag (in positions) at which the rotary similarity s(l) drops below ``level``:
     how far a position "sees" before its neighbours decorrelate. NaN when it never does
     within ``max_lag``. ``f0`` modulates theta as in ``rotary.similarity_at_lags``."""
-    start, stop = 0, min(256, max_lag)
-    while start <= max_lag:  # search in doubling windows: bands are usually short
+    start, stop = 0, min(64, max_lag)
+    while start <= max_lag:  # search in doubling windows from 64 lags: bands are usually short
         lags = np.arange(start, stop + 1)
         below = np.flatnonzero(rotary.similarity_at_lags(lags, head_dim, theta, f0) < level)
         if below.size:
