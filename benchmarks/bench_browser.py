@@ -9,8 +9,9 @@ gradio_client), so the share the browser adds is visible.
 
 Actions (medians over several repetitions): page load to the first painted plot; on a 30 s and a
 3 s speech clip, a theta / head-dim / radius-tilt / bias-scale change (a click on the slider:
-input, change and release events) and one theta drag step (the input event alone, as while the
-pointer is down) until its figures are painted; a 10 s Model run until its figures are
+input, change and release events), one theta drag step of 0.4 (the input event alone, as while
+the pointer is down) and steps of 0.02 in a row (a drag as the pointer moves it) until its
+figures are painted; a 10 s Model run until its figures are
 painted; the report zip until the download link appears. A slider's page is scrolled as a user
 who watches the maps while moving it (the control at the top of the window); each slider
 action reports the time until the plots then on screen are painted (the target) and until
@@ -37,6 +38,7 @@ LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backgro
 WAIT_MS = 300_000  # a hang guard for every wait; the timings are measured in the page
 HEATMAPS_ONLY = {"ECHO_IMAGE_MIN_CELLS": str(10**9)}
 PRAAT = ["ac", 75.0, 600.0, 0.45, 0.03, 0.01, 0.35, 0.14, 15, False]  # the /extract_f0 defaults
+DRAG_FINE = "theta drag, 0.02 steps (input only)"
 
 # In-page helpers: a signature of what a plot has painted, and "run this action and resolve
 # with the milliseconds until the plots' signatures all changed and one more frame passed".
@@ -270,6 +272,12 @@ def browser_actions(url: str, clip: str, repeat: int) -> dict[str, list[float]]:
             for i in range(repeat):
                 timed("theta drag step (input only)", ROTARY,
                       _drag_step("theta", drags[i % len(drags)]))
+            # a drag as the pointer moves it: consecutive steps of 0.02 (about 2 px of the
+            # slider), the first one untimed
+            fine = [3.01 + 0.02 * i for i in range(repeat + 1)]
+            _settled(page, _timed(page, ROTARY, _drag_step("theta", fine[0])))
+            for i in range(repeat):
+                timed(DRAG_FINE, ROTARY, _drag_step("theta", fine[i + 1]))
             for i in range(repeat):
                 _settled(page, _timed(page, ROTARY, _set_slider("theta", 2.2 + 0.37 * i)))
                 timed("head dim change", ROTARY + ["#sweep-plot"],
@@ -359,7 +367,7 @@ def _targets(rep, results, clips) -> None:
     for clip_label in clips:
         browser = results[("images (this app)", clip_label, "browser")]
         for action in (f"{a} -> {ON_SCREEN}" for a in (
-                "theta change", "theta drag step (input only)", "head dim change",
+                "theta change", "theta drag step (input only)", DRAG_FINE, "head dim change",
                 "radius tilt", "bias scale")):
             value = statistics.median(browser[action]) / 1000
             rep.target(f"{action}, {clip_label} clip", f"<= {goals[clip_label] * 1000:g} ms",
