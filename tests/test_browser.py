@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
@@ -150,6 +151,22 @@ def _clip_loaded(page) -> None:
                            ".includes('frames of')")
 
 
+def _choose(page, radio: str, label: str, value: str) -> None:
+    """Click a radio's option until the radio holds it. A tab's content mounts on its first
+    visit, and a click landing before Gradio has wired the radio is lost (the full suite once
+    ran an intervention with the opening condition and waited its whole bound); a person
+    cannot click that fast. Bounded: an option that never takes fails here, naming it."""
+    for _ in range(20):
+        page.locator(f"{radio} label", has_text=label).click()
+        try:
+            page.wait_for_function("([r, v]) => document.querySelector(r + ' input:checked')"
+                                   "?.value === v", arg=[radio, value], timeout=500)
+            return
+        except PlaywrightTimeout:
+            pass
+    raise AssertionError(f"{radio}: the option {label!r} was clicked 20 times and never taken")
+
+
 def _shot(page, name: str) -> None:
     time.sleep(0.5)  # let plotly finish its transitions
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
@@ -279,7 +296,7 @@ def test_interventions_view(page):
     _clip_loaded(page)
     _tab(page, "Interventions")
     page.locator("#iv-ckpt label").first.click()  # the default: a mean-F0 vRoPE model
-    page.locator("#iv-condition label", has_text="constant F0").click()
+    _choose(page, "#iv-condition", "constant F0", "constant")
     page.locator("#run-intervention").click()
     page.wait_for_function("() => (document.querySelector('#iv-summary')?.innerText || '')"
                            ".includes('constant:100')", timeout=ACTION_BOUND_MS)
