@@ -398,14 +398,11 @@ def band_widths(thetas: Sequence[float], pitches: Sequence[tuple[str, Any]], hea
            tuple((label, content_key(np.asarray(f0, dtype=np.float64)) if f0 is not None
                   else None) for label, f0 in pitches))
 
-    def compute():  # each contour's mean F0 once, not once per theta (a third of the cost)
-        out = {}
-        for label, f0 in pitches:
-            mean = None if f0 is None else rotary.mean_f0(f0)
-            used = [t if mean is None else rotary.theta_eff(rotary.check_theta(t), mean)
-                    for t in thetas]
-            out[label] = np.array([band_width(head_dim, t) for t in used])
-        return out
+    def compute():  # a contour by its voiced mean F0 (one Hz value: theta_eff alike), taken
+        # once, not once per theta (a third of the cost)
+        means = [(label, None if f0 is None else rotary.mean_f0(f0)) for label, f0 in pitches]
+        return {label: np.array([band_width(head_dim, t, hz) for t in thetas])
+                for label, hz in means}
 
     return FEATURES.get_or_compute(key, compute)
 
