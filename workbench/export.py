@@ -165,15 +165,15 @@ def report_bundle(figures: Mapping[str, go.Figure], tables: Mapping[str, pd.Data
                   png: bool = True) -> str:
     """One zip with figures/ (PNG + HTML), tables/ (CSV), the text report(s) and settings.json.
 
-    The PNGs (Chromium, through kaleido: most of a report's time) render in a thread while
-    this one writes and zips everything else; they go in last, stored as they are (a PNG is
-    compressed already)."""
+    The PNGs (Chromium, through kaleido: most of a report's time) render in a thread, into a
+    folder of their own, while this one writes and zips everything else; they go in last
+    under figures/, stored as they are (a PNG is compressed already)."""
     folder = new_folder(name)
-    staging = folder / name
-    for sub in ("figures", "tables"):
-        (staging / sub).mkdir(parents=True)
+    staging, png_folder = folder / name, folder / "png"
+    for sub in (staging / "figures", staging / "tables", png_folder):
+        sub.mkdir(parents=True)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-png") as pool:
-        pngs = pool.submit(write_pngs, figures, staging / "figures") if png else None
+        pngs = pool.submit(write_pngs, figures, png_folder) if png else None
         for title, fig in figures.items():
             write_html(fig, staging / "figures" / f"{slug(title)}.html",
                        include_plotlyjs="directory")
@@ -185,14 +185,14 @@ def report_bundle(figures: Mapping[str, go.Figure], tables: Mapping[str, pd.Data
                                                + "\n", encoding="utf-8")
         archive = folder / f"{name}.zip"
         with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            theirs = {f"{slug(title)}.png" for title in figures} | {PNG_FAILED_NOTE}
-            for path in sorted(staging.rglob("*")):  # the PNG thread's files may be half written
-                if path.is_file() and not (path.parent.name == "figures" and path.name in theirs):
+            for path in sorted(staging.rglob("*")):
+                if path.is_file():
                     zf.write(path, path.relative_to(folder))
             for path in sorted(pngs.result() if pngs else []):
                 stored = zipfile.ZIP_STORED if path.suffix == ".png" else zipfile.ZIP_DEFLATED
-                zf.write(path, path.relative_to(folder), compress_type=stored)
+                zf.write(path, f"{name}/figures/{path.name}", compress_type=stored)
     shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(png_folder, ignore_errors=True)
     return str(archive)
 
 
