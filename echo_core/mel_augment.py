@@ -1,5 +1,5 @@
 """Training-time augmentations of a log-mel spectrogram (SpecAugment, a vocal tract warp, a
-spectral tilt).
+spectral tilt, a clipped onset).
 
 Why on the features and not in the corpus: each is drawn afresh for every step from the run's
 seeded random stream, so one rendered corpus gives a new variant of every clip each epoch, and a
@@ -90,3 +90,26 @@ def spec_augment(mel: np.ndarray, rng: np.random.Generator, cfg) -> np.ndarray:
         t = int(rng.integers(0, max(1, n_frames - w)))
         mel[:, t:t + w] = fill
     return mel
+
+
+def onset_frame(mel: np.ndarray) -> int:
+    """The first frame whose mean over the channels reaches half way from the clip's quietest
+    frame to its loudest: where the first loud sound (a vowel, mostly) begins."""
+    energy = mel.mean(axis=0)
+    low, high = float(energy.min()), float(energy.max())
+    return int(np.argmax(energy >= low + 0.5 * (high - low)))
+
+
+def onset_crop_start(mel: np.ndarray, rng: np.random.Generator, prob: float,
+                     min_frames: int = 8) -> int:
+    """How many leading frames to drop: 0, or with probability ``prob`` a number uniform in
+    [0, onset_frame + 2], so the clip may begin inside its first consonant or at its first
+    vowel, as a recording trimmed too tightly by a voice-activity detector does (some FSDD
+    takes begin with "two", "five" or "three" already past their t, f or th). At least
+    ``min_frames`` frames are kept. One draw always, so the stream does not depend on the clip.
+    """
+    u, pick = rng.random(), rng.random()
+    if u >= prob:
+        return 0
+    top = min(onset_frame(mel) + 2, max(0, mel.shape[1] - min_frames))
+    return int(pick * (top + 1)) if top > 0 else 0

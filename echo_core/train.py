@@ -29,7 +29,7 @@ from echo_core.clip_run import evaluate
 from echo_core.decode import batch_greedy, model_uses_f0, wer_cer
 from echo_core.errors import ConfigError
 from echo_core.model import Echo
-from echo_core.mel_augment import spec_augment
+from echo_core.mel_augment import onset_crop_start, spec_augment
 from echo_core.model_dims import EchoDims
 from echo_core.pitch import f0_for_model
 from echo_core.tokenizer import EOS, PAD, TOKENIZER_FILE, CharTokenizer
@@ -94,6 +94,7 @@ class TrainConfig:
     time_ratio: float = 0.08  # max time-mask width as a fraction of the clip
     freq_warp: float = 0.0  # > 0: each clip's mel axis stretched by 1 +- this (see warp_mel)
     spectral_tilt: float = 0.0  # > 0: a first-order filter, coefficient in +- this (tilt_mel)
+    onset_crop: float = 0.0  # > 0: this share of clips lose their first frames (onset_crop_start)
     n_mels: int = FEATURES["n_mels"]
     fmin: float = FEATURES["fmin"]
     fmax: float | None = FEATURES["fmax"]
@@ -160,6 +161,17 @@ def collate(indices, mels, f0s, token_ids, augment=None):
         lab[b, :len(ids) - 1] = ids[1:]
     return (torch.from_numpy(spec), torch.from_numpy(f0), torch.from_numpy(inp),
             torch.from_numpy(lab))
+
+
+def cropped_onsets(indices, mels, f0s, prob: float, rng: np.random.Generator):
+    """The batch's mel and F0 views with each clip's leading frames dropped as
+    ``onset_crop_start`` draws them (mel and contour by the same count): dicts by clip index."""
+    views, contours = {}, {}
+    for i in indices:
+        i = int(i)
+        start = onset_crop_start(mels[i], rng, prob)
+        views[i], contours[i] = mels[i][:, start:], f0s[i][start:]
+    return views, contours
 
 
 def borrowed_contours(indices, f0s, pool, rng: np.random.Generator) -> list[np.ndarray]:
@@ -364,11 +376,15 @@ def train(cfg: TrainConfig) -> Echo:
             swapped = borrowed_contours(batch, f0s, train_idx,
                                         np.random.default_rng([cfg.seed, 13, step]))
             contours = dict(zip(batch.tolist(), swapped))
-        spec, f0, inp, lab = collate(batch, mels, contours, token_ids,
+        views = mels
+        if cfg.onset_crop > 0:  # its own stream: the other augmentations draw as before
+            views, contours = cropped_onsets(batch, mels, contours, cfg.onset_crop,
+                                             np.random.default_rng([cfg.seed, 17, step]))
+        spec, f0, inp, lab = collate(batch, views, contours, token_ids,
                                      augment=lambda m: spec_augment(m, aug_rng, cfg))
         for g in optimizer.param_groups:
             g["lr"] = lr_at(step, cfg)
-        loss = batch_loss(model, spec, f0, inp, lab, lengths=[mels[i].shape[1] for i in batch],
+        loss = batch_loss(model, spec, f0, inp, lab, lengths=[views[i].shape[1] for i in batch],
                           ctc_head=ctc_head, ctc_weight=cfg.ctc_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -544,7 +560,7 @@ def _train_settings(cfg: TrainConfig) -> dict:
     """The optimisation settings worth recording in the checkpoint meta."""
     keep = ("steps", "batch_frames", "max_batch", "lr", "min_lr_ratio", "warmup", "weight_decay",
             "grad_clip", "freq_masks", "freq_width", "time_masks", "time_ratio", "freq_warp",
-            "spectral_tilt", "curriculum", "ctc_weight")
+            "spectral_tilt", "onset_crop", "curriculum", "ctc_weight")
     return {k: getattr(cfg, k) for k in keep}
 
 

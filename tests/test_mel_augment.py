@@ -1,12 +1,12 @@
-"""Training-time augmentations of the log-mel: masks, the vocal tract warp and the spectral tilt,
-each against an independent computation, and each drawing nothing when it is off."""
+"""Training-time augmentations of the log-mel: masks, the vocal tract warp, the spectral tilt and
+the clipped onset, each against an independent computation, and each drawing nothing when it is off."""
 
 import numpy as np
 from scipy.signal import freqz, lfilter
 
 from echo_core.audio import SAMPLE_RATE, log_mel
-from echo_core.mel_augment import (FLOOR_UNITS, first_order_gain, mel_centres, spec_augment,
-                                   tilt_mel, warp_mel)
+from echo_core.mel_augment import (FLOOR_UNITS, first_order_gain, mel_centres, onset_crop_start,
+                                   onset_frame, spec_augment, tilt_mel, warp_mel)
 from echo_core.train import TrainConfig
 
 
@@ -94,3 +94,41 @@ def test_spec_augment_draws_the_tilt_after_the_warp():
     coef = rng.uniform(-0.9, 0.9)
     np.testing.assert_allclose(spec_augment(mel, np.random.default_rng(4), cfg),
                                tilt_mel(warp_mel(mel, alpha), coef, centres), rtol=1e-6)
+
+
+def test_onset_frame_is_where_the_first_loud_sound_begins():
+    mel = np.zeros((6, 30), np.float32)
+    mel[:, 4:7] = 0.3  # a weak consonant, below half the range
+    mel[:, 7:20] = 1.0  # the vowel
+    mel[:, 25:27] = 1.0  # a later loud sound does not count
+    assert onset_frame(mel) == 7
+    assert onset_frame(np.full((6, 10), 0.5, np.float32)) == 0  # flat: nothing to find
+
+
+def test_onset_crop_start_stays_within_the_onset_and_keeps_the_clip():
+    mel = np.zeros((6, 40), np.float32)
+    mel[:, 10:30] = 1.0
+    assert all(onset_crop_start(mel, np.random.default_rng(s), 0.0) == 0 for s in range(50))
+    starts = [onset_crop_start(mel, np.random.default_rng(s), 1.0) for s in range(400)]
+    assert min(starts) == 0 and max(starts) == 12  # onset 10, up to two frames past it
+    assert len(set(starts)) == 13  # every start in [0, 12] is drawn
+    short = np.zeros((6, 10), np.float32)
+    short[:, 8:] = 1.0
+    assert max(onset_crop_start(short, np.random.default_rng(s), 1.0) for s in range(200)) == 2
+
+
+def test_cropped_onsets_crop_mel_and_contour_alike():
+    from echo_core.train import cropped_onsets
+
+    rng = np.random.default_rng(0)
+    mels = [rng.random((4, n)).astype(np.float32) for n in (30, 40, 50)]
+    for m in mels:
+        m[:, :12] -= 2.0  # quiet lead-in, then loud
+    f0s = [np.arange(m.shape[1], dtype=np.float32) for m in mels]
+    views, contours = cropped_onsets([0, 2], mels, f0s, 1.0, np.random.default_rng(1))
+    assert sorted(views) == [0, 2]
+    for i in (0, 2):
+        start = mels[i].shape[1] - views[i].shape[1]
+        assert 0 <= start <= 14
+        np.testing.assert_array_equal(views[i], mels[i][:, start:])
+        np.testing.assert_array_equal(contours[i], f0s[i][start:])
