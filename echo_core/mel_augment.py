@@ -1,5 +1,6 @@
 """Training-time augmentations of a log-mel spectrogram (SpecAugment, a vocal tract warp, a
-spectral tilt, a clipped onset).
+spectral tilt, a clipped onset, a
+time stretch).
 
 Why on the features and not in the corpus: each is drawn afresh for every step from the run's
 seeded random stream, so one rendered corpus gives a new variant of every clip each epoch, and a
@@ -113,3 +114,26 @@ def onset_crop_start(mel: np.ndarray, rng: np.random.Generator, prob: float,
         return 0
     top = min(onset_frame(mel) + 2, max(0, mel.shape[1] - min_frames))
     return int(pick * (top + 1)) if top > 0 else 0
+
+
+def stretch_frames(n_frames: int, rate: float) -> np.ndarray:
+    """Source positions (fractional frames) of a clip of ``n_frames`` stretched in time by
+    ``rate`` (< 1: shorter, as spoken faster): round(n_frames * rate) points, at least 4, from
+    the first frame to the last."""
+    n = max(4, int(round(n_frames * rate)))
+    return np.linspace(0.0, n_frames - 1, n)
+
+
+def stretch_time(mel: np.ndarray, f0: np.ndarray, rate: float) -> tuple[np.ndarray, np.ndarray]:
+    """The log-mel and its F0 contour as if spoken ``1 / rate`` times as fast (pitch and spectrum
+    kept): the mel linearly interpolated between frames, the F0 taken from the nearest frame so
+    an unvoiced frame (NaN) stays unvoiced and no pitch is invented between a voiced and an
+    unvoiced one. Why: a real speaker's words are slower or faster than the corpus's voices, and
+    a recogniser trained on a narrow range of tempos reads a word's length as a cue to which word
+    it is (the unseen real speaker's slow "two" heard as "zero")."""
+    src = stretch_frames(mel.shape[1], rate)
+    low = np.floor(src).astype(np.intp)
+    high = np.minimum(low + 1, mel.shape[1] - 1)
+    frac = (src - low).astype(mel.dtype)[None, :]
+    out = mel[:, low] * (1 - frac) + mel[:, high] * frac
+    return out, np.asarray(f0)[np.rint(src).astype(np.intp)]

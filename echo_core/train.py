@@ -29,7 +29,7 @@ from echo_core.clip_run import evaluate
 from echo_core.decode import batch_greedy, model_uses_f0, wer_cer
 from echo_core.errors import ConfigError
 from echo_core.model import Echo
-from echo_core.mel_augment import onset_crop_start, spec_augment
+from echo_core.mel_augment import onset_crop_start, spec_augment, stretch_time
 from echo_core.model_dims import EchoDims
 from echo_core.pitch import f0_for_model
 from echo_core.tokenizer import EOS, PAD, TOKENIZER_FILE, CharTokenizer
@@ -95,6 +95,7 @@ class TrainConfig:
     freq_warp: float = 0.0  # > 0: each clip's mel axis stretched by 1 +- this (see warp_mel)
     spectral_tilt: float = 0.0  # > 0: a first-order filter, coefficient in +- this (tilt_mel)
     onset_crop: float = 0.0  # > 0: this share of clips lose their first frames (onset_crop_start)
+    time_stretch: float = 0.0  # > 0: each clip stretched in time by 1 +- this (stretch_time)
     n_mels: int = FEATURES["n_mels"]
     fmin: float = FEATURES["fmin"]
     fmax: float | None = FEATURES["fmax"]
@@ -171,6 +172,17 @@ def cropped_onsets(indices, mels, f0s, prob: float, rng: np.random.Generator):
         i = int(i)
         start = onset_crop_start(mels[i], rng, prob)
         views[i], contours[i] = mels[i][:, start:], f0s[i][start:]
+    return views, contours
+
+
+def stretched(indices, mels, f0s, width: float, rng: np.random.Generator):
+    """The batch's mel and F0 views, each clip stretched in time (``stretch_time``) by a rate
+    uniform in 1 +- ``width``: dicts by clip index."""
+    views, contours = {}, {}
+    for i in indices:
+        i = int(i)
+        views[i], contours[i] = stretch_time(mels[i], f0s[i],
+                                             float(rng.uniform(1 - width, 1 + width)))
     return views, contours
 
 
@@ -380,6 +392,9 @@ def train(cfg: TrainConfig) -> Echo:
         if cfg.onset_crop > 0:  # its own stream: the other augmentations draw as before
             views, contours = cropped_onsets(batch, mels, contours, cfg.onset_crop,
                                              np.random.default_rng([cfg.seed, 17, step]))
+        if cfg.time_stretch > 0:  # likewise its own stream
+            views, contours = stretched(batch, views, contours, cfg.time_stretch,
+                                        np.random.default_rng([cfg.seed, 19, step]))
         spec, f0, inp, lab = collate(batch, views, contours, token_ids,
                                      augment=lambda m: spec_augment(m, aug_rng, cfg))
         for g in optimizer.param_groups:
@@ -560,7 +575,8 @@ def _train_settings(cfg: TrainConfig) -> dict:
     """The optimisation settings worth recording in the checkpoint meta."""
     keep = ("steps", "batch_frames", "max_batch", "lr", "min_lr_ratio", "warmup", "weight_decay",
             "grad_clip", "freq_masks", "freq_width", "time_masks", "time_ratio", "freq_warp",
-            "spectral_tilt", "onset_crop", "curriculum", "ctc_weight")
+            "spectral_tilt", "onset_crop", "time_stretch", "curriculum",
+            "ctc_weight")
     return {k: getattr(cfg, k) for k in keep}
 
 

@@ -1,12 +1,14 @@
 """Training-time augmentations of the log-mel: masks, the vocal tract warp, the spectral tilt and
-the clipped onset, each against an independent computation, and each drawing nothing when it is off."""
+the clipped onset and the time
+stretch, each against an independent computation, and each drawing nothing when it is off."""
 
 import numpy as np
 from scipy.signal import freqz, lfilter
 
 from echo_core.audio import SAMPLE_RATE, log_mel
 from echo_core.mel_augment import (FLOOR_UNITS, first_order_gain, mel_centres, onset_crop_start,
-                                   onset_frame, spec_augment, tilt_mel, warp_mel)
+                                   onset_frame, spec_augment, stretch_time, tilt_mel,
+                                   warp_mel)
 from echo_core.train import TrainConfig
 
 
@@ -132,3 +134,37 @@ def test_cropped_onsets_crop_mel_and_contour_alike():
         assert 0 <= start <= 14
         np.testing.assert_array_equal(views[i], mels[i][:, start:])
         np.testing.assert_array_equal(contours[i], f0s[i][start:])
+
+
+def test_stretch_time_resamples_mel_linearly_and_f0_by_nearest_frame():
+    rng = np.random.default_rng(3)
+    mel = rng.random((5, 21)).astype(np.float32)
+    f0 = np.where(np.arange(21) % 4 == 0, np.nan, 100.0 + np.arange(21)).astype(np.float32)
+    out, f0_out = stretch_time(mel, f0, 0.5)
+    assert out.shape == (5, 10) and f0_out.shape == (10,)
+    src = np.linspace(0, 20, 10)  # independent: numpy's own interpolation, channel by channel
+    for c in range(5):
+        np.testing.assert_allclose(out[c], np.interp(src, np.arange(21), mel[c]), rtol=1e-6)
+    nearest = f0[np.rint(src).astype(int)]
+    np.testing.assert_array_equal(np.isnan(f0_out), np.isnan(nearest))  # unvoiced stays NaN
+    np.testing.assert_array_equal(f0_out[~np.isnan(nearest)], nearest[~np.isnan(nearest)])
+    same, f0_same = stretch_time(mel, f0, 1.0)
+    np.testing.assert_allclose(same, mel, rtol=1e-6)
+    np.testing.assert_array_equal(np.isnan(f0_same), np.isnan(f0))
+    longer, _ = stretch_time(mel, f0, 1.25)
+    assert longer.shape == (5, 26)
+    np.testing.assert_allclose(longer[:, [0, -1]], mel[:, [0, -1]], rtol=1e-6)  # ends kept
+
+
+def test_stretched_draws_one_rate_per_clip_within_the_width():
+    from echo_core.train import stretched
+
+    mels = [np.zeros((3, 100), np.float32), np.zeros((3, 40), np.float32)]
+    f0s = [np.full(100, 120.0, np.float32), np.full(40, 120.0, np.float32)]
+    sizes = set()
+    for seed in range(200):
+        views, contours = stretched([0, 1], mels, f0s, 0.25, np.random.default_rng(seed))
+        assert 75 <= views[0].shape[1] <= 125 and 30 <= views[1].shape[1] <= 50
+        assert all(views[i].shape[1] == len(contours[i]) for i in (0, 1))
+        sizes.add(views[0].shape[1])
+    assert min(sizes) <= 77 and max(sizes) >= 123  # the whole range is drawn
