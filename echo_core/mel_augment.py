@@ -1,6 +1,5 @@
 """Training-time augmentations of a log-mel spectrogram (SpecAugment, a vocal tract warp, a
-spectral tilt, a clipped onset, a
-time stretch).
+spectral tilt, a clipped onset, a time stretch).
 
 Why on the features and not in the corpus: each is drawn afresh for every step from the run's
 seeded random stream, so one rendered corpus gives a new variant of every clip each epoch, and a
@@ -28,11 +27,20 @@ def warp_mel(mel: np.ndarray, alpha: float) -> np.ndarray:
     edges held. A cheap vocal tract length perturbation (Jaitly and Hinton, "Vocal Tract Length
     Perturbation (VTLP) improves speech recognition", 2013), on the mel axis."""
     n_mels = mel.shape[0]
-    source = np.clip(np.arange(n_mels) / alpha, 0, n_mels - 1)
+    return linear_at(mel, np.clip(np.arange(n_mels) / alpha, 0, n_mels - 1), axis=0)
+
+
+def linear_at(x: np.ndarray, source: np.ndarray, axis: int) -> np.ndarray:
+    """``x`` read at fractional positions ``source`` (within [0, n - 1]) along ``axis``, each
+    linearly interpolated between its two neighbours: the warp's channels and the stretch's
+    frames."""
+    n = x.shape[axis]
     low = np.floor(source).astype(np.intp)
-    high = np.minimum(low + 1, n_mels - 1)
-    frac = (source - low).astype(mel.dtype)[:, None]
-    return mel[low] * (1 - frac) + mel[high] * frac
+    high = np.minimum(low + 1, n - 1)
+    shape = [1] * x.ndim
+    shape[axis] = -1
+    frac = (source - low).astype(x.dtype).reshape(shape)
+    return np.take(x, low, axis=axis) * (1 - frac) + np.take(x, high, axis=axis) * frac
 
 
 @functools.lru_cache(maxsize=8)
@@ -132,8 +140,4 @@ def stretch_time(mel: np.ndarray, f0: np.ndarray, rate: float) -> tuple[np.ndarr
     a recogniser trained on a narrow range of tempos reads a word's length as a cue to which word
     it is (the unseen real speaker's slow "two" heard as "zero")."""
     src = stretch_frames(mel.shape[1], rate)
-    low = np.floor(src).astype(np.intp)
-    high = np.minimum(low + 1, mel.shape[1] - 1)
-    frac = (src - low).astype(mel.dtype)[None, :]
-    out = mel[:, low] * (1 - frac) + mel[:, high] * frac
-    return out, np.asarray(f0)[np.rint(src).astype(np.intp)]
+    return linear_at(mel, src, axis=1), np.asarray(f0)[np.rint(src).astype(np.intp)]

@@ -164,26 +164,29 @@ def collate(indices, mels, f0s, token_ids, augment=None):
             torch.from_numpy(lab))
 
 
-def cropped_onsets(indices, mels, f0s, prob: float, rng: np.random.Generator):
-    """The batch's mel and F0 views with each clip's leading frames dropped as
-    ``onset_crop_start`` draws them (mel and contour by the same count): dicts by clip index."""
+def clip_views(indices, mels, f0s, view):
+    """The batch's mel and F0 views, ``view(mel, f0) -> (mel, f0)`` applied to each clip in
+    order (so a view's random draws follow the batch): dicts by clip index."""
     views, contours = {}, {}
     for i in indices:
         i = int(i)
-        start = onset_crop_start(mels[i], rng, prob)
-        views[i], contours[i] = mels[i][:, start:], f0s[i][start:]
+        views[i], contours[i] = view(mels[i], f0s[i])
     return views, contours
+
+
+def cropped_onsets(indices, mels, f0s, prob: float, rng: np.random.Generator):
+    """Each clip's leading frames dropped as ``onset_crop_start`` draws them (mel and contour by
+    the same count)."""
+    def crop(mel, f0):
+        start = onset_crop_start(mel, rng, prob)
+        return mel[:, start:], f0[start:]
+    return clip_views(indices, mels, f0s, crop)
 
 
 def stretched(indices, mels, f0s, width: float, rng: np.random.Generator):
-    """The batch's mel and F0 views, each clip stretched in time (``stretch_time``) by a rate
-    uniform in 1 +- ``width``: dicts by clip index."""
-    views, contours = {}, {}
-    for i in indices:
-        i = int(i)
-        views[i], contours[i] = stretch_time(mels[i], f0s[i],
-                                             float(rng.uniform(1 - width, 1 + width)))
-    return views, contours
+    """Each clip stretched in time (``stretch_time``) by a rate uniform in 1 +- ``width``."""
+    return clip_views(indices, mels, f0s, lambda mel, f0: stretch_time(
+        mel, f0, float(rng.uniform(1 - width, 1 + width))))
 
 
 def borrowed_contours(indices, f0s, pool, rng: np.random.Generator) -> list[np.ndarray]:
