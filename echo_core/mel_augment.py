@@ -1,5 +1,5 @@
 """Training-time augmentations of a log-mel spectrogram (SpecAugment, a vocal tract warp, a
-spectral tilt, a clipped onset, a time stretch).
+spectral tilt, a clipped onset, a time stretch, a time warp).
 
 Why on the features and not in the corpus: each is drawn afresh for every step from the run's
 seeded random stream, so one rendered corpus gives a new variant of every clip each epoch, and a
@@ -139,5 +139,33 @@ def stretch_time(mel: np.ndarray, f0: np.ndarray, rate: float) -> tuple[np.ndarr
     unvoiced one. Why: a real speaker's words are slower or faster than the corpus's voices, and
     a recogniser trained on a narrow range of tempos reads a word's length as a cue to which word
     it is (the unseen real speaker's slow "two" heard as "zero")."""
-    src = stretch_frames(mel.shape[1], rate)
+    return resample_time(mel, f0, stretch_frames(mel.shape[1], rate))
+
+
+def warp_frames(n_frames: int, anchor: float, target: float) -> np.ndarray:
+    """Source positions of SpecAugment's time warp: the frame at ``anchor`` (a fraction of the
+    clip, strictly inside (0, 1)) moved to ``target`` (likewise), the two sides stretched
+    linearly, so the clip keeps its length and its ends while the part before the anchor
+    plays slower or faster than the part after it."""
+    if not (0.0 < anchor < 1.0 and 0.0 < target < 1.0):
+        raise ValueError(f"anchor and target must lie strictly inside (0, 1), got {anchor}, "
+                         f"{target}")
+    last = n_frames - 1.0
+    return np.interp(np.arange(n_frames, dtype=np.float64), [0.0, target * last, last],
+                     [0.0, anchor * last, last])
+
+
+def warp_time(mel: np.ndarray, f0: np.ndarray, anchor: float,
+              target: float) -> tuple[np.ndarray, np.ndarray]:
+    """The log-mel and its F0 contour time-warped (``warp_frames``), resampled as
+    ``stretch_time`` does. Why: a uniform stretch keeps the proportions inside a word (how long
+    the burst is against the vowel); a speaker's own timing changes those too, and a model that
+    reads them as a cue to the word mishears him."""
+    return resample_time(mel, f0, warp_frames(mel.shape[1], anchor, target))
+
+
+def resample_time(mel: np.ndarray, f0: np.ndarray,
+                  src: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The log-mel linearly interpolated at the fractional frames ``src`` and the F0 contour
+    taken from the nearest frame (an unvoiced NaN stays unvoiced; no pitch is invented)."""
     return linear_at(mel, src, axis=1), np.asarray(f0)[np.rint(src).astype(np.intp)]

@@ -29,7 +29,7 @@ from echo_core.clip_run import evaluate
 from echo_core.decode import batch_greedy, model_uses_f0, wer_cer
 from echo_core.errors import ConfigError
 from echo_core.model import Echo
-from echo_core.mel_augment import onset_crop_start, spec_augment, stretch_time
+from echo_core.mel_augment import onset_crop_start, spec_augment, stretch_time, warp_time
 from echo_core.model_dims import EchoDims
 from echo_core.pitch import f0_for_model
 from echo_core.tokenizer import EOS, PAD, TOKENIZER_FILE, CharTokenizer
@@ -96,6 +96,7 @@ class TrainConfig:
     spectral_tilt: float = 0.0  # > 0: a first-order filter, coefficient in +- this (tilt_mel)
     onset_crop: float = 0.0  # > 0: this share of clips lose their first frames (onset_crop_start)
     time_stretch: float = 0.0  # > 0: each clip stretched in time by 1 +- this (stretch_time)
+    time_warp: float = 0.0  # > 0: each clip's inner frame moved by up to this share (warp_time)
     n_mels: int = FEATURES["n_mels"]
     fmin: float = FEATURES["fmin"]
     fmax: float | None = FEATURES["fmax"]
@@ -187,6 +188,18 @@ def stretched(indices, mels, f0s, width: float, rng: np.random.Generator):
     """Each clip stretched in time (``stretch_time``) by a rate uniform in 1 +- ``width``."""
     return clip_views(indices, mels, f0s, lambda mel, f0: stretch_time(
         mel, f0, float(rng.uniform(1 - width, 1 + width))))
+
+
+def time_warped(indices, mels, f0s, width: float, rng: np.random.Generator):
+    """Each clip time-warped (``warp_time``): a frame uniform in the middle 60% of the clip
+    moved by a share of the clip uniform in +- ``width`` (below 0.2, so it stays inside)."""
+    if not 0.0 < width < 0.2:
+        raise ConfigError(f"--time-warp must lie in (0, 0.2), got {width}")
+
+    def warp(mel, f0):
+        anchor = float(rng.uniform(0.2, 0.8))
+        return warp_time(mel, f0, anchor, anchor + float(rng.uniform(-width, width)))
+    return clip_views(indices, mels, f0s, warp)
 
 
 def borrowed_contours(indices, f0s, pool, rng: np.random.Generator) -> list[np.ndarray]:
@@ -398,6 +411,9 @@ def train(cfg: TrainConfig) -> Echo:
         if cfg.time_stretch > 0:  # likewise its own stream
             views, contours = stretched(batch, views, contours, cfg.time_stretch,
                                         np.random.default_rng([cfg.seed, 19, step]))
+        if cfg.time_warp > 0:  # likewise its own stream
+            views, contours = time_warped(batch, views, contours, cfg.time_warp,
+                                          np.random.default_rng([cfg.seed, 23, step]))
         spec, f0, inp, lab = collate(batch, views, contours, token_ids,
                                      augment=lambda m: spec_augment(m, aug_rng, cfg))
         for g in optimizer.param_groups:
@@ -578,7 +594,7 @@ def _train_settings(cfg: TrainConfig) -> dict:
     """The optimisation settings worth recording in the checkpoint meta."""
     keep = ("steps", "batch_frames", "max_batch", "lr", "min_lr_ratio", "warmup", "weight_decay",
             "grad_clip", "freq_masks", "freq_width", "time_masks", "time_ratio", "freq_warp",
-            "spectral_tilt", "onset_crop", "time_stretch", "curriculum",
+            "spectral_tilt", "onset_crop", "time_stretch", "time_warp", "curriculum",
             "ctc_weight")
     return {k: getattr(cfg, k) for k in keep}
 

@@ -1,14 +1,15 @@
 """Training-time augmentations of the log-mel: masks, the vocal tract warp, the spectral tilt and
-the clipped onset and the time
-stretch, each against an independent computation, and each drawing nothing when it is off."""
+the clipped onset, the time
+stretch and the time warp, each against an independent computation, and each drawing nothing when it is off."""
 
 import numpy as np
+import pytest
 from scipy.signal import freqz, lfilter
 
 from echo_core.audio import SAMPLE_RATE, log_mel
 from echo_core.mel_augment import (FLOOR_UNITS, first_order_gain, mel_centres, onset_crop_start,
                                    onset_frame, spec_augment, stretch_time, tilt_mel,
-                                   warp_mel)
+                                   warp_frames, warp_mel, warp_time)
 from echo_core.train import TrainConfig
 
 
@@ -168,3 +169,53 @@ def test_stretched_draws_one_rate_per_clip_within_the_width():
         assert all(views[i].shape[1] == len(contours[i]) for i in (0, 1))
         sizes.add(views[0].shape[1])
     assert min(sizes) <= 77 and max(sizes) >= 123  # the whole range is drawn
+
+
+def test_warp_frames_moves_the_anchor_to_the_target_and_keeps_the_ends():
+    src = warp_frames(101, 0.3, 0.5)  # the frame at 30 plays at 50: the first half slower
+    assert src.shape == (101,) and src[0] == 0.0 and src[-1] == 100.0
+    assert abs(src[50] - 30.0) < 1e-9
+    np.testing.assert_allclose(np.diff(src[:51]), 30 / 50)  # two straight pieces, by hand
+    np.testing.assert_allclose(np.diff(src[50:]), 70 / 50)
+    np.testing.assert_allclose(warp_frames(40, 0.4, 0.4), np.arange(40.0))  # no move: identity
+    for bad in ((0.0, 0.5), (0.5, 1.0), (1.2, 0.5)):
+        with pytest.raises(ValueError, match="strictly inside"):
+            warp_frames(40, *bad)
+
+
+def test_warp_time_resamples_like_the_stretch_and_keeps_unvoiced_frames():
+    rng = np.random.default_rng(4)
+    mel = rng.random((4, 31)).astype(np.float32)
+    f0 = np.where(np.arange(31) % 3 == 0, np.nan, 90.0 + np.arange(31)).astype(np.float32)
+    out, f0_out = warp_time(mel, f0, 0.25, 0.6)
+    assert out.shape == mel.shape and f0_out.shape == f0.shape
+    src = np.interp(np.arange(31.0), [0.0, 18.0, 30.0], [0.0, 7.5, 30.0])
+    for c in range(4):
+        np.testing.assert_allclose(out[c], np.interp(src, np.arange(31), mel[c]), rtol=1e-6)
+    nearest = f0[np.rint(src).astype(int)]
+    np.testing.assert_array_equal(np.isnan(f0_out), np.isnan(nearest))
+    np.testing.assert_array_equal(f0_out[~np.isnan(nearest)], nearest[~np.isnan(nearest)])
+
+
+def test_time_warped_draws_anchor_and_shift_within_the_width():
+    from echo_core.train import time_warped
+
+    ramp = np.tile(np.arange(200, dtype=np.float32), (2, 1))  # a mel whose value is its frame
+    f0s = [np.full(200, 110.0, np.float32)]
+    shifts = []
+    for seed in range(300):
+        views, contours = time_warped([0], [ramp], f0s, 0.15, np.random.default_rng(seed))
+        out = views[0][0]
+        assert out.shape == (200,) and len(contours[0]) == 200
+        assert out[0] == 0.0 and out[-1] == 199.0 and np.all(np.diff(out) > 0)
+        shifts.append(np.max(np.abs(out - np.arange(200))) / 199)  # the anchor's move
+    assert max(shifts) <= 0.15 + 1e-6 and max(shifts) > 0.13  # the whole width is drawn
+
+
+def test_time_warped_refuses_a_width_that_could_leave_the_clip():
+    from echo_core.errors import EchoError
+    from echo_core.train import time_warped
+
+    with pytest.raises(EchoError, match="time-warp"):
+        time_warped([0], [np.zeros((2, 50), np.float32)], [np.zeros(50, np.float32)], 0.2,
+                    np.random.default_rng(0))
