@@ -17,6 +17,7 @@ import functools
 import numpy as np
 
 from echo_core.audio import DYNAMIC_RANGE, LOG10_PER_UNIT, SAMPLE_RATE
+from echo_core.errors import EchoError
 
 FLOOR_UNITS = DYNAMIC_RANGE / LOG10_PER_UNIT  # the features' floor below the clip's maximum
 
@@ -148,7 +149,7 @@ def warp_frames(n_frames: int, anchor: float, target: float) -> np.ndarray:
     linearly, so the clip keeps its length and its ends while the part before the anchor
     plays slower or faster than the part after it."""
     if not (0.0 < anchor < 1.0 and 0.0 < target < 1.0):
-        raise ValueError(f"anchor and target must lie strictly inside (0, 1), got {anchor}, "
+        raise EchoError(f"anchor and target must lie strictly inside (0, 1), got {anchor}, "
                          f"{target}")
     last = n_frames - 1.0
     return np.interp(np.arange(n_frames, dtype=np.float64), [0.0, target * last, last],

@@ -1,12 +1,13 @@
-"""Training-time augmentations of the log-mel: masks, the vocal tract warp, the spectral tilt and
-the clipped onset, the time
-stretch and the time warp, each against an independent computation, and each drawing nothing when it is off."""
+"""Training-time augmentations of the log-mel: masks, the vocal tract warp, the spectral tilt,
+the clipped onset, the time stretch and the time warp, each against an independent computation,
+and each drawing nothing when it is off."""
 
 import numpy as np
 import pytest
 from scipy.signal import freqz, lfilter
 
 from echo_core.audio import SAMPLE_RATE, log_mel
+from echo_core.errors import EchoError
 from echo_core.mel_augment import (FLOOR_UNITS, first_order_gain, mel_centres, onset_crop_start,
                                    onset_frame, spec_augment, stretch_time, tilt_mel,
                                    warp_frames, warp_mel, warp_time)
@@ -179,7 +180,7 @@ def test_warp_frames_moves_the_anchor_to_the_target_and_keeps_the_ends():
     np.testing.assert_allclose(np.diff(src[50:]), 70 / 50)
     np.testing.assert_allclose(warp_frames(40, 0.4, 0.4), np.arange(40.0))  # no move: identity
     for bad in ((0.0, 0.5), (0.5, 1.0), (1.2, 0.5)):
-        with pytest.raises(ValueError, match="strictly inside"):
+        with pytest.raises(EchoError, match="strictly inside"):
             warp_frames(40, *bad)
 
 
@@ -213,7 +214,6 @@ def test_time_warped_draws_anchor_and_shift_within_the_width():
 
 
 def test_time_warped_refuses_a_width_that_could_leave_the_clip():
-    from echo_core.errors import EchoError
     from echo_core.train import time_warped
 
     with pytest.raises(EchoError, match="time-warp"):
