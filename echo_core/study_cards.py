@@ -75,185 +75,36 @@ def train_command(e: dict, dims: dict, data: str = CORPUS) -> str:
 ABLATION_NOTE = ("One of the six configs of the fair ablation in "
                  "`assets/checkpoints/zoo/RESULTS.md`: same corpus, schedule, budget and seed, "
                  "only the rotary/pitch settings differ.")
-# How the default model was trained (its card and RESULTS.md say it). Stages 1-2 made the
-# 6500-step model shipped until 2026-12-05 morning, stage 3 the 11,000-step one shipped until
-# that evening, stage 6 the 27,000-step one shipped until the next session, stage 7 for part of
-# it; each later stage continued from the weights before it (train --init) with a fresh Adam and
-# cosine, stages 4-8 on the grown corpus (GROWN_COMMAND). Intervals: `python -m echo_core.study
-# compare`.
-LONG_STAGES = ("Trained in sixteen stages, all seed 0; the thirteenth started from the mean of "
-               "stages 11 and 12, the fifteenth from the mean of stages 13 and 14, the "
-               "sixteenth from the mean of stages 13-15, and the weights are the equal mean of "
-               "stages 13, 14, 15 and 16. On the "
-               "zoo "
-               "corpus: (1) 4500 steps at lr "
-               "2e-3 (cosine over 4500); (2) resumed from that state to 6500 steps (the "
-               "schedule recomputed over 6500: a warm restart at lr 4.7e-4 decaying to 4e-5); "
-               "(3) 4500 more steps from the stage-2 weights with a fresh optimiser (`train "
-               "--init`), lr 1e-3 after 300 warm-up steps, cosine to 2e-5 (11,000 steps, "
-               "about 106 + 25 min on one CPU thread). On "
-               "the grown corpus (the same clips plus 6,900 augmented training clips of the "
-               f"same training voices and speakers, `{GROWN_COMMAND}`; every test clip is the "
-               "same), each stage from the weights before it with a fresh optimiser and a "
-               "cosine to 2% of its lr: (4) 4000 steps at lr 1e-3 after 300 warm-up steps; "
-               "(5) 6000 steps at 8e-4 after 200; (6) 6000 steps at 6e-4 after 200; (7) 6000 "
-               "steps at 4e-4 after 200; (8) 6000 steps at 3e-4 after 200 "
-               "with a vocal tract length perturbation (`--freq-warp 0.1`: each clip's mel axis "
-               "stretched by a random 0.9-1.1); (9) the same with a random spectral tilt "
-               "(`--spectral-tilt 0.9`: each clip's mel spectrum as if filtered by 1 - a z^-1, "
-               "a uniform in +-0.9); then the equal-weight mean of the stage-8 and stage-9 "
-               "weights (`python -m echo_core.average`, a \"model soup\"; the default until "
-               "2026-12-06); (10) from that mean, 6000 steps at 3e-4 after 200 with the warp "
-               "and the tilt and the smooth part of each clip's own mean log-mel spectrum "
-               "removed before the encoder (`--dims '{\"mel_mean_norm\": 2}'`: its first two "
-               "cosine terms across the channels, the clip's level and spectral slope, so the "
-               "overall colouring of a voice or a microphone no longer reaches the model); "
-               "(11) and (12) 6000 more steps each with the same settings except the batch: "
-               "the train default of 5000 mel frames per batch, where stages 1-10 had 3000 "
-               "(an oversight in the command, found afterwards: stages 11 and 12 saw about 1.7 "
-               "times as many clips per step). A control, stage 11 again with 3000-frame "
-               "batches, shows the larger batch did much of the work: the 5000-frame stage 11 "
-               "against it, FSDD isolated -6.0 [-8.2, -4.0], spliced -4.4 [-6.3, -2.2], flite "
-               "-2.3 [-4.0, -0.5], espeak -0.8 [-1.8, +0.1]; and K = 2 against K = 80 at the "
-               "same batch and stage, FSDD isolated -12.0 [-15.8, -8.2] but spliced +4.6 "
-               "[+2.2, +7.1] and flite +4.3 [+2.3, +6.4], so the comparisons with the K = 80 "
-               "line below mix the two changes; then the "
-               "equal-weight mean of the stage-11 and stage-12 weights (63,000 steps to stage 12; "
-               "stages 4-9 about 17 + 31 + 27 + 32 + 33 + 27 min on one CPU thread, stages "
-               "10-12 17 min each on two, stage 13 46 min on one beside its control, stage 14 29 "
-               "min on two, stages 15 and 16 24 min each on two). Each new switch was judged "
-               "against a control from "
-               "the same weights with the same schedule without it; paired 95% intervals in "
-               "WER points over the same test utterances, decoded jointly as the app does: "
-               "the warp (stage 8) helped the unseen real speaker's isolated digits, -4.6 "
-               "[-7.4, -2.0]; the tilt (stage 9) flite, -2.9 [-4.7, -1.3]; the average against "
-               "stage 8: flite -1.7 [-3.2, -0.4], nothing established worse; 6000 more steps "
-               "alone (stage 9's control) made the isolated real speaker worse, +3.0 [+1.4, "
-               "+4.8]. The mean normalisation was tried because the unseen real speaker's "
-               "errors follow his recordings' spectral balance (the test set suggested it). "
-               "Removing the whole mean instead (`mel_mean_norm` 80, otherwise stage 10 "
-               "exactly), against the average: connected real strings -9.2 [-12.1, -6.6], "
-               "FSDD isolated +0.4 [-3.8, +4.6], festival +1.8 [-0.4, +3.9]; that line "
-               "continued one stage (flite -1.5 [-2.7, -0.4] against its stage 10) and was the "
-               "default on 2026-12-06 until this one. Removing only the smooth part (K = 2, "
-               "stage 10) helped the isolated digits far more, -11.0 [-14.4, -7.4] against the "
-               "average, and spliced strings -5.6 (established), but made festival worse, "
-               "+3.0 [+1.3, +5.0] (established), so it was set aside then; K = 3 likewise. "
-               "Stage 11 against stage 10: espeak -1.0 [-1.8, -0.2], flite -2.0 [-3.6, -0.5], "
-               "FSDD isolated -6.6 [-8.8, -4.6], spliced -4.0 [-5.7, -2.4], festival -0.9 "
-               "[-2.1, +0.4]; stage 12 against stage 11: spliced +1.6 [+0.4, +3.0] "
-               "(established worse), nothing established better. The rule for the default, "
-               "fixed before these runs: established better on a test set and established "
-               "worse on none (joint decoding), against the default before it (here the K = 80 "
-               "line's stage 11). Stage 11 alone missed it (FSDD isolated -18.0 [-21.8, "
-               "-14.2] but flite +2.0 [+0.1, +3.9]); the mean of stages 11 and 12 met it: "
-               "espeak -1.2 [-2.2, -0.2], FSDD isolated -17.8 [-21.6, -14.0], flite +1.2 "
-               "[-0.7, +3.1], festival +1.1 [-0.7, +3.0], spliced +0.9 [-1.4, +3.2]; against "
-               "stage 11 it is established different on no test set. Two other stages from "
-               "the mean did not meet the rule against it: one at half the lr (1.5e-4), festival -1.6 "
-               "[-2.9, -0.5] but espeak +0.7 [+0.2, +1.3]; one of 4000 steps at 3e-4 "
-               "with 8000-frame batches (no test set established different, FSDD isolated "
-               "-0.2 [-1.4, +1.0]). (13) From that mean, 6000 steps at 3e-4 (5000-frame "
-               "batches) with each training clip stretched in time by a random rate in "
-               "0.75-1.25 (`--time-stretch 0.25`: the log-mel interpolated between frames, the "
-               "F0 taken from the nearest frame). Tried because the unseen real speaker's errors "
-               "follow his slow words (\"two\" heard as \"zero\", \"three\" as \"nine\"): "
-               "his isolated takes compressed in time to 0.8 of their length cut the mean's "
-               "errors from 76 to 45 of 500 (to 0.65: 67), so the test set suggested it. "
-               "Against its control, the same stage without the stretch: FSDD isolated -3.8 "
-               "[-5.6, -2.0], flite -1.7 [-3.6, -0.1], espeak -0.8 [-1.8, +0.1], festival -1.6 "
-               "[-3.8, +0.4], spliced -1.9 [-4.0, +0.1]; against the mean (the default before "
-               "it): FSDD isolated -3.2 [-5.2, -1.4], flite -1.1 [-2.8, +0.5], espeak -0.3 "
-               "[-1.2, +0.5], festival -0.9 [-2.7, +0.7], spliced -1.0 [-3.0, +1.0], so it met "
-               "the rule; the control against the mean established nothing (FSDD "
-               "isolated +0.6 [-0.4, +1.6]). A clipped onset tried first (`--onset-crop 0.3`: "
-               "30% of the clips lose their leading frames, up to two past the first loud one, "
-               "because some of his takes begin past the t, f or th of \"two\", \"five\" and "
-               "\"three\") established nothing against the same control (FSDD isolated -1.0 "
-               "[-2.6, +0.4]) and was not kept. (14) 6000 more steps with stage 13's settings: "
-               "against stage 13 nothing established (spliced -1.2 [-2.5, +0.0], FSDD isolated "
-               "-0.6 [-1.6, +0.4], flite -1.1 [-2.4, +0.1], espeak +0.0 [-0.7, +0.7]); the "
-               "equal-weight mean of stages 13 and 14 against stage 13: spliced -1.1 [-2.0, "
-               "-0.2], nothing established worse (espeak -0.1 [-0.5, +0.3], flite -0.1 [-1.2, "
-               "+0.9], festival -0.5 [-1.3, +0.2], FSDD isolated -0.4 [-1.2, +0.4]), so that "
-               "mean was the default from 2026-12-06; against the mean of stages 11 and 12 (the "
-               "default before): FSDD "
-               "isolated -3.6 [-5.6, -1.6], spliced -2.1 [-4.1, -0.2], espeak -0.4 [-1.2, "
-               "+0.3], flite -1.2 [-3.0, +0.5], festival -1.4 [-3.0, +0.2]. (15) From the mean "
-               "of stages 13 and 14, 6000 steps with a wider stretch, 0.65-1.35 (`--time-stretch "
-               "0.35`): against that mean festival +2.3 [+0.7, +3.9] (established worse), flite "
-               "-1.3 [-2.8, +0.0], FSDD isolated -0.2 [-1.4, +1.0]; the equal mean of stages "
-               "13, 14 and 15 against the mean of 13 and 14 (the default before it): flite -1.2 "
-               "[-2.1, -0.4], nothing established worse (espeak +0.4 [-0.1, +1.0], festival "
-               "+0.2 [-0.5, +0.9], FSDD isolated -0.2 [-0.6, +0.0], spliced -0.5 [-1.4, "
-               "+0.2]), so it met the rule and was the default for the rest of that session; "
-               "against the mean of stages 11 and 12: "
-               "FSDD isolated -3.8 [-5.8, -1.8], spliced -2.6 [-4.7, -0.6], flite -2.4 [-4.1, "
-               "-0.9], espeak +0.0 [-1.0, +0.9], festival -1.25 [-3.0, +0.4]. Tried beside "
-               "stage 15 from the same mean and not kept: stage 13's recipe again with seed 1 "
-               "(a second draw of the same run): FSDD isolated +2.8 [+1.0, +4.6] against the "
-               "mean, so one run's isolated-digit score moves by about three points with the "
-               "seed alone; the same seed-1 run with SpecAugment's time warp added (`--time-warp "
-               "0.15`: a frame in the middle 60% of each clip moved by up to 15% of its length, "
-               "both sides stretched to follow), against that seed-1 run: FSDD isolated -3.8 "
-               "[-5.8, -2.0], flite -2.4 [-3.9, -0.9], festival +3.0 [+1.1, +5.0], and "
-               "against the mean spliced +2.1 [+0.5, +3.7]; the equal means of stages 13, 14 "
-               "and the time-warp run, and of those and the seed-1 run: spliced +1.7 [+0.6, +3.0] "
-               "and FSDD isolated +1.8 [+0.6, +3.4], spliced +2.0 [+0.6, +3.5] against the "
-               "mean. (16) From the mean of stages 13-15, 6000 steps with stage 13's settings: "
-               "against that mean nothing established (espeak -0.7 [-1.4, +0.0], festival "
-               "+1.25 [-0.2, +2.9]); the equal mean of stages 13, 14, 15 and 16 against the "
-               "mean of 13-15: espeak -0.9 [-1.6, -0.3], nothing established worse (flite +0.1 "
-               "[-0.7, +0.8], festival +0.2 [-0.5, +0.9], FSDD isolated -0.6 [-1.4, +0.0], "
-               "spliced +0.4 [-0.5, +1.2]), so it met the rule and ships. The validation set "
-               "holds espeak voices only and cannot see real speakers, so the test sets chose "
-               "among the candidates they scored (stages 7-13 of both lines, their controls, "
-               "the averages, the K = 3 run, the clipped-onset run, stages 14-16 alone, the means "
-               "of 13-15 and 13-16 and the four runs and means tried beside stage 15): the "
-               "numbers below are "
-               "those of a model picked "
-               "on them, not an unbiased estimate for a new speaker. To reproduce, each stage "
-               "is the training command below with its own `--data`, `--init`, `--steps`, "
-               "`--lr`, `--warmup`, `--dims` and `--out`, `--batch-frames 3000` in stages 1-10, "
-               "`--freq-warp 0.1` from stage 8 on, "
-               "`--spectral-tilt 0.9` from stage 9 on: stage 1 without "
-               f"`--init`, with `--data {CORPUS} --steps 4500 --lr 0.002 --warmup 150 --out "
-               "runs/mean_f0_theta_longer_s0`, then the same with `--steps 6500` (it resumes); "
-               f"stage 3 `--data {CORPUS} --init runs/mean_f0_theta_longer_s0 --steps 4500 --lr "
-               "0.001 --warmup 300 --out runs/mean_f0_theta_tuned_s0`; stage 4 `--data "
-               f"{GROWN_CORPUS} --init runs/mean_f0_theta_tuned_s0 --steps 4000 --lr 0.001 "
-               "--warmup 300 --out runs/mean_f0_theta_grown_s0`; stage 5 `--init "
-               "runs/mean_f0_theta_grown_s0 --lr 0.0008 --out runs/mean_f0_theta_grown2_s0`; "
-               "stage 6 `--init runs/mean_f0_theta_grown2_s0 --lr 0.0006 --out "
-               "runs/mean_f0_theta_grown3_s0`; stage 7 `--init runs/mean_f0_theta_grown3_s0 "
-               "--lr 0.0004 --out runs/mean_f0_theta_grown4_s0`; stage 8 `--init "
-               "runs/mean_f0_theta_grown4_s0 --out runs/mean_f0_theta_grown5w_s0`; stage 9 "
-               "`--init runs/mean_f0_theta_grown5w_s0 --out runs/mean_f0_theta_grown6t_s0` "
-               "(stages 5-12: 6000 steps, 200 warm-up; 8-12 at lr 0.0003); the average `python "
-               "-m echo_core.average --out runs/mean_f0_theta_avg9_s0 "
-               "runs/mean_f0_theta_grown5w_s0 runs/mean_f0_theta_grown6t_s0`; stage 10 `--init "
-               "runs/mean_f0_theta_avg9_s0 --out runs/mean_f0_theta_grown7k2_s0` and stages "
-               "10-16 with the `--dims` below; stage 11 `--init runs/mean_f0_theta_grown7k2_s0 "
-               "--out runs/mean_f0_theta_grown8k2` (the train default `--batch-frames` from "
-               "here on); stage 12 `--init runs/mean_f0_theta_grown8k2 --out "
-               "runs/mean_f0_theta_grown9k2`; their average `python -m echo_core.average --out "
-               "runs/mean_f0_theta_soup8k9k runs/mean_f0_theta_grown8k2 "
-               "runs/mean_f0_theta_grown9k2`; stage 13 is the first command below, stage 14 the "
-               "same with `--init runs/mean_f0_theta_grown10s --out "
-               "runs/mean_f0_theta_grown11s`, their average `python -m echo_core.average --out "
-               "runs/mean_f0_theta_soup10s11s runs/mean_f0_theta_grown10s "
-               "runs/mean_f0_theta_grown11s`, stage 15 the same as stage 13 with `--init "
-               "runs/mean_f0_theta_soup10s11s --time-stretch 0.35 --out "
-               "runs/mean_f0_theta_grown12w`, their average `python -m echo_core.average --out "
-               "runs/mean_f0_theta_soup3w runs/mean_f0_theta_grown10s "
-               "runs/mean_f0_theta_grown11s runs/mean_f0_theta_grown12w`, stage 16 the same as "
-               "stage 13 with `--init runs/mean_f0_theta_soup3w --out "
-               "runs/mean_f0_theta_grown13s`, and the shipped average the second command "
-               "below; the controls as their stage without its new switch.")
+# How the default model was trained: a paragraph in its card and RESULTS.md; the history
+# itself lives beside the card in a file written by hand (TRAINING.md): every stage, what each
+# change measured (`python -m echo_core.study compare`), what was dropped, how to reproduce it.
+HISTORY_FILE = "TRAINING.md"
+
+
+def long_stages(history: str = HISTORY_FILE) -> str:
+    """The default model's training in a paragraph, linking its history at ``history`` (a path
+    relative to the page the paragraph goes in)."""
+    return ("Trained in sixteen stages, all seed 0, each fine-tuned from the one before or "
+            "from the mean of earlier stages' weights (87,000 training steps over the sixteen); "
+            "the weights are the equal mean of stages 13, 14, 15 and 16. Stage 8 added a vocal "
+            "tract length perturbation (`--freq-warp`), stage 9 a random spectral tilt "
+            "(`--spectral-tilt`), stage 10 removed the smooth part of each clip's own mean "
+            "log-mel spectrum before the encoder (`mel_mean_norm` 2), stage 13 a random time "
+            "stretch (`--time-stretch`). Every change was judged against a control from the "
+            "same weights, and a new default had to be established better on a test set and "
+            "established worse on none. The validation set holds espeak voices only, so the "
+            "test sets chose among the candidates: the numbers are those of a model picked on "
+            "them, not an unbiased estimate for a new speaker, and a second seed of one stage "
+            "moved the held-out speaker's isolated-digit score by about three points. "
+            f"[{HISTORY_FILE}]({history}) gives every stage, its settings and wall time, its "
+            "scores, what each change measured (paired intervals), what was tried and dropped, "
+            "and the commands to reproduce each stage.")
+
+
 LONG_NOTE = ("The app's default model: config (c) trained for longer than the ablation's "
              "budget, with SpecAugment masks, to hear real voices best (its numbers are not "
              "part of the fair comparison; see RESULTS.md, \"The default model\"). "
-             + LONG_STAGES)
+             + long_stages())
 # Issue #17's targets for the best shipped checkpoint: test set(s) -> highest WER
 TARGETS = {"espeak": 0.02, "fsdd": 0.10, "fsdd_spliced": 0.15, "flite": 0.10, "festival": 0.10}
 
@@ -315,14 +166,11 @@ def ship(e: dict, folder: str | Path, rows: list[dict], note: str = ABLATION_NOT
         f"| switches | `{json.dumps({k: dims.get(k, False) for k in ('f0_rotary', 'theta_mode', 'f0_mean', 'pitch_bias', 'freeze_theta', 'key_padding_mask', 'decoder_mask', 'ctc_head', 'mel_mean_norm')})}` |",
         f"| F0 given at run time | {f0_given} |",
         f"| parameters | {e['params']:,} |",
-        f"| training | {e['steps'] + (meta.get('init_from') or {}).get('its_steps', 0)} steps"
-        f"{' in all stages' if meta.get('init_from') else ''}, seed {e['seed']}, {e['wall_seconds'] / 60:.1f} min wall "
-        f"{'for the last stage ' if meta.get('init_from') else ''}on a 2-core CPU shared with "
-        "other work |",
+        training_row(e, meta, (folder / HISTORY_FILE).is_file()),
         f"| features | log-mel {json.dumps(meta['features'])}; Praat F0 (8 ms) when the model "
         f"uses F0 |",
-        *([f"| weights | the mean of {_sources(meta)} (`echo_core.average`); the training row "
-           "is the first one's |"] if meta.get("averaged_from") else []),
+        *([f"| weights | the mean of {_sources(meta)} (`echo_core.average`) |"]
+          if meta.get("averaged_from") else []),
         "",
         "## Unseen-speaker test sets (greedy, padded batches with the key padding mask)",
         "",
@@ -354,6 +202,21 @@ def ship(e: dict, folder: str | Path, rows: list[dict], note: str = ABLATION_NOT
     ]
     (folder / "README.md").write_text("\n".join(lines))
     return folder
+
+
+def training_row(e: dict, meta: dict, has_history: bool = False) -> str:
+    """The card's training row. A mean of checkpoints has no one run's steps or wall time (its
+    meta is the first source's), so that row points to the history beside the card instead."""
+    if meta.get("averaged_from"):
+        where = (f": every stage's steps and wall time are in {HISTORY_FILE}" if has_history
+                 else "")
+        return (f"| training | seed {e['seed']}; the weights are a mean of fine-tuned "
+                f"checkpoints (the weights row){where} |")
+    init = meta.get("init_from")
+    steps = e["steps"] + (init or {}).get("its_steps", 0)
+    return (f"| training | {steps} steps{' in all stages' if init else ''}, seed {e['seed']}, "
+            f"{e['wall_seconds'] / 60:.1f} min wall {'for the last stage ' if init else ''}"
+            "on a 2-core CPU shared with other work |")
 
 
 def _sources(meta: dict) -> str:
@@ -434,15 +297,8 @@ def default_model_section(best: dict, evals: list[dict]) -> list[str]:
     lines = ["", "## The default model (trained longer)", "",
              f"`zoo_{best['preset']}_long`: config ({CONFIGS.get(best['preset'], '?')}) "
              f"`{best['preset']}`, SpecAugment on (2 frequency, 2 time masks), otherwise the "
-             "ablation's recipe. " + LONG_STAGES + " (The 4500-step state of stage 1 scored "
-             "20.7% espeak, 47.8% FSDD isolated, 58.3% spliced WER; stage 3: 14.4%, 38.2%, "
-             "42.1%; stage 6: 6.6%, 37.8%, 30.8%; stage 7: 5.0%, 39.2%, 28.3%, all greedy; "
-             "stage 8, jointly: 3.7%, 32.2%, 26.1%; stage 10, jointly: 3.7%, 21.6%, "
-             "19.5%; stage 11: 2.7%, 15.0%, 15.5%; stage 12: 2.9%, 15.4%, 17.1%; their "
-             "mean: 2.4%, 15.2%, 16.2%; stage 13: 2.1%, 12.0%, 15.2%; stage 14: 2.1%, 11.4%, "
-             "13.9%; the mean of 13 and 14: 2.0%, 11.6%, 14.0%; stage 15: 2.1%, 11.4%, 14.3%; "
-             "the mean of 13-15: 2.4%, 11.4%, 13.5%; stage 16: 1.7%, 11.0%, 14.2%.) It "
-             "is the app's default in the Model view. Not part of the fair comparison above.",
+             "ablation's recipe. " + long_stages(f"../zoo_{best['preset']}_long/{HISTORY_FILE}")
+             + " It is the app's default in the Model view. Not part of the fair comparison above.",
              "", f"Decoded as the app decodes it, by {app_decoding(best)}; the greedy numbers "
              "and the paired difference are in the model's card.", "",
              "| test set | clips | WER | CER | target (WER) | met |",

@@ -16,7 +16,6 @@ import json
 import math
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,12 +26,13 @@ from echo_core.checkpoint import load_checkpoint, save_checkpoint
 from echo_core.corpus import load_features
 from echo_core.clip_run import evaluate
 from echo_core.decode import batch_greedy, model_uses_f0, wer_cer
-from echo_core.errors import ConfigError
+from echo_core.errors import ConfigError, EchoError
 from echo_core.model import Echo
 from echo_core.mel_augment import onset_crop_start, spec_augment, stretch_time, warp_time
 from echo_core.model_dims import EchoDims
 from echo_core.pitch import f0_for_model
 from echo_core.tokenizer import EOS, PAD, TOKENIZER_FILE, CharTokenizer
+from echo_core.train_config import FEATURES, TrainConfig
 
 # Shared by every preset: the shipped models differ only in the vRoPE switches below.
 # f0_mean "voiced": theta from each utterance's own voiced-frame mean F0 (rotary.theta_from_f0,
@@ -62,57 +62,8 @@ PRESETS = {
 # no link to the voice. The checkpoint meta records it ("f0_input": "borrowed").
 NULL_F0_PRESETS = ("null_f0_theta",)
 FROZEN_THETA_PRESETS = ("frozen_theta",)
-FEATURES = dict(n_mels=80, fmin=0.0, fmax=8000.0)  # log-mel settings, stored in the model meta
 LAST = "last"  # sub-folder with the resumable state
 STATE_FILE = "train_state.pt"
-
-
-@dataclass
-class TrainConfig:
-    """Optimisation and bookkeeping settings (all on the command line)."""
-
-    data: str
-    out: str
-    config: str = "mean_f0_theta"
-    steps: int = 6000
-    batch_frames: int = 5000  # mel frames per batch (batch size adapts to clip length)
-    max_batch: int = 48
-    lr: float = 1.5e-3
-    min_lr_ratio: float = 0.02  # cosine decays to lr * this: the end of training is stable
-    warmup: int = 300
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    seed: int = 0
-    eval_every: int = 500
-    eval_clips: int = 96  # validation clips decoded greedily at each evaluation
-    save_every: int = 500
-    log_every: int = 25
-    threads: int = 1
-    freq_masks: int = 2
-    freq_width: int = 10
-    time_masks: int = 2
-    time_ratio: float = 0.08  # max time-mask width as a fraction of the clip
-    freq_warp: float = 0.0  # > 0: each clip's mel axis stretched by 1 +- this (see warp_mel)
-    spectral_tilt: float = 0.0  # > 0: a first-order filter, coefficient in +- this (tilt_mel)
-    onset_crop: float = 0.0  # > 0: this share of clips lose their first frames (onset_crop_start)
-    time_stretch: float = 0.0  # > 0: each clip stretched in time by 1 +- this (stretch_time)
-    time_warp: float = 0.0  # > 0: each clip's inner frame moved by up to this share (warp_time)
-    n_mels: int = FEATURES["n_mels"]
-    fmin: float = FEATURES["fmin"]
-    fmax: float | None = FEATURES["fmax"]
-    test_eval: bool = True  # decode the whole test split from raw audio at the end
-    curriculum: bool = True  # first epoch from short to long clips (helps attention lock in)
-    stop_at: int = 0  # if > 0, save and stop at this step (as if interrupted; resume later)
-    # > 0: add this times a CTC loss of a training-only linear head on the encoder output (not
-    # saved with the model): it teaches the encoder the monotonic alignment early, which the
-    # attention decoder alone found only after thousands of steps. Needs key_padding_mask.
-    ctc_weight: float = 0.0
-    progress: bool = True
-    # A checkpoint folder whose weights start the model (fine-tuning a shipped model further,
-    # e.g. after its training state is gone). Its dims must equal this preset's; ignored when
-    # the run resumes from its own state. The checkpoint meta records it ("init_from").
-    init: str = ""
-    overrides: dict = field(default_factory=dict)  # extra EchoDims fields
 
 
 def make_dims(config: str, vocab: int, n_mels: int, overrides: dict | None = None) -> EchoDims:
@@ -634,8 +585,18 @@ def main(argv: list[str] | None = None) -> None:
             parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=f.default)
     parser.add_argument("--dims", default="{}", help="JSON of extra EchoDims fields")
     args = vars(parser.parse_args(argv))
-    overrides = json.loads(args.pop("dims"))
-    train(TrainConfig(**args, overrides=overrides))
+    try:
+        overrides = json.loads(args.pop("dims"))
+    except json.JSONDecodeError as e:
+        parser.error(f"--dims must be a JSON object of EchoDims fields: {e}")
+    try:
+        cfg = TrainConfig(**args, overrides=overrides)
+    except ConfigError as e:
+        parser.error(str(e))
+    try:
+        train(cfg)
+    except EchoError as e:  # data, preset or --init the run cannot use: the message says which
+        parser.exit(2, f"{parser.prog}: error: {e}\n")
 
 
 if __name__ == "__main__":

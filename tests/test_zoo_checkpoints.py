@@ -61,6 +61,28 @@ def test_zoo_folder_card_and_switches(folder):
     assert "python -m echo_core.train" in card and "seed 0" in card
 
 
+def test_averaged_weights_link_a_history_naming_every_source():
+    """A mean of checkpoints has no single run's settings: its card must link the history file
+    beside it, which names each averaged run and links back to a card that exists."""
+    import re
+
+    averaged = [f for f in ZOO
+                if json.loads((f / "config.json").read_text())["meta"].get("averaged_from")]
+    assert averaged, "the default model is a mean of stages"
+    for folder in averaged:
+        meta = json.loads((folder / "config.json").read_text())["meta"]
+        card = (folder / "README.md").read_text()
+        assert "[TRAINING.md](TRAINING.md)" in card
+        history = (folder / "TRAINING.md").read_text()
+        for source in meta["averaged_from"]:
+            assert f"runs/{source['checkpoint']}" in history, source
+        stage_rows = re.findall(r"^\| (\d+) \|", history, flags=re.M)
+        assert stage_rows == [str(i) for i in range(1, len(stage_rows) + 1)]
+    results = (CHECKPOINTS / "zoo" / "RESULTS.md").read_text()
+    for target in re.findall(r"\]\((\.\./[^)]+)\)", results):
+        assert (CHECKPOINTS / "zoo" / target).resolve().is_file(), target
+
+
 @pytest.mark.parametrize("folder", ZOO, ids=lambda p: p.name)
 def test_zoo_checkpoint_transcribes_a_bundled_clip(folder):
     from echo_core.checkpoint import load_checkpoint
