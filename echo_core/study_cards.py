@@ -67,6 +67,8 @@ def train_command(e: dict, dims: dict, data: str = CORPUS) -> str:
     init = meta.get("init_from")  # fine-tuned from an earlier run's weights (train --init)
     if init:
         args += ["--init", e.get("init_run") or f"runs/{init['checkpoint']}"]
+        if "init_ctc" not in meta["train"] and meta["train"].get("ctc_weight"):
+            args += ["--no-init-ctc"]  # trained before the CTC head was copied: a fresh one
     extra = {k: dims[k] for k in ("key_padding_mask", "mel_mean_norm") if dims.get(k)}
     args += ["--no-test-eval", "--dims", json.dumps(extra)]
     return " ".join(shlex.quote(a) for a in args)

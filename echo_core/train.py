@@ -182,10 +182,16 @@ def corpus_theta(f0s, indices) -> float:
 FINE_TUNE_SWITCHES = {"ctc_head": False, "mel_mean_norm": 0}
 
 
-def _init_from(model: Echo, checkpoint: str) -> dict:
+def _init_from(model: Echo, checkpoint: str, ctc_head: torch.nn.Linear | None = None) -> dict:
     """Copy a checkpoint's weights into ``model`` (same dims required); what the meta records.
-    A CTC head in the checkpoint is not copied: each stage trains a fresh one, as before heads
-    were saved. ``FINE_TUNE_SWITCHES`` may differ: they add no weight the source must have."""
+    ``FINE_TUNE_SWITCHES`` may differ: they add no weight the source must have.
+
+    The checkpoint's CTC head (when it carries one) goes into ``ctc_head``, the training-only
+    head, when one is given. Why: a fresh random head meets a trained encoder with a CTC loss
+    near 18 where the trained head gives about 0.1, and its first gradients shake the encoder
+    (a stage with a fresh head started at a training loss of 9-11 against 0.05, and scored the
+    held-out real speaker ~2.5 points worse). Stages trained before this (each with a fresh
+    head, all seed 0, so every stage drew the same fresh head) reproduce with --no-init-ctc."""
     source = load_checkpoint(checkpoint)
     theirs, ours = (_dims_dict(d) | FINE_TUNE_SWITCHES for d in (source.dims, model.dims))
     if theirs != ours:
@@ -199,8 +205,13 @@ def _init_from(model: Echo, checkpoint: str) -> dict:
     earlier = (meta.get("init_from") or {}).get("its_steps") or 0
     # every step behind those weights: the source's own and, when it was itself fine-tuned,
     # its source's (recorded the same way)
+    head = {k[len("ctc."):]: v for k, v in source.state_dict().items() if k.startswith("ctc.")}
+    copied = ctc_head is not None and bool(head)
+    if copied:
+        ctc_head.load_state_dict(head)
     return {"checkpoint": Path(checkpoint).name,
-            "its_steps": None if steps is None else steps + earlier}
+            "its_steps": None if steps is None else steps + earlier,
+            **({"ctc_head": "copied" if copied else "fresh"} if ctc_head is not None else {})}
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -328,7 +339,10 @@ def train(cfg: TrainConfig) -> Echo:
                                    {"params": no_decay, "weight_decay": 0.0}],
                                   lr=cfg.lr, betas=(0.9, 0.98))
     if cfg.init:
-        extra_meta["init_from"] = _init_from(model, cfg.init)
+        extra_meta["init_from"] = _init_from(model, cfg.init,
+                                             ctc_head if cfg.init_ctc else None)
+        if ctc_head is not None:
+            extra_meta["init_from"].setdefault("ctc_head", "fresh")
     meta = model_meta(cfg, {"data": str(cfg.data), "seed": cfg.seed, "params": n_params,
                             "train": _train_settings(cfg), **extra_meta})
     step, elapsed = 0, 0.0
@@ -546,7 +560,7 @@ def _train_settings(cfg: TrainConfig) -> dict:
     keep = ("steps", "batch_frames", "max_batch", "lr", "min_lr_ratio", "warmup", "weight_decay",
             "grad_clip", "freq_masks", "freq_width", "time_masks", "time_ratio", "freq_warp",
             "spectral_tilt", "onset_crop", "time_stretch", "time_warp", "curriculum",
-            "ctc_weight")
+            "ctc_weight", "init_ctc")
     return {k: getattr(cfg, k) for k in keep}
 
 

@@ -97,6 +97,10 @@ class TrainConfig:
     # e.g. after its training state is gone). Its dims must equal this preset's; ignored when
     # the run resumes from its own state. The checkpoint meta records it ("init_from").
     init: str = ""
+    # With --init: the training CTC head starts from the checkpoint's head (when it has one)
+    # rather than a fresh random one, whose first gradients shake the trained encoder
+    # (train._init_from says what that cost). --no-init-ctc reproduces the stages before.
+    init_ctc: bool = True
     overrides: dict = field(default_factory=dict)  # extra EchoDims fields
 
     def __post_init__(self):

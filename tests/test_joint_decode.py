@@ -154,7 +154,8 @@ def tiny_plain():
 
 def test_the_head_travels_from_training_through_the_checkpoint(tmp_path, tiny_plain, ctc_model):
     """train.with_ctc_head gives the same model plus ``ctc``; the checkpoint keeps it (config
-    and weights-only inference agree); fine-tuning from it starts a fresh head, as before."""
+    and weights-only inference agree); fine-tuning from it copies the head into the training
+    head when one is given, and leaves a fresh model without one."""
     from echo_core.checkpoint import infer_dims, load_checkpoint, save_checkpoint
     from echo_core.decode import decoding_name
     from echo_core.train import _init_from, with_ctc_head
@@ -176,9 +177,20 @@ def test_the_head_travels_from_training_through_the_checkpoint(tmp_path, tiny_pl
     assert decoding_name(loaded).startswith("joint CTC/attention")
     assert decoding_name(tiny_plain) == "greedy search"
     fresh = Echo(tiny_plain.dims)
-    _init_from(fresh, str(tmp_path / "run"))
+    assert "ctc_head" not in _init_from(fresh, str(tmp_path / "run"))
     assert torch.equal(fresh.decoder.token.weight, tiny_plain.decoder.token.weight)
     assert not hasattr(fresh, "ctc")
+    training_head = torch.nn.Linear(tiny_plain.dims.aud_dims, tiny_plain.dims.vocab)
+    assert not torch.equal(training_head.weight, head.weight)
+    meta = _init_from(Echo(tiny_plain.dims), str(tmp_path / "run"), training_head)
+    assert meta["ctc_head"] == "copied"
+    assert torch.equal(training_head.weight, head.weight)
+    assert torch.equal(training_head.bias, head.bias)
+    save_checkpoint(tiny_plain, tmp_path / "headless")  # a source without a head: nothing to copy
+    other = torch.nn.Linear(tiny_plain.dims.aud_dims, tiny_plain.dims.vocab)
+    before = other.weight.clone()
+    meta = _init_from(Echo(tiny_plain.dims), str(tmp_path / "headless"), other)
+    assert meta["ctc_head"] == "fresh" and torch.equal(other.weight, before)
 
 
 def test_the_clip_pipeline_decodes_a_ctc_model_jointly(ctc_model):

@@ -137,3 +137,36 @@ def test_init_starts_from_a_checkpoints_weights(tiny_corpus, tmp_path):
     with pytest.raises(ConfigError, match="aud_dims"):
         train.train(_cfg(tiny_corpus, tmp_path / "other", steps=5, init=str(first),
                          overrides={"aud_dims": 64, "text_dims": 64}))
+
+
+@needs_espeak
+def test_a_stage_starts_its_ctc_head_from_the_checkpoints(tiny_corpus, tmp_path):
+    """With --init, the training CTC head starts from the source's head (at zero lr the final
+    head is the source's exactly), so the first loss is the trained model's, not a fresh
+    head's; --no-init-ctc draws a fresh head, and the reproduce command says so."""
+    from echo_core.checkpoint import load_checkpoint
+    from echo_core.study_cards import train_command
+
+    ctc = dict(ctc_weight=0.5, overrides={"key_padding_mask": True})
+    first = tmp_path / "first"
+    train.train(_cfg(tiny_corpus, first, steps=30, **ctc))
+    source = load_checkpoint(first)
+    for init_ctc, out in ((True, tmp_path / "copied"), (False, tmp_path / "fresh")):
+        train.train(_cfg(tiny_corpus, out, steps=5, lr=0.0, weight_decay=0.0, init=str(first),
+                         init_ctc=init_ctc, **ctc))
+        tuned = load_checkpoint(out)
+        assert tuned.meta["init_from"]["ctc_head"] == ("copied" if init_ctc else "fresh")
+        same = torch.equal(tuned.ctc.weight, source.ctc.weight)
+        assert same == init_ctc
+    copied, fresh = (_losses(tmp_path / name)[0] for name in ("copied", "fresh"))
+    assert copied < fresh  # the source head has learned something; a fresh one has not
+    e = {"run": str(tmp_path / "fresh"), "preset": "tiny", "seed": 0}
+    assert "--no-init-ctc" in train_command(e, {"key_padding_mask": True})
+    assert "init-ctc" not in train_command({**e, "run": str(tmp_path / "copied")},
+                                           {"key_padding_mask": True})
+    from echo_core.checkpoint import save_checkpoint  # a stage trained before the switch
+    older = load_checkpoint(tmp_path / "copied")
+    settings = {k: v for k, v in older.meta["train"].items() if k != "init_ctc"}
+    save_checkpoint(older, tmp_path / "older", meta={**older.meta, "train": settings})
+    assert "--no-init-ctc" in train_command({**e, "run": str(tmp_path / "older")},
+                                            {"key_padding_mask": True})
