@@ -96,8 +96,8 @@ def long_stages(history: str = HISTORY_FILE) -> str:
             "same weights, and a new default had to be established better on a test set and "
             "established worse on none. The validation set holds espeak voices only, so the "
             "test sets chose among the candidates: the numbers are those of a model picked on "
-            "them, not an unbiased estimate for a new speaker, and a second seed of one stage "
-            "moved the held-out speaker's isolated-digit score by about three points. "
+            "them, not an unbiased estimate for a new speaker, and single stages from the same "
+            "weights land one to three points apart on the held-out speaker's isolated digits. "
             f"[{HISTORY_FILE}]({history}) gives every stage, its settings and wall time, its "
             "scores, what each change measured (paired intervals), what was tried and dropped, "
             "and the commands to reproduce each stage.")
