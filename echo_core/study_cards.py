@@ -86,9 +86,10 @@ HISTORY_FILE = "TRAINING.md"
 def long_stages(history: str = HISTORY_FILE) -> str:
     """The default model's training in a paragraph, linking its history at ``history`` (a path
     relative to the page the paragraph goes in)."""
-    return ("Trained in sixteen stages, all seed 0, each fine-tuned from the one before or "
-            "from the mean of earlier stages' weights (87,000 training steps over the sixteen); "
-            "the weights are the equal mean of stages 13, 14, 15 and 16. Stage 8 added a vocal "
+    return ("Trained in seventeen stages, all seed 0, each fine-tuned from the one before or "
+            "from the mean of earlier stages' weights (93,000 training steps over the "
+            "seventeen); the weights are stage 17's, 6000 steps from the equal mean of stages "
+            "13-16 with that mean's CTC head carried over. Stage 8 added a vocal "
             "tract length perturbation (`--freq-warp`), stage 9 a random spectral tilt "
             "(`--spectral-tilt`), stage 10 removed the smooth part of each clip's own mean "
             "log-mel spectrum before the encoder (`mel_mean_norm` 2), stage 13 a random time "
@@ -208,7 +209,12 @@ def ship(e: dict, folder: str | Path, rows: list[dict], note: str = ABLATION_NOT
 
 def training_row(e: dict, meta: dict, has_history: bool = False) -> str:
     """The card's training row. A mean of checkpoints has no one run's steps or wall time (its
-    meta is the first source's), so that row points to the history beside the card instead."""
+    meta is the first source's), and a stage started from a mean counts only that first
+    source's steps behind it, so with a history beside the card the row points there."""
+    if has_history and not meta.get("averaged_from"):
+        return (f"| training | seed {e['seed']}, {e['wall_seconds'] / 60:.1f} min wall for the "
+                f"last stage on a 2-core CPU; every stage's steps and wall time are in "
+                f"{HISTORY_FILE} |")
     if meta.get("averaged_from"):
         where = (f": every stage's steps and wall time are in {HISTORY_FILE}" if has_history
                  else "")
