@@ -32,7 +32,7 @@ from echo_core.mel_augment import onset_crop_start, spec_augment, stretch_time, 
 from echo_core.model_dims import EchoDims
 from echo_core.pitch import f0_for_model
 from echo_core.tokenizer import EOS, PAD, TOKENIZER_FILE, CharTokenizer
-from echo_core.train_config import FEATURES, TrainConfig
+from echo_core.train_config import FEATURES, TrainConfig, check_range
 
 # Shared by every preset: the shipped models differ only in the vRoPE switches below.
 # f0_mean "voiced": theta from each utterance's own voiced-frame mean F0 (rotary.theta_from_f0,
@@ -144,8 +144,7 @@ def stretched(indices, mels, f0s, width: float, rng: np.random.Generator):
 def time_warped(indices, mels, f0s, width: float, rng: np.random.Generator):
     """Each clip time-warped (``warp_time``): a frame uniform in the middle 60% of the clip
     moved by a share of the clip uniform in +- ``width`` (below 0.2, so it stays inside)."""
-    if not 0.0 < width < 0.2:
-        raise ConfigError(f"--time-warp must lie in (0, 0.2), got {width}")
+    check_range("time_warp", width, 0.0, 0.2, (False, False))  # on, and inside the clip
 
     def warp(mel, f0):
         anchor = float(rng.uniform(0.2, 0.8))
