@@ -92,7 +92,7 @@ class AudioEncoder(nn.Module):
         options = dict(audio=True, f0_rotary=dims.f0_rotary, theta_mode=dims.theta_mode,
                        pitch_bias=dims.pitch_bias, pitch_bias_scale=dims.pitch_bias_scale,
                        variable_radius=dims.variable_radius, f0_mean=dims.f0_mean,
-                       freeze_theta=dims.freeze_theta)
+                       freeze_theta=dims.freeze_theta, dropout=dims.dropout)
         front = {"spectrogram": lambda: FEncoder(dims.mels, d, 3, act=nn.GELU(),
                                                   stride=dims.spec_stride),
                  "waveform": lambda: WEncoder(1, d, act=nn.GELU()),
@@ -144,7 +144,7 @@ class TextDecoder(nn.Module):
         d, head = dims.text_dims, dims.text_head
         options = dict(f0_rotary=dims.f0_rotary, theta_mode=dims.theta_mode,
                        variable_radius=dims.variable_radius, f0_mean=dims.f0_mean,
-                       freeze_theta=dims.freeze_theta)
+                       freeze_theta=dims.freeze_theta, dropout=dims.dropout)
         self.features = list(dims.features)
         self.decoder_mask = dims.decoder_mask
         # A skeleton on the meta device (checkpoint.load_checkpoint's shape check) has no values

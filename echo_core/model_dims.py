@@ -77,6 +77,12 @@ class EchoDims:
       removes the spectral detail a short clip's mean carries (one word's formants); K = 3
       removes level, tilt and curvature only. 0: off. Spectrogram feature only. Not in the
       reference.
+    * dropout: p in [0, 1): while training, each Residual block's self-attention and MLP
+      outputs are dropped with probability p (and the rest scaled by 1/(1-p)) before they join
+      the residual stream, as in the original Transformer. A regulariser for a small model
+      that has seen its few real speakers many times over; eval mode (every decode, every map)
+      is unchanged. 0: off. Adds no weight, so a trained model can be fine-tuned with it. Not in
+      the reference.
     """
 
     vocab: int  # token vocabulary size (embedding rows = logit columns)
@@ -106,6 +112,7 @@ class EchoDims:
     freeze_theta: float = 0.0  # > 0: no F0, rotary frequencies fixed at this theta (control)
     ctc_head: bool = False  # a linear CTC head on the encoder output, ``Echo.ctc`` (not reference)
     mel_mean_norm: int = 0  # cosine terms of each clip's mean log-mel removed (not reference)
+    dropout: float = 0.0  # residual dropout in every block while training (not reference)
 
     def __post_init__(self):
         _validate(self)
@@ -171,6 +178,9 @@ def _validate(d: EchoDims) -> None:
     scale = d.pitch_bias_scale
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
         raise ConfigError(f"pitch_bias_scale must be a finite number, got {scale!r}")
+    p = d.dropout
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+        raise ConfigError(f"dropout must be a probability in [0, 1) (0 = off), got {p!r}")
     frozen = d.freeze_theta
     if isinstance(frozen, bool) or not isinstance(frozen, (int, float)) or not math.isfinite(
             frozen) or frozen < 0:

@@ -288,8 +288,11 @@ class Residual(nn.Module):
     """Pre-norm block: self-attention, optional gated cross-attention, gated MLP."""
 
     def __init__(self, dims: int, head: int, act="gelu", cross_attn: bool = True,
-                 cgate: bool = False, **attention_options):
+                 cgate: bool = False, dropout: float = 0.0, **attention_options):
         super().__init__()
+        # residual dropout (EchoDims.dropout): on the self-attention and MLP branches before
+        # they join x; an identity in eval mode and at 0, so decoding never sees it
+        self.drop = nn.Dropout(dropout)
         self.blend = nn.Parameter(torch.tensor(0.5))  # sigmoid(blend) weighs x against cross-attn
         self.attna = MultiheadA(dims, head, **attention_options)
         self.attnb = MultiheadA(dims, head, **attention_options) if cross_attn else None
@@ -311,8 +314,9 @@ class Residual(nn.Module):
         caches = (None, None) if cache is None else (cache.setdefault("self", {}),
                                                      cache.setdefault("cross", {}))
         self_padding = key_padding if self.attna.audio else None
-        x = x + self.attna(self.lna(x), mask=mask, f0=f0, cache=caches[0], start=start,
-                           key_padding=self_padding, f0_positions=f0_positions)
+        x = x + self.drop(self.attna(self.lna(x), mask=mask, f0=f0, cache=caches[0],
+                                     start=start, key_padding=self_padding,
+                                     f0_positions=f0_positions))
         if self.attnb is not None and xa is not None:
             c = self.attnb(self.lnb(x), xa, f0=f0, cache=caches[1], start=start,
                            key_padding=key_padding, f0_positions=f0_positions)
@@ -320,7 +324,7 @@ class Residual(nn.Module):
             x = b * x + (1 - b) * c
         h = self.lnc(x)
         gate = getattr(self, "mlp_gate", None)
-        return x + (gate(h) * self.mlp(h) if gate is not None else self.mlp(h))
+        return x + self.drop(gate(h) * self.mlp(h) if gate is not None else self.mlp(h))
 
 
 class FEncoder(nn.Module):

@@ -69,7 +69,7 @@ def train_command(e: dict, dims: dict, data: str = CORPUS) -> str:
         args += ["--init", e.get("init_run") or f"runs/{init['checkpoint']}"]
         if "init_ctc" not in meta["train"] and meta["train"].get("ctc_weight"):
             args += ["--no-init-ctc"]  # trained before the CTC head was copied: a fresh one
-    extra = {k: dims[k] for k in ("key_padding_mask", "mel_mean_norm") if dims.get(k)}
+    extra = {k: dims[k] for k in ("key_padding_mask", "mel_mean_norm", "dropout") if dims.get(k)}
     args += ["--no-test-eval", "--dims", json.dumps(extra)]
     return " ".join(shlex.quote(a) for a in args)
 

@@ -176,9 +176,10 @@ def corpus_theta(f0s, indices) -> float:
     return float(theta_eff(THETA_INIT, float(voiced.mean())))
 
 
-# EchoDims switches a fine-tuning stage may turn on or off (``--init``): the CTC head (never
-# copied) and the input's mean normalisation (no weight: the stage learns the centred input).
-FINE_TUNE_SWITCHES = {"ctc_head": False, "mel_mean_norm": 0}
+# EchoDims switches a fine-tuning stage may turn on or off (``--init``): the CTC head (the
+# checkpoint's own trains beside the model, see _init_from), the input's mean normalisation (no
+# weight: the stage learns the centred input) and dropout (no weight, training only).
+FINE_TUNE_SWITCHES = {"ctc_head": False, "mel_mean_norm": 0, "dropout": 0.0}
 
 
 def _init_from(model: Echo, checkpoint: str, ctc_head: torch.nn.Linear | None = None) -> dict:

@@ -127,11 +127,12 @@ def test_init_starts_from_a_checkpoints_weights(tiny_corpus, tmp_path):
     again = tmp_path / "again"  # a second stage counts every step behind its weights
     train.train(_cfg(tiny_corpus, again, steps=3, lr=0.0, weight_decay=0.0, init=str(tuned)))
     assert load_checkpoint(again).meta["init_from"] == {"checkpoint": "tuned", "its_steps": 15}
-    centred = tmp_path / "centred"  # a stage may turn on the input's mean normalisation
+    centred = tmp_path / "centred"  # a stage may turn on the mean normalisation and dropout
     train.train(_cfg(tiny_corpus, centred, steps=2, lr=0.0, weight_decay=0.0, init=str(first),
-                     overrides={"mel_mean_norm": 3}))
+                     overrides={"mel_mean_norm": 3, "dropout": 0.2}))
     c = load_checkpoint(centred)
     assert c.dims.mel_mean_norm == 3 and load_checkpoint(first).dims.mel_mean_norm == 0
+    assert c.dims.dropout == 0.2 and load_checkpoint(first).dims.dropout == 0.0
     for k, v in c.state_dict().items():
         torch.testing.assert_close(a[k], v, rtol=0, atol=0, msg=k)
     with pytest.raises(ConfigError, match="aud_dims"):

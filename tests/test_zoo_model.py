@@ -22,6 +22,7 @@ VARIANTS = {
     "per_frame": dict(f0_rotary=True, theta_mode="per_frame"),
     "mel_mean_norm": dict(f0_rotary=True, mel_mean_norm=16),
     "mel_mean_norm_3": dict(f0_rotary=True, mel_mean_norm=3),
+    "dropout": dict(f0_rotary=True, dropout=0.3),  # eval mode: no dropout, padding as alone
 }
 
 
@@ -147,6 +148,53 @@ def test_mel_mean_norm_is_checked():
         EchoDims.from_dict({**BASE_DIMS, "vocab": 31, "mel_mean_norm": BASE_DIMS["mels"] + 1})
     with pytest.raises(ConfigError, match="mel_mean_norm"):
         EchoDims.from_dict({**BASE_DIMS, "vocab": 31, "mel_mean_norm": True})
+
+
+def test_dropout_drops_each_residual_branch_while_training_only():
+    """Each block's self-attention and MLP outputs are dropped (the kept ones scaled by
+    1/(1-p)) before they join x: with both branches stubbed to constants, every element of
+    out - x is one of the four sums the two masks allow, about p of each branch is dropped,
+    and eval mode adds both branches whole."""
+    from echo_core.model_layers import Residual
+
+    p, d = 0.4, 8
+    block = Residual(d, 2, cross_attn=False, dropout=p)
+    a, m = torch.full((1, 50, d), 1.0), torch.full((1, 50, d), 10.0)
+    block.attna.forward = lambda *args, **kw: a
+    block.mlp.forward = lambda h: m
+    block.mlp_gate.forward = lambda h: torch.ones(h.shape[:-1] + (1,))
+    x = torch.randn(1, 50, d)
+    block.eval()
+    torch.testing.assert_close(block(x) - x, a + m)
+    block.train()
+    torch.manual_seed(0)
+    added = block(x) - x
+    scale = 1 / (1 - p)
+    allowed = torch.tensor([0.0, 1.0 * scale, 10.0 * scale, 11.0 * scale])
+    nearest = (added[..., None] - allowed).abs().min(-1)
+    assert nearest.values.max() < 1e-5
+    kinds = nearest.indices
+    attention_kept = ((kinds == 1) | (kinds == 3)).float().mean().item()
+    mlp_kept = ((kinds == 2) | (kinds == 3)).float().mean().item()
+    assert abs(attention_kept - (1 - p)) < 0.1 and abs(mlp_kept - (1 - p)) < 0.1
+
+
+def test_dropout_leaves_eval_logits_alone_and_is_checked():
+    """A model with dropout gives, in eval mode, the logits of the same weights without it;
+    in train mode it draws; the value must be a probability below 1."""
+    spec, f0 = _batch([30])
+    ids = torch.randint(3, 31, (1, 5), generator=torch.Generator().manual_seed(3))
+    plain, dropped = _model("mean_f0"), _model("dropout")
+    dropped.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(dropped(ids, spectrogram=spec, f0=f0)["logits"],
+                                   plain(ids, spectrogram=spec, f0=f0)["logits"])
+        dropped.train()
+        assert not torch.allclose(dropped(ids, spectrogram=spec, f0=f0)["logits"],
+                                  plain(ids, spectrogram=spec, f0=f0)["logits"])
+    for bad in (1.0, -0.1, True, "0.1"):
+        with pytest.raises(ConfigError, match="dropout"):
+            EchoDims.from_dict({**BASE_DIMS, "vocab": 31, "dropout": bad})
 
 
 def test_frozen_theta_frequencies_never_train():
