@@ -182,12 +182,13 @@ def corpus_theta(f0s, indices) -> float:
 FINE_TUNE_SWITCHES = {"ctc_head": False, "mel_mean_norm": 0, "dropout": 0.0}
 
 
-def _init_from(model: Echo, checkpoint: str, ctc_head: torch.nn.Linear | None = None) -> dict:
+def _init_from(model: Echo, checkpoint: str, ctc_head: torch.nn.Linear | None = None,
+               copy_ctc: bool = True) -> dict:
     """Copy a checkpoint's weights into ``model`` (same dims required); what the meta records.
     ``FINE_TUNE_SWITCHES`` may differ: they add no weight the source must have.
 
     The checkpoint's CTC head (when it carries one) goes into ``ctc_head``, the training-only
-    head, when one is given. Why: a fresh random head meets a trained encoder with a CTC loss
+    head, when one is given and ``copy_ctc``; the meta says which ("copied" or "fresh"). Why: a fresh random head meets a trained encoder with a CTC loss
     near 18 where the trained head gives about 0.1, and its first gradients shake the encoder
     (a stage with a fresh head started at a training loss of 9-11 against 0.05, and scored the
     held-out real speaker ~2.5 points worse). Stages trained before this (each with a fresh
@@ -206,7 +207,7 @@ def _init_from(model: Echo, checkpoint: str, ctc_head: torch.nn.Linear | None = 
     # every step behind those weights: the source's own and, when it was itself fine-tuned,
     # its source's (recorded the same way)
     head = {k[len("ctc."):]: v for k, v in source.state_dict().items() if k.startswith("ctc.")}
-    copied = ctc_head is not None and bool(head)
+    copied = ctc_head is not None and copy_ctc and bool(head)
     if copied:
         ctc_head.load_state_dict(head)
     return {"checkpoint": Path(checkpoint).name,
@@ -339,10 +340,7 @@ def train(cfg: TrainConfig) -> Echo:
                                    {"params": no_decay, "weight_decay": 0.0}],
                                   lr=cfg.lr, betas=(0.9, 0.98))
     if cfg.init:
-        extra_meta["init_from"] = _init_from(model, cfg.init,
-                                             ctc_head if cfg.init_ctc else None)
-        if ctc_head is not None:
-            extra_meta["init_from"].setdefault("ctc_head", "fresh")
+        extra_meta["init_from"] = _init_from(model, cfg.init, ctc_head, cfg.init_ctc)
     meta = model_meta(cfg, {"data": str(cfg.data), "seed": cfg.seed, "params": n_params,
                             "train": _train_settings(cfg), **extra_meta})
     step, elapsed = 0, 0.0

@@ -191,6 +191,8 @@ def test_the_head_travels_from_training_through_the_checkpoint(tmp_path, tiny_pl
     before = other.weight.clone()
     meta = _init_from(Echo(tiny_plain.dims), str(tmp_path / "headless"), other)
     assert meta["ctc_head"] == "fresh" and torch.equal(other.weight, before)
+    meta = _init_from(Echo(tiny_plain.dims), str(tmp_path / "run"), other, copy_ctc=False)
+    assert meta["ctc_head"] == "fresh" and torch.equal(other.weight, before)  # --no-init-ctc
 
 
 def test_the_clip_pipeline_decodes_a_ctc_model_jointly(ctc_model):
