@@ -64,6 +64,9 @@ def train_command(e: dict, dims: dict, data: str = CORPUS) -> str:
             flag = "--" + key.replace("_", "-")
             args += [flag if value else "--no-" + key.replace("_", "-")] \
                 if isinstance(value, bool) else [flag, str(value)]
+    for key, value in (meta.get("features") or {}).items():  # log-mel settings, if not default
+        if value != getattr(defaults, key):
+            args += ["--" + key.replace("_", "-"), str(value)]
     init = meta.get("init_from")  # fine-tuned from an earlier run's weights (train --init)
     if init:
         args += ["--init", e.get("init_run") or f"runs/{init['checkpoint']}"]

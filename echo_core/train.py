@@ -32,6 +32,7 @@ from echo_core.mel_augment import onset_crop_start, spec_augment, stretch_time, 
 from echo_core.model_dims import EchoDims
 from echo_core.pitch import f0_for_model
 from echo_core.tokenizer import EOS, PAD, TOKENIZER_FILE, CharTokenizer
+from echo_core.train_card import write_model_card
 from echo_core.train_config import FEATURES, TrainConfig, check_range
 
 # Shared by every preset: the shipped models differ only in the vRoPE switches below.
@@ -460,71 +461,6 @@ def validate(model, val_idx, mels, f0s, token_ids, specs, cfg, tokenizer,
     wer, cer = wer_cer([specs[i].text for i in subset], hyps)
     return {"val_loss": float(np.average(losses, weights=counts)), "val_wer": wer,
             "val_cer": cer}
-
-
-VROPE_TEXT = {
-    "static_theta": "f0_rotary off: rotary frequencies are the learned `inv_freq` parameter "
-                    "(initial base 19000); no pitch input.",
-    "mean_f0_theta": "f0_rotary on, theta_mode `mean_f0` (the reference vRoPE): theta_eff = "
-                     "theta + pf x 9200 with pf = ln(1 + mean F0/700) / ln(1 + 300/700), one "
-                     "theta per utterance. f0_mean `voiced`: the mean is over the utterance's "
-                     "voiced frames (the reference averages the whole batch tensor, unvoiced "
-                     "zeros and padding included).",
-    "f0_theta_bias": "f0_rotary on, theta_mode `mean_f0`, plus the pitch-similarity bias "
-                     "exp(-|z_i - z_j| x scale) added to the self-attention scores.",
-    "per_frame_theta": "f0_rotary on, theta_mode `per_frame`: rotation angles accumulated frame "
-                       "by frame from a per-frame theta.",
-    "frozen_theta": "f0_rotary off, rotary frequencies frozen (a buffer) at theta_eff of the "
-                    "training corpus's mean voiced F0; no pitch input.",
-    "null_f0_theta": "as mean_f0_theta, but trained and evaluated with each utterance's F0 "
-                     "contour swapped for a random other utterance's, stretched in time.",
-}
-
-
-def write_model_card(out: Path, model, meta: dict) -> Path:
-    """README.md model card: data, budget, size, held-out-voice scores and the vRoPE settings."""
-    dims = _dims_dict(model.dims)
-    test = meta.get("test", {})
-    vrope = {k: dims.get(k) for k in ("f0_rotary", "theta_mode", "f0_mean", "pitch_bias",
-                                       "pitch_bias_scale", "variable_radius", "decoder_mask")}
-    lines = [
-        f"# Echo digit recogniser: `{meta.get('preset')}`",
-        "",
-        "A small Echo encoder-decoder trained by `echo_core.train` on the synthetic espeak-ng "
-        "spoken-digit corpus (`echo_core.corpus`). It exists to be inspected in the Echo "
-        "Workbench, not to recognise real speech: it knows only the words zero-nine and oh, "
-        "spoken by espeak-ng.",
-        "",
-        "| | |", "|---|---|",
-        f"| vRoPE | {VROPE_TEXT.get(meta.get('preset'), '')} |",
-        f"| vRoPE switches | `{json.dumps(vrope)}` |",
-        f"| parameters | {meta.get('params', 0):,} |",
-        f"| training steps | {meta.get('steps')} (seed {meta.get('seed')}) |",
-        f"| wall time | {meta.get('wall_seconds', 0) / 60:.1f} min, 1 thread on a shared 2-core CPU |",
-        f"| data | `{meta.get('data')}`: espeak-ng digit strings, split by voice variant |",
-        f"| test WER (unseen voices) | {100 * test.get('wer', float('nan')):.2f}% "
-        f"on {test.get('clips', 0)} clips |",
-        f"| test CER (unseen voices) | {100 * test.get('cer', float('nan')):.2f}% |",
-        f"| features | log-mel {json.dumps(meta.get('features'))}; Praat F0 (8 ms, ac) "
-        f"when the model uses F0 |",
-        f"| dims | `{json.dumps({k: v for k, v in dims.items() if k not in vrope})}` |",
-        f"| optimisation | AdamW, warm-up + cosine decay, SpecAugment, length-bucketed batches: "
-        f"`{json.dumps(meta.get('train', {}))}` |",
-        "",
-        "Reproduce: `python -m echo_core.corpus --out data/digits --n 6000 --seed 0` then "
-        f"`python -m echo_core.train --data data/digits --config {meta.get('preset')} "
-        f"--out runs/{meta.get('preset')} --steps {meta.get('steps')} --seed {meta.get('seed')}`.",
-        "Scores are greedy decoding from raw audio, one clip at a time "
-        "(`echo_core.clip_run.evaluate`). Decode one utterance at a time: the model was trained "
-        "on length-bucketed batches and loses accuracy when a batch pads short clips with long "
-        "stretches of silence.",
-        "",
-    ]
-    if meta.get("note"):
-        lines += [f"Note: {meta['note']}", ""]
-    path = Path(out) / "README.md"
-    path.write_text("\n".join(lines))
-    return path
 
 
 def _epoch_iterator(lengths, train_idx, cfg):

@@ -1,6 +1,7 @@
 """Training on a tiny espeak corpus: the loss falls, checkpoints round-trip, resuming is exact."""
 
 import json
+import shlex
 import shutil
 
 import numpy as np
@@ -81,6 +82,15 @@ def test_training_lowers_loss_and_round_trips(tiny_corpus, tmp_path):
         assert (out / name).is_file()
     loaded = load_checkpoint(out)
     assert loaded.meta["features"] == FEATURES and loaded.meta["steps"] == 30
+    card = (out / "README.md").read_text()  # the card's command trains this run again
+    command = card.split("Reproduce (from the same corpus): `")[1].split("`")[0]
+    args = shlex.split(command)[3:]
+    assert args[args.index("--data") + 1] == str(tiny_corpus)
+    assert args[args.index("--steps") + 1] == "30" and args[args.index("--config") + 1] == "tiny"
+    assert args[args.index("--n-mels") + 1] == "32"  # the tiny corpus's features, not the default
+    assert "not scored at the end of training" in card  # the tiny run skips its test eval
+    from echo_core.train_card import _test_row
+    assert "12.50% / 3.00% on 8 clips" in _test_row({"wer": 0.125, "cer": 0.03, "clips": 8})
     spec = torch.randn(1, 32, 60)
     f0 = torch.full((1, 60), 120.0)
     ids = torch.tensor([[1, 5, 6, 7]])
