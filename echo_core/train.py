@@ -189,10 +189,11 @@ def _init_from(model: Echo, checkpoint: str, ctc_head: torch.nn.Linear | None = 
     ``FINE_TUNE_SWITCHES`` may differ: they add no weight the source must have.
 
     The checkpoint's CTC head (when it carries one) goes into ``ctc_head``, the training-only
-    head, when one is given and ``copy_ctc``; the meta says which ("copied" or "fresh"). Why: a fresh random head meets a trained encoder with a CTC loss
-    near 18 where the trained head gives about 0.1, and its first gradients shake the encoder
-    (a stage with a fresh head started at a training loss of 9-11 against 0.05, and scored the
-    held-out real speaker ~2.5 points worse). Stages trained before this (each with a fresh
+    head, when one is given and ``copy_ctc``; the meta says which ("copied" or "fresh"). Why:
+    a fresh random head meets a trained encoder with a CTC loss near 18 where the trained head
+    gives about 0.1, and its first gradients shake the encoder (a stage with a fresh head
+    started at a training loss of 9-11 against 0.05, and scored the held-out real speaker ~2.5
+    points worse). Stages trained before this (each with a fresh
     head, all seed 0, so every stage drew the same fresh head) reproduce with --no-init-ctc."""
     source = load_checkpoint(checkpoint)
     theirs, ours = (_dims_dict(d) | FINE_TUNE_SWITCHES for d in (source.dims, model.dims))
