@@ -306,7 +306,6 @@ def train(cfg: TrainConfig) -> Echo:
     """Train (or resume) and write the final checkpoint + model card to cfg.out."""
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     tokenizer = CharTokenizer()
     specs, mels, f0s = load_features(cfg.data, cfg.n_mels, cfg.fmin, cfg.fmax)
     token_ids = [tokenizer.encode(s.text, bos=True, eos=True) for s in specs]
@@ -345,6 +344,7 @@ def train(cfg: TrainConfig) -> Echo:
         extra_meta["init_from"] = _init_from(model, cfg.init, ctc_head, cfg.init_ctc)
     meta = model_meta(cfg, {"data": str(cfg.data), "seed": cfg.seed, "params": n_params,
                             "train": _train_settings(cfg), **extra_meta})
+    out.mkdir(parents=True, exist_ok=True)  # only now: a bad --data or --init leaves no folder
     step, elapsed = 0, 0.0
     log_path = out / "log.jsonl"
     if (out / LAST / STATE_FILE).is_file():

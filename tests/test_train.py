@@ -148,6 +148,11 @@ def test_init_starts_from_a_checkpoints_weights(tiny_corpus, tmp_path):
     with pytest.raises(ConfigError, match="aud_dims"):
         train.train(_cfg(tiny_corpus, tmp_path / "other", steps=5, init=str(first),
                          overrides={"aud_dims": 64, "text_dims": 64}))
+    assert not (tmp_path / "other").exists()
+    from echo_core.errors import EchoError
+    with pytest.raises(EchoError, match="does not exist"):  # a mistyped --init
+        train.train(_cfg(tiny_corpus, tmp_path / "typo", steps=5, init=str(tmp_path / "firts")))
+    assert not (tmp_path / "typo").exists()
 
 
 @needs_espeak

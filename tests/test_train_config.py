@@ -74,3 +74,4 @@ def test_cli_shows_a_missing_corpus_as_a_message(tmp_path, capsys):
     assert caught.value.code == 2
     err = capsys.readouterr().err
     assert "error:" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()  # nothing is left behind by a run that never began
