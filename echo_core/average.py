@@ -5,8 +5,9 @@
 Why: two stages of one training (the later fine-tuned from the earlier) lie in one basin of
 the loss, and the mean of their weights often keeps what each learned (Izmailov et al. 2018,
 "Averaging weights leads to wider optima"; Wortsman et al. 2022, "Model soups"). It costs no
-training. Only checkpoints with the same dims average: the result is an ordinary checkpoint
-(its meta is the first one's, plus ``averaged_from``), and the tokenizer is the first's.
+training. Only checkpoints with the same dims average (training-only fields such as dropout
+aside): the result is an ordinary checkpoint (its dims and meta are the first one's, plus
+``averaged_from``), and the tokenizer is the first's.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from pathlib import Path
 import torch
 
 from echo_core.checkpoint import load_checkpoint, save_checkpoint
-from echo_core.errors import CheckpointError
+from echo_core.errors import CheckpointError, EchoError
+from echo_core.model_dims import TRAINING_ONLY_FIELDS
 from echo_core.tokenizer import TOKENIZER_FILE
 
 
@@ -59,10 +61,13 @@ def average_checkpoints(folders: list, out, weights: list[float] | None = None) 
         raise CheckpointError("averaging needs at least two checkpoints")
     weights = list(weights) if weights is not None else [1.0] * len(folders)
     models = [load_checkpoint(f) for f in folders]
-    dims = models[0].dims.to_dict()
+    def compared(model):  # training-only fields (dropout) may differ: the weights still mix
+        return {k: v for k, v in model.dims.to_dict().items() if k not in TRAINING_ONLY_FIELDS}
+
+    dims = compared(models[0])
     for f, m in zip(folders[1:], models[1:]):
-        if m.dims.to_dict() != dims:
-            different = sorted(k for k in dims if m.dims.to_dict().get(k) != dims[k])
+        if compared(m) != dims:
+            different = sorted(k for k in dims if compared(m).get(k) != dims[k])
             raise CheckpointError(f"{f.name} has other dims than {folders[0].name}: {different}")
     model = models[0]
     model.load_state_dict(average_state([m.state_dict() for m in models], weights))
@@ -87,7 +92,10 @@ def main(argv: list[str] | None = None) -> None:
         weights = [float(w) for w in args.weights.split(",")] if args.weights else None
     except ValueError:
         parser.error(f"--weights must be numbers separated by commas, got {args.weights!r}")
-    print(average_checkpoints(args.checkpoints, args.out, weights))
+    try:
+        print(average_checkpoints(args.checkpoints, args.out, weights))
+    except EchoError as e:  # a missing folder, other dims: the message says which
+        parser.exit(2, f"{parser.prog}: error: {e}\n")
 
 
 if __name__ == "__main__":

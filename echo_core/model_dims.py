@@ -18,6 +18,9 @@ from .errors import ConfigError
 ACTIVATIONS = ("gelu", "relu", "sigmoid", "tanh", "swish", "tanhshrink", "softplus",
                "softshrink", "leaky_relu", "elu")
 
+# Fields that change nothing a model computes in eval mode (decoding, maps, scores): two
+# checkpoints that differ only in these hold the same kind of model (``average`` may mix them).
+TRAINING_ONLY_FIELDS = ("dropout",)
 FEATURE_INPUTS = ("spectrogram", "waveform", "pitch")  # features that have a model input
 FEATURE_SLOTS = FEATURE_INPUTS + ("spec_envelope", "spec_phase")  # the encoder's module dict keys
 CGATE_FEATURES = ["spectrogram", "waveform", "pitch"]  # exactly this list builds CMGate blocks

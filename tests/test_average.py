@@ -44,11 +44,20 @@ def test_average_is_the_weighted_mean_of_every_tensor(tmp_path):
         torch.testing.assert_close(weighted[k], (3 * a[k] + b[k]) / 4, rtol=0, atol=1e-6)
 
 
-def test_average_refuses_what_cannot_be_averaged(tmp_path):
+def test_average_refuses_what_cannot_be_averaged(tmp_path, capsys):
     _tiny(tmp_path / "a", 0)
     _tiny(tmp_path / "other", 0, f0_rotary=False, decoder_mask="causal")
     with pytest.raises(CheckpointError, match="other dims"):
         average_checkpoints([tmp_path / "a", tmp_path / "other"], tmp_path / "x")
+    _tiny(tmp_path / "dropped", 1, dropout=0.2)  # training-only: the weights still mix
+    mixed = load_checkpoint(average_checkpoints([tmp_path / "a", tmp_path / "dropped"],
+                                                tmp_path / "mixed"))
+    assert mixed.dims.dropout == 0.0
+    with pytest.raises(SystemExit) as caught:  # the CLI: a message, no traceback
+        main(["--out", str(tmp_path / "y"), str(tmp_path / "a"), str(tmp_path / "other")])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert "other dims" in err and "Traceback" not in err
     with pytest.raises(CheckpointError, match="at least two"):
         average_checkpoints([tmp_path / "a"], tmp_path / "x")
     state = {"w": torch.ones(2)}
