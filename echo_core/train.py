@@ -193,8 +193,8 @@ def _init_from(model: Echo, checkpoint: str, ctc_head: torch.nn.Linear | None = 
     a fresh random head meets a trained encoder with a CTC loss near 18 where the trained head
     gives about 0.1, and its first gradients shake the encoder (a stage with a fresh head
     started at a training loss of 9-11 against 0.05, and scored the held-out real speaker ~2.5
-    points worse). Stages trained before this (each with a fresh
-    head, all seed 0, so every stage drew the same fresh head) reproduce with --no-init-ctc."""
+    points worse). Stages trained before this (each with a fresh head, all seed 0, so every
+    stage drew the same fresh head) reproduce with --no-init-ctc."""
     source = load_checkpoint(checkpoint)
     theirs, ours = (_dims_dict(d) | FINE_TUNE_SWITCHES for d in (source.dims, model.dims))
     if theirs != ours:
