@@ -61,6 +61,7 @@ def average_checkpoints(folders: list, out, weights: list[float] | None = None) 
         raise CheckpointError("averaging needs at least two checkpoints")
     weights = list(weights) if weights is not None else [1.0] * len(folders)
     models = [load_checkpoint(f) for f in folders]
+
     def compared(model):  # training-only fields (dropout) may differ: the weights still mix
         return {k: v for k, v in model.dims.to_dict().items() if k not in TRAINING_ONLY_FIELDS}
 

@@ -29,7 +29,7 @@ from echo_core.decode import batch_greedy, model_uses_f0, wer_cer
 from echo_core.errors import ConfigError, EchoError
 from echo_core.model import Echo
 from echo_core.mel_augment import onset_crop_start, spec_augment, stretch_time, warp_time
-from echo_core.model_dims import EchoDims
+from echo_core.model_dims import TRAINING_ONLY_FIELDS, EchoDims
 from echo_core.pitch import f0_for_model
 from echo_core.tokenizer import EOS, PAD, TOKENIZER_FILE, CharTokenizer
 from echo_core.train_card import write_model_card
@@ -179,8 +179,9 @@ def corpus_theta(f0s, indices) -> float:
 
 # EchoDims switches a fine-tuning stage may turn on or off (``--init``): the CTC head (the
 # checkpoint's own trains beside the model, see _init_from), the input's mean normalisation (no
-# weight: the stage learns the centred input) and dropout (no weight, training only).
-FINE_TUNE_SWITCHES = {"ctc_head": False, "mel_mean_norm": 0, "dropout": 0.0}
+# weight: the stage learns the centred input) and the training-only fields (dropout). The values
+# only blank the field on both sides of the comparison.
+FINE_TUNE_SWITCHES = {"ctc_head": False, "mel_mean_norm": 0} | dict.fromkeys(TRAINING_ONLY_FIELDS)
 
 
 def _init_from(model: Echo, checkpoint: str, ctc_head: torch.nn.Linear | None = None,
