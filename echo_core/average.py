@@ -67,8 +67,9 @@ def average_checkpoints(folders: list, out, weights: list[float] | None = None) 
 
     dims = compared(models[0])
     for f, m in zip(folders[1:], models[1:]):
-        if compared(m) != dims:
-            different = sorted(k for k in dims if compared(m).get(k) != dims[k])
+        theirs = compared(m)
+        if theirs != dims:
+            different = sorted(k for k in dims if theirs.get(k) != dims[k])
             raise CheckpointError(f"{f.name} has other dims than {folders[0].name}: {different}")
     model = models[0]
     model.load_state_dict(average_state([m.state_dict() for m in models], weights))

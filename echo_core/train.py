@@ -197,7 +197,7 @@ def _init_from(model: Echo, checkpoint: str, ctc_head: torch.nn.Linear | None = 
     points worse). Stages trained before this (each with a fresh head, all seed 0, so every
     stage drew the same fresh head) reproduce with --no-init-ctc."""
     source = load_checkpoint(checkpoint)
-    theirs, ours = (_dims_dict(d) | FINE_TUNE_SWITCHES for d in (source.dims, model.dims))
+    theirs, ours = (d.to_dict() | FINE_TUNE_SWITCHES for d in (source.dims, model.dims))
     if theirs != ours:
         differ = sorted(k for k, v in ours.items() if theirs.get(k) != v)
         raise ConfigError(f"--init {Path(checkpoint).name}: its model differs from this preset "
@@ -354,7 +354,7 @@ def train(cfg: TrainConfig) -> Echo:
     else:
         log_path.write_text("")
         _log(log_path, {"event": "start", "config": cfg.config, "params": n_params,
-                        "dims": _dims_dict(dims), "train_clips": int(len(train_idx))})
+                        "dims": dims.to_dict(), "train_clips": int(len(train_idx))})
 
     epoch_of = _epoch_iterator(lengths, train_idx, cfg)
     bar = _bar(cfg, step)
@@ -498,11 +498,6 @@ def _train_settings(cfg: TrainConfig) -> dict:
             "spectral_tilt", "onset_crop", "time_stretch", "time_warp", "curriculum",
             "ctc_weight", "init_ctc")
     return {k: getattr(cfg, k) for k in keep}
-
-
-def _dims_dict(dims) -> dict:
-    from dataclasses import asdict
-    return asdict(dims)
 
 
 def _log(path: Path, record: dict) -> None:

@@ -35,11 +35,9 @@ VROPE_SWITCHES = ("f0_rotary", "theta_mode", "f0_mean", "pitch_bias", "pitch_bia
 def write_model_card(out: Path, model, meta: dict) -> Path:
     """README.md model card: data, budget, size, held-out-voice scores, the vRoPE settings and
     the exact command that trained the run (``out`` must hold its checkpoint already)."""
-    from dataclasses import asdict
-
     from .study_cards import run_folder, train_command
 
-    dims = asdict(model.dims)
+    dims = model.dims.to_dict()
     vrope = {k: dims.get(k) for k in VROPE_SWITCHES}
     init = meta.get("init_from")
     run = {"run": str(out), "preset": meta.get("preset"), "seed": meta.get("seed")}
