@@ -293,15 +293,31 @@ def main(argv: list[str] | None = None) -> None:
                              "then its feature cache")
     parser.add_argument("--sizes", default="{}",
                         help="JSON of corpus_zoo.plan_zoo sizes, e.g. '{\"n_espeak\": 2400}'")
+    parser.add_argument("--confirm", type=int, default=0, metavar="DRAW",
+                        help="with --fsdd: build only a confirmation set (echo_core."
+                             "corpus_confirm): fresh test clips of the held-out voices of the zoo "
+                             "corpus that --seed and --sizes build, from stream DRAW (>= 1)")
     args = parser.parse_args(argv)
+    try:
+        _run(args)
+    except CorpusError as exc:  # a missing tool or folder, a bad size: a message, no traceback
+        parser.error(str(exc))
+
+
+def _run(args) -> None:
     if args.features:
         print(build_features(args.out, args.n_mels, args.fmin, args.fmax, workers=args.workers))
     elif args.fsdd:
         import json
 
+        from echo_core.corpus_confirm import write_confirmation
         from echo_core.corpus_zoo import write_zoo_corpus
-        print(write_zoo_corpus(args.out, args.fsdd, args.seed, workers=args.workers,
-                               **json.loads(args.sizes)))
+        sizes = json.loads(args.sizes)
+        if args.confirm:
+            print(write_confirmation(args.out, args.fsdd, args.seed, args.confirm, args.workers,
+                                     main_sizes=sizes))
+        else:
+            print(write_zoo_corpus(args.out, args.fsdd, args.seed, workers=args.workers, **sizes))
         print(build_features(args.out, args.n_mels, args.fmin, args.fmax, workers=args.workers))
     else:
         print(write_corpus(args.out, args.n, args.seed, workers=args.workers))

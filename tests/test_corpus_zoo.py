@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from echo_core import corpus_confirm as C
 from echo_core import corpus_zoo as Z
-from echo_core.corpus import DIGIT_WORDS, read_manifest
+from echo_core.corpus import DIGIT_WORDS, CorpusError, read_manifest
 
 VARIANTS = [f"v{i}" for i in range(30)]
 FSDD_SR = 8000
@@ -173,3 +174,78 @@ def test_extra_training_clips_leave_the_base_plan_and_test_sets_unchanged(fake_f
     train_speakers = {s.speaker for s in base if s.split == "train"}
     assert {s.speaker for s in added} <= train_speakers
     assert {s.source for s in added} == {"espeak", "flite", "festival", "fsdd", "fsdd_spliced"}
+
+
+# The confirmation set (echo_core.corpus_confirm)
+
+MAIN_SIZES = dict(n_espeak=300, n_flite=100, n_festival=60, n_spliced_train=30, n_spliced_test=10,
+                  n_fsdd_copies=10, test_speakers={"fsdd": "bert"})
+SMALL = dict(n_espeak=40, n_flite=12, n_festival=10, n_spliced=8)
+
+
+def _confirm(fake_fsdd, draw=1, sizes=SMALL):
+    return C.plan_confirmation(0, VARIANTS, Z.fsdd_files(fake_fsdd), draw, sizes, MAIN_SIZES)
+
+
+def test_confirmation_set_is_new_clips_of_the_held_out_voices_only(fake_fsdd):
+    main = Z.plan_zoo(0, VARIANTS, Z.fsdd_files(fake_fsdd), **MAIN_SIZES)
+    specs = _confirm(fake_fsdd)
+    assert [s.path for s in specs] == [f"wav/{i:05d}.wav" for i in range(len(specs))]
+    assert {s.split for s in specs} == {"test"} and {s.augment for s in specs} == {""}
+    count = {source: sum(s.source == source for s in specs) for source in Z.TEST_SETS}
+    assert count == dict(espeak=40, flite=12, festival=10, fsdd=0, fsdd_spliced=8)
+    held_espeak = {s.speaker for s in main if s.source == "espeak" and s.split == "test"}
+    train_voices = {(s.source, s.speaker) for s in main if s.split != "test"}
+    assert {s.speaker for s in specs if s.source == "espeak"} <= held_espeak
+    assert {s.voice for s in specs if s.source == "flite"} == {"rms"}
+    assert {s.voice for s in specs if s.source == "festival"} == {"ked_diphone"}
+    assert {s.speaker for s in specs if s.source == "fsdd_spliced"} == {"bert"}
+    assert not {(s.source, s.speaker) for s in specs} & train_voices
+    # no clip is one the main corpus (or the set itself) already holds
+    keys = [C.clip_key(s) for s in specs]
+    assert len(set(keys)) == len(keys) and not set(keys) & {C.clip_key(s) for s in main}
+
+
+def test_confirmation_set_is_deterministic_per_draw(fake_fsdd):
+    assert _confirm(fake_fsdd) == _confirm(fake_fsdd)
+    other = _confirm(fake_fsdd, draw=2)
+    assert [C.clip_key(s) for s in other] != [C.clip_key(s) for s in _confirm(fake_fsdd)]
+
+
+@pytest.mark.parametrize("draw", [0, -1, True, 1.0])
+def test_confirmation_draw_must_be_a_positive_integer(fake_fsdd, draw):
+    with pytest.raises(CorpusError, match="draw must be an integer >= 1"):
+        _confirm(fake_fsdd, draw=draw)
+
+
+def test_confirmation_sizes_are_checked(fake_fsdd):
+    with pytest.raises(CorpusError, match="confirmation sizes are"):
+        _confirm(fake_fsdd, sizes={"n_espeek": 3})
+
+
+def test_confirmation_set_renders_and_the_study_finds_its_test_sets(fake_fsdd, tmp_path):
+    from echo_core.study_eval import test_indices
+
+    out = tmp_path / "confirm"
+    sizes = dict(n_espeak=2, n_flite=1, n_festival=1, n_spliced=2)
+    C.write_confirmation(out, fake_fsdd, 0, 1, workers=1, progress=False, sizes=sizes,
+                         main_sizes=MAIN_SIZES)
+    specs = read_manifest(out)
+    assert {k: len(v) for k, v in test_indices(specs).items()} == dict(
+        espeak=2, flite=1, festival=1, fsdd_spliced=2)
+    for spec in specs:
+        samples, sr = sf.read(out / spec.path)
+        assert sr == 16000 and samples.size > 0.1 * sr
+    # a spliced string is its takes (each a tone of its digit) in order
+    spliced = next(s for s in specs if s.source == "fsdd_spliced")
+    assert len(spliced.text.split()) == len(spliced.origin.split(";"))
+
+
+def test_corpus_cli_refuses_a_bad_confirmation_draw(fake_fsdd, tmp_path, capsys):
+    from echo_core.corpus import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--out", str(tmp_path / "c"), "--fsdd", str(fake_fsdd), "--confirm", "-2"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "draw must be an integer >= 1" in err and "Traceback" not in err
