@@ -1,5 +1,5 @@
 """Training-time augmentations of a log-mel spectrogram (SpecAugment, a vocal tract warp, a
-spectral tilt, a clipped onset, a time stretch, a time warp).
+spectral tilt, a telephone band, a clipped onset, a time stretch, a time warp).
 
 Why on the features and not in the corpus: each is drawn afresh for every step from the run's
 seeded random stream, so one rendered corpus gives a new variant of every clip each epoch, and a
@@ -71,6 +71,34 @@ def tilt_mel(mel: np.ndarray, coef: float, centres: np.ndarray) -> np.ndarray:
     gain = first_order_gain(centres, coef)
     shift = ((gain - gain.mean()) / LOG10_PER_UNIT).astype(mel.dtype)[:, None]
     out = mel + shift
+    return np.maximum(out, out.max() - FLOOR_UNITS)
+
+
+@functools.lru_cache(maxsize=8)
+def band_gain(n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
+    """Per-channel change of the log-mel features (feature units) that ``augment.band_limit``
+    (down to 8 kHz and back: nothing above 4 kHz) makes, measured once on seeded white noise:
+    0 below about 3.7 kHz, the resampler's roll-off across the band edge, and at or below the
+    features' floor above it (read only, one array per setting)."""
+    from echo_core.audio import log_mel
+    from echo_core.augment import band_limit
+
+    noise = 0.1 * np.random.default_rng(0).standard_normal(4 * SAMPLE_RATE).astype(np.float32)
+    full = log_mel(noise, SAMPLE_RATE, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    cut = log_mel(band_limit(noise, SAMPLE_RATE), SAMPLE_RATE, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    gain = np.median(cut - full, axis=1).astype(np.float32)
+    gain[gain <= -FLOOR_UNITS / 2] = -2 * FLOOR_UNITS  # cut channels: surely under the floor
+    gain.setflags(write=False)
+    return gain
+
+
+def band_limit_mel(mel: np.ndarray, gain: np.ndarray) -> np.ndarray:
+    """The log-mel as if the clip had been recorded in the telephone band, as the FSDD speakers
+    were (``band_gain`` added, the floor applied again 2 units below the clip's maximum). Why
+    on the features: the corpus band-limits only some augmented clips, so most synthetic clips
+    keep the energy above 4 kHz (the /f/ of "five", the /s/ of "six") that a real 8 kHz
+    recording lacks; this draws the telephone band afresh for any clip at each step."""
+    out = mel + gain[:, None].astype(mel.dtype)
     return np.maximum(out, out.max() - FLOOR_UNITS)
 
 

@@ -28,7 +28,8 @@ from echo_core.clip_run import evaluate
 from echo_core.decode import batch_greedy, model_uses_f0, wer_cer
 from echo_core.errors import ConfigError, EchoError
 from echo_core.model import Echo
-from echo_core.mel_augment import onset_crop_start, spec_augment, stretch_time, warp_time
+from echo_core.mel_augment import (band_gain, band_limit_mel, onset_crop_start, spec_augment,
+                                   stretch_time, warp_time)
 from echo_core.model_dims import TRAINING_ONLY_FIELDS, EchoDims
 from echo_core.pitch import f0_for_model
 from echo_core.tokenizer import EOS, PAD, TOKENIZER_FILE, CharTokenizer
@@ -125,6 +126,15 @@ def clip_views(indices, mels, f0s, view):
         i = int(i)
         views[i], contours[i] = view(mels[i], f0s[i])
     return views, contours
+
+
+def band_limited(indices, mels, f0s, prob: float, gain: np.ndarray,
+                 rng: np.random.Generator):
+    """Each clip, with probability ``prob``, as if recorded in the telephone band
+    (``band_limit_mel`` with ``gain``); one draw per clip, so the stream does not depend on
+    the clips."""
+    return clip_views(indices, mels, f0s, lambda mel, f0: (
+        (band_limit_mel(mel, gain), f0) if rng.random() < prob else (mel, f0)))
 
 
 def cropped_onsets(indices, mels, f0s, prob: float, rng: np.random.Generator):
@@ -357,6 +367,7 @@ def train(cfg: TrainConfig) -> Echo:
                         "dims": dims.to_dict(), "train_clips": int(len(train_idx))})
 
     epoch_of = _epoch_iterator(lengths, train_idx, cfg)
+    band = band_gain(cfg.n_mels, cfg.fmin, cfg.fmax) if cfg.band_limit > 0 else None
     bar = _bar(cfg, step)
     t0 = time.time() - elapsed
     running = []
@@ -371,6 +382,9 @@ def train(cfg: TrainConfig) -> Echo:
                                         np.random.default_rng([cfg.seed, 13, step]))
             contours = dict(zip(batch.tolist(), swapped))
         views = mels
+        if cfg.band_limit > 0:  # its own stream: the other augmentations draw as before
+            views, contours = band_limited(batch, views, contours, cfg.band_limit, band,
+                                           np.random.default_rng([cfg.seed, 29, step]))
         if cfg.onset_crop > 0:  # its own stream: the other augmentations draw as before
             views, contours = cropped_onsets(batch, mels, contours, cfg.onset_crop,
                                              np.random.default_rng([cfg.seed, 17, step]))

@@ -43,6 +43,7 @@ RANGES = {
     "freq_warp": (0.0, 1.0, (True, False)),
     "spectral_tilt": (0.0, 1.0, (True, False)),
     "onset_crop": (0.0, 1.0, (True, True)),
+    "band_limit": (0.0, 1.0, (True, True)),
     "time_stretch": (0.0, 1.0, (True, False)),
     "time_warp": (0.0, 0.2, (True, False)),
     "n_mels": (1, math.inf, (True, False)),
@@ -80,6 +81,7 @@ class TrainConfig:
     freq_warp: float = 0.0  # > 0: each clip's mel axis stretched by 1 +- this (see warp_mel)
     spectral_tilt: float = 0.0  # > 0: a first-order filter, coefficient in +- this (tilt_mel)
     onset_crop: float = 0.0  # > 0: this share of clips lose their first frames (onset_crop_start)
+    band_limit: float = 0.0  # > 0: this share of clips in the telephone band (band_limit_mel)
     time_stretch: float = 0.0  # > 0: each clip stretched in time by 1 +- this (stretch_time)
     time_warp: float = 0.0  # > 0: each clip's inner frame moved by up to this share (warp_time)
     n_mels: int = FEATURES["n_mels"]

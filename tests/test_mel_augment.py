@@ -1,5 +1,5 @@
 """Training-time augmentations of the log-mel: masks, the vocal tract warp, the spectral tilt,
-the clipped onset, the time stretch and the time warp, each against an independent computation,
+the telephone band, the clipped onset, the time stretch and the time warp, each against an independent computation,
 and each drawing nothing when it is off."""
 
 import numpy as np
@@ -8,7 +8,8 @@ from scipy.signal import freqz, lfilter
 
 from echo_core.audio import SAMPLE_RATE, log_mel
 from echo_core.errors import EchoError
-from echo_core.mel_augment import (FLOOR_UNITS, first_order_gain, mel_centres, onset_crop_start,
+from echo_core.mel_augment import (FLOOR_UNITS, band_gain, band_limit_mel, first_order_gain,
+                                   mel_centres, onset_crop_start,
                                    onset_frame, spec_augment, stretch_time, tilt_mel,
                                    warp_frames, warp_mel, warp_time)
 from echo_core.train import TrainConfig
@@ -86,6 +87,57 @@ def test_tilt_mel_keeps_the_floor_and_zero_is_identity():
     out = tilt_mel(mel, -0.9, centres)
     assert out.min() >= out.max() - FLOOR_UNITS - 1e-6
     assert out.dtype == mel.dtype
+
+
+def _voice_like(seconds=1.0):
+    """A 120 Hz pulse train (harmonics up to Nyquist) with a noise burst at half time (a
+    fricative): energy on both sides of 4 kHz, unlike the white noise band_gain measures on.
+    Silence before and after, as a trimmed corpus clip has: the resampler's start-up and
+    run-out transients fall there."""
+    n = int(seconds * SAMPLE_RATE)
+    x = np.zeros(n, np.float32)
+    x[::SAMPLE_RATE // 120] = 1.0
+    rng = np.random.default_rng(5)
+    x[n // 2:n // 2 + n // 5] += 0.3 * rng.normal(size=n // 5).astype(np.float32)
+    pad = np.zeros(SAMPLE_RATE // 10, np.float32)
+    return np.concatenate([pad, x, pad])
+
+
+def test_band_limit_mel_matches_band_limiting_the_audio():
+    """The features of the clip sent through augment.band_limit (8 kHz and back) are the
+    clip's features with band_gain added and the floor applied again: exactly away from the
+    band edge, within the resampler's roll-off on the three channels below it."""
+    from echo_core.augment import band_limit
+
+    x = _voice_like()
+    expected = log_mel(band_limit(x, SAMPLE_RATE), n_mels=80, fmax=8000.0)
+    out = band_limit_mel(log_mel(x, n_mels=80, fmax=8000.0), band_gain(80, 0.0, 8000.0))
+    centres = mel_centres(80, 0.0, 8000.0)
+    edge = (centres > 3600) & (centres < 4050)  # the roll-off: 3.69, 3.83, 3.97 kHz
+    assert edge.sum() == 3
+    np.testing.assert_allclose(out[~edge], expected[~edge], atol=0.02)
+    np.testing.assert_allclose(out[edge], expected[edge], atol=0.35)
+    above = centres > 4100
+    assert np.all(out[above] == out.max() - FLOOR_UNITS)  # nothing above the band but the floor
+    assert np.ptp(log_mel(x, n_mels=80, fmax=8000.0)[above]) > 1  # there was something before
+
+
+def test_band_limited_draws_one_choice_per_clip():
+    from echo_core.train import band_limited
+
+    mels = [np.random.default_rng(i).random((80, 30)).astype(np.float32) for i in range(2)]
+    f0s = [np.full(30, 110.0, np.float32)] * 2
+    gain = band_gain(80, 0.0, 8000.0)
+    views, contours = band_limited([0, 1], mels, f0s, 1.0, gain, np.random.default_rng(0))
+    for i in (0, 1):
+        np.testing.assert_array_equal(views[i], band_limit_mel(mels[i], gain))
+        assert contours[i] is f0s[i]
+    changed = [not np.array_equal(band_limited([0], mels, f0s, 0.3, gain,
+                                               np.random.default_rng(s))[0][0], mels[0])
+               for s in range(400)]
+    assert 0.22 < np.mean(changed) < 0.38
+    with pytest.raises(ValueError, match="--band-limit must lie in"):
+        TrainConfig(data="x", out="y", band_limit=1.5)
 
 
 def test_spec_augment_draws_the_tilt_after_the_warp():
