@@ -367,7 +367,9 @@ def confirmation_lines(best: dict, confirm: dict, command: str) -> list[str]:
              "they are a little optimistic. New clips of the same held-out voices (new digit "
              "strings from the ten espeak variants, `rms` and `ked_diphone`; new strings spliced "
              "from jackson's takes) were scored once, after it was chosen, by "
-             f"{app_decoding(confirm)} (built by `{command}`). Jackson's isolated takes are all in the "
+             f"{app_decoding(confirm)} (built by `{command}`, scored by `python -m "
+             f"echo_core.study eval --data {CONFIRM_CORPUS} --run {run_folder(best)} --out-file "
+             f"{CONFIRM_FILE}`). Jackson's isolated takes are all in the "
              "test set already, so that number has no confirmation.", "",
              "| test set | clips | WER | CER | test set WER | target (WER) | met |",
              "|---|---:|---:|---:|---:|---:|---|"]
