@@ -116,7 +116,7 @@ def test_confirmation_lines_put_fresh_clips_beside_the_test_set_and_the_target()
     fresh["joint"] = {"decoding": "joint search",
                       "sets": _eval("x", 0, [1] * (n // 2) + [0] * (n // 2))["sets"]}
     text = "\n".join(confirmation_lines(best, fresh, "make-it"))
-    assert "by joint search (built by `make-it`)" in text
+    assert "by joint search (built by `make-it`, scored by" in text
     # fsdd: 25% on the fresh clips, 2.5% on the test set (5 of 200 words), target 10%: missed
     assert "| fsdd | 100 | 25.00% | 6.25% | 2.50% | <= 10% | no |" in text  # CER: 1 of 8
     best["confirmation"] = fresh
