@@ -189,8 +189,6 @@ def ship(e: dict, folder: str | Path, rows: list[dict], note: str = ABLATION_NOT
         "",
         "| test set | clips | WER | CER |", "|---|---:|---:|---:|", *table,
         *joint_lines(e),
-        *(confirmation_lines(e, e["confirmation"], CONFIRM_COMMAND) if "confirmation" in e
-          else []),
         "",
         "Test sets: espeak = 10 espeak-ng voice variants never heard in training; flite = "
         "voice `rms`; festival = voice `ked_diphone`; fsdd = FSDD speaker `jackson`, isolated "
@@ -200,6 +198,8 @@ def ship(e: dict, folder: str | Path, rows: list[dict], note: str = ABLATION_NOT
         "transcripts." + (" The app (`echo_core.clip_run`) decodes this model with its CTC "
                           "head: the joint search of the table above." if "joint" in e else
                           " The app (`echo_core.clip_run`) decodes it the same way."),
+        *(confirmation_lines(e, e["confirmation"], CONFIRM_COMMAND) if "confirmation" in e
+          else []),
         "",
         "## Data and licence",
         "",
@@ -339,8 +339,6 @@ def default_model_section(best: dict, evals: list[dict]) -> list[str]:
     for r in app_rows(best):
         lines.append(f"| {r['test_set']} | {r['clips']} | {100 * r['wer']:.2f}% | "
                      f"{100 * r['cer']:.2f}% | {target_cells(r)} |")
-    if "confirmation" in best:
-        lines += confirmation_lines(best, best["confirmation"], CONFIRM_COMMAND)
     short = next((e for e in evals if e["preset"] == best["preset"] and e["seed"] == 0), None)
     if short is not None:
         lines += ["", "Against the same config at the ablation's budget (seed 0), both decoded "
@@ -353,6 +351,8 @@ def default_model_section(best: dict, evals: list[dict]) -> list[str]:
                                          short["sets"][name]["word_errors"],
                                          best["sets"][name]["words"])
             lines.append(f"- {name}: {100 * mean:+.2f} [{100 * low:+.2f}, {100 * high:+.2f}]")
+    if "confirmation" in best:
+        lines += confirmation_lines(best, best["confirmation"], CONFIRM_COMMAND)
     return lines
 
 
