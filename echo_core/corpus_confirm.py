@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from .corpus import ClipSpec, CorpusError, espeak_binary, list_variants, write_manifest
-from .corpus_zoo import (FESTIVAL_VOICES, FLITE_VOICES, TEST_SPEAKERS, _espeak_fields,
-                         _spliced_fields, _synth_fields, _text, festival_binary, flite_binary,
-                         fsdd_files, plan_zoo, render_specs)
+from .corpus_zoo import (FESTIVAL_VOICES, FLITE_VOICES, TEST_SPEAKERS, digit_text,
+                         espeak_fields, festival_binary, flite_binary, fsdd_files, plan_zoo,
+                         render_specs, spliced_fields, synth_fields)
 
 # Clips per test set: about the main corpus's (espeak 247, flite 189, festival 142, spliced 200).
 CONFIRM_SIZES = dict(n_espeak=250, n_flite=200, n_festival=150, n_spliced=200)
@@ -73,15 +73,15 @@ def plan_confirmation(seed: int, variants: list[str], fsdd: dict[str, list[tuple
     def synth(source: str, voices: list[tuple[str, str]]):
         def fields():
             voice, speaker = voices[int(rng.integers(len(voices)))]
-            return _synth_fields(rng, source, voice, speaker)
+            return synth_fields(rng, source, voice, speaker)
         return fields
 
-    add_fresh(n["n_espeak"], lambda: _espeak_fields(
-        rng, _text(rng), test_variants[int(rng.integers(len(test_variants)))]))
+    add_fresh(n["n_espeak"], lambda: espeak_fields(
+        rng, digit_text(rng), test_variants[int(rng.integers(len(test_variants)))]))
     add_fresh(n["n_flite"], synth("flite", held_voices(FLITE_VOICES, "flite")))
     add_fresh(n["n_festival"], synth("festival", held_voices(FESTIVAL_VOICES, "festival")))
     if held["fsdd"] in fsdd:
-        add_fresh(n["n_spliced"], lambda: _spliced_fields(rng, fsdd, held["fsdd"]))
+        add_fresh(n["n_spliced"], lambda: spliced_fields(rng, fsdd, held["fsdd"]))
     return specs
 
 

@@ -132,15 +132,16 @@ def splice(takes: list[np.ndarray], gaps: list[float], sr: int = SAMPLE_RATE) ->
 # ---------------------------------------------------------------------------------------------
 # Plan
 
-def _text(rng: np.random.Generator) -> str:
+def digit_text(rng: np.random.Generator) -> str:
     n_words = int(rng.integers(1, MAX_WORDS + 1))
     return " ".join(DIGIT_WORDS[int(k)] for k in rng.integers(0, len(DIGIT_WORDS), n_words))
 
 
-# One clip's drawn fields, shared by the base plan and the extra clips. The order of the draws
-# is part of the corpus: changing it changes every clip after it.
+# One clip's drawn fields, shared by the base plan, the extra clips and the confirmation set
+# (corpus_confirm). The order of the draws is part of the corpus: changing it changes every
+# clip after it.
 
-def _espeak_fields(rng: np.random.Generator, text: str, variant: str) -> dict:
+def espeak_fields(rng: np.random.Generator, text: str, variant: str) -> dict:
     """An espeak clip of ``variant``: accent, pitch and speed drawn in that order."""
     accent = ACCENTS[int(rng.integers(len(ACCENTS)))]
     return dict(text=text, voice=f"{accent}+{variant}", source="espeak", speaker=variant,
@@ -148,16 +149,16 @@ def _espeak_fields(rng: np.random.Generator, text: str, variant: str) -> dict:
                 speed=int(rng.integers(SPEED_RANGE[0], SPEED_RANGE[1] + 1)))
 
 
-def _synth_fields(rng: np.random.Generator, source: str, voice: str, speaker: str) -> dict:
+def synth_fields(rng: np.random.Generator, source: str, voice: str, speaker: str) -> dict:
     """A flite or festival clip: flite's F0 target (70% of clips), text and stretch drawn in
     that order."""
     f0 = int(rng.integers(FLITE_F0_RANGE[0], FLITE_F0_RANGE[1] + 1)) \
         if source == "flite" and rng.random() < 0.7 else 0
-    return dict(text=_text(rng), voice=voice, source=source, speaker=speaker, pitch=f0,
+    return dict(text=digit_text(rng), voice=voice, source=source, speaker=speaker, pitch=f0,
                 speed=int(rng.integers(STRETCH_RANGE[0], STRETCH_RANGE[1] + 1)))
 
 
-def _spliced_fields(rng: np.random.Generator, fsdd: dict, speaker: str) -> dict:
+def spliced_fields(rng: np.random.Generator, fsdd: dict, speaker: str) -> dict:
     """A connected string of ``speaker``'s takes: how many, then which."""
     takes = [fsdd[speaker][int(i)] for i in rng.integers(
         0, len(fsdd[speaker]), int(rng.integers(SPLICE_WORDS[0], SPLICE_WORDS[1] + 1)))]
@@ -192,8 +193,8 @@ def plan_zoo(seed: int, variants: list[str], fsdd: dict[str, list[tuple[int, str
         specs.append(ClipSpec(path=f"wav/{len(specs):05d}.wav", split=split, augment=aug, **kw))
 
     for _ in range(n_espeak):
-        text, variant = _text(rng), names[int(rng.integers(len(names)))]
-        add(split_of[variant], **_espeak_fields(rng, text, variant))
+        text, variant = digit_text(rng), names[int(rng.integers(len(names)))]
+        add(split_of[variant], **espeak_fields(rng, text, variant))
     for source, voices, n in (("flite", FLITE_VOICES, n_flite),
                               ("festival", FESTIVAL_VOICES, n_festival)):
         order = sorted(voices)
@@ -201,7 +202,7 @@ def plan_zoo(seed: int, variants: list[str], fsdd: dict[str, list[tuple[int, str
             voice = order[int(rng.integers(len(order)))]
             speaker = voices[voice]
             add("test" if speaker == held[source] else "train",
-                **_synth_fields(rng, source, voice, speaker))
+                **synth_fields(rng, source, voice, speaker))
     train_files = []
     for speaker in sorted(fsdd):
         split = "test" if speaker == held["fsdd"] else "train"
@@ -219,7 +220,7 @@ def plan_zoo(seed: int, variants: list[str], fsdd: dict[str, list[tuple[int, str
         speakers = sorted(s for s in fsdd if (s == held["fsdd"]) == (split == "test"))
         for _ in range(n if speakers else 0):
             speaker = speakers[int(rng.integers(len(speakers)))]
-            add(split, **_spliced_fields(rng, fsdd, speaker))
+            add(split, **spliced_fields(rng, fsdd, speaker))
     specs += _plan_extra(seed, len(specs), [v for v in names if split_of[v] == "train"], fsdd,
                          held, n_extra_espeak, n_extra_synth, n_extra_fsdd_copies,
                          n_extra_spliced)
@@ -238,12 +239,12 @@ def _plan_extra(seed: int, start: int, train_variants: list[str], fsdd: dict, he
 
     for _ in range(n_espeak):
         variant = train_variants[int(rng.integers(len(train_variants)))]
-        add(**_espeak_fields(rng, _text(rng), variant))
+        add(**espeak_fields(rng, digit_text(rng), variant))
     synth = [("flite", v, s) for v, s in sorted(FLITE_VOICES.items()) if s != held["flite"]]
     synth += [("festival", v, s) for v, s in sorted(FESTIVAL_VOICES.items())
               if s != held["festival"]]
     for _ in range(n_synth):
-        add(**_synth_fields(rng, *synth[int(rng.integers(len(synth)))]))
+        add(**synth_fields(rng, *synth[int(rng.integers(len(synth)))]))
     speakers = sorted(s for s in fsdd if s != held["fsdd"])
     takes = [(s, d, n) for s in speakers for d, n in fsdd[s]]
     for _ in range(n_fsdd if takes else 0):
@@ -251,7 +252,7 @@ def _plan_extra(seed: int, start: int, train_variants: list[str], fsdd: dict, he
         add(text=FSDD_WORDS[digit], voice=f"fsdd:{speaker}", source="fsdd", speaker=speaker,
             origin=name, pitch=0, speed=0)
     for _ in range(n_spliced if speakers else 0):
-        add(**_spliced_fields(rng, fsdd, speakers[int(rng.integers(len(speakers)))]))
+        add(**spliced_fields(rng, fsdd, speakers[int(rng.integers(len(speakers)))]))
     return specs
 
 
