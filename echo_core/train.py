@@ -163,6 +163,28 @@ def time_warped(indices, mels, f0s, width: float, rng: np.random.Generator):
     return clip_views(indices, mels, f0s, warp)
 
 
+def augmented_views(batch, mels, contours, cfg: TrainConfig, step: int,
+                    band: np.ndarray | None):
+    """The batch's mel and F0 views after the switched-on view augmentations, in their order
+    (telephone band, clipped onset, time stretch, time warp), each reading the one before and
+    drawing from its own stream keyed by (seed, step), so a switch left off leaves the others'
+    draws as they were. ``band``: ``band_gain`` of the run's features when --band-limit is on."""
+    views = mels
+    if cfg.band_limit > 0:
+        views, contours = band_limited(batch, views, contours, cfg.band_limit, band,
+                                       np.random.default_rng([cfg.seed, 29, step]))
+    if cfg.onset_crop > 0:
+        views, contours = cropped_onsets(batch, views, contours, cfg.onset_crop,
+                                         np.random.default_rng([cfg.seed, 17, step]))
+    if cfg.time_stretch > 0:
+        views, contours = stretched(batch, views, contours, cfg.time_stretch,
+                                    np.random.default_rng([cfg.seed, 19, step]))
+    if cfg.time_warp > 0:
+        views, contours = time_warped(batch, views, contours, cfg.time_warp,
+                                      np.random.default_rng([cfg.seed, 23, step]))
+    return views, contours
+
+
 def borrowed_contours(indices, f0s, pool, rng: np.random.Generator) -> list[np.ndarray]:
     """For the null-F0 control: each clip's contour replaced by that of a random other clip of
     ``pool`` (never itself when the pool has another), stretched onto the clip's frames."""
@@ -381,19 +403,7 @@ def train(cfg: TrainConfig) -> Echo:
             swapped = borrowed_contours(batch, f0s, train_idx,
                                         np.random.default_rng([cfg.seed, 13, step]))
             contours = dict(zip(batch.tolist(), swapped))
-        views = mels
-        if cfg.band_limit > 0:  # its own stream: the other augmentations draw as before
-            views, contours = band_limited(batch, views, contours, cfg.band_limit, band,
-                                           np.random.default_rng([cfg.seed, 29, step]))
-        if cfg.onset_crop > 0:  # its own stream: the other augmentations draw as before
-            views, contours = cropped_onsets(batch, mels, contours, cfg.onset_crop,
-                                             np.random.default_rng([cfg.seed, 17, step]))
-        if cfg.time_stretch > 0:  # likewise its own stream
-            views, contours = stretched(batch, views, contours, cfg.time_stretch,
-                                        np.random.default_rng([cfg.seed, 19, step]))
-        if cfg.time_warp > 0:  # likewise its own stream
-            views, contours = time_warped(batch, views, contours, cfg.time_warp,
-                                          np.random.default_rng([cfg.seed, 23, step]))
+        views, contours = augmented_views(batch, mels, contours, cfg, step, band)
         spec, f0, inp, lab = collate(batch, views, contours, token_ids,
                                      augment=lambda m: spec_augment(m, aug_rng, cfg))
         for g in optimizer.param_groups:

@@ -1,6 +1,6 @@
 """Training-time augmentations of the log-mel: masks, the vocal tract warp, the spectral tilt,
-the telephone band, the clipped onset, the time stretch and the time warp, each against an independent computation,
-and each drawing nothing when it is off."""
+the telephone band, the clipped onset, the time stretch and the time warp, each against an
+independent computation, and each drawing nothing when it is off."""
 
 import numpy as np
 import pytest
@@ -138,6 +138,28 @@ def test_band_limited_draws_one_choice_per_clip():
     assert 0.22 < np.mean(changed) < 0.38
     with pytest.raises(ValueError, match="--band-limit must lie in"):
         TrainConfig(data="x", out="y", band_limit=1.5)
+
+
+def test_view_augmentations_compose_each_reading_the_one_before():
+    """train.augmented_views: with the telephone band and the clipped onset both on, the crop
+    applies to the band-limited clip (a crop read from the original features would drop the
+    band), drawing from the same stream as the crop alone."""
+    from echo_core.train import augmented_views, cropped_onsets
+
+    rng = np.random.default_rng(0)
+    mels = [rng.random((80, 60)).astype(np.float32) for _ in range(2)]
+    for m in mels:
+        m[:, :10] -= 1.5  # a quiet lead-in to crop into
+    f0s = [np.full(60, 110.0, np.float32)] * 2
+    gain = band_gain(80, 0.0, 8000.0)
+    cfg = TrainConfig(data="x", out="y", band_limit=1.0, onset_crop=1.0)
+    views, _ = augmented_views([0, 1], mels, f0s, cfg, 5, gain)
+    limited = {i: band_limit_mel(mels[i], gain) for i in (0, 1)}
+    expected, _ = cropped_onsets([0, 1], limited, f0s, 1.0, np.random.default_rng([0, 17, 5]))
+    above = mel_centres(80, 0.0, 8000.0) > 4100
+    for i in (0, 1):
+        np.testing.assert_array_equal(views[i], expected[i])
+        assert np.all(views[i][above] == limited[i].max() - FLOOR_UNITS)
 
 
 def test_spec_augment_draws_the_tilt_after_the_warp():
