@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .corpus import ClipSpec, CorpusError, espeak_binary, list_variants, write_manifest
+from .corpus import ClipSpec, CorpusError, list_variants, write_manifest
 from .corpus_zoo import (FESTIVAL_VOICES, FLITE_VOICES, TEST_SPEAKERS, digit_text,
-                         espeak_fields, festival_binary, flite_binary, fsdd_files, plan_zoo,
-                         render_specs, spliced_fields, synth_fields)
+                         espeak_fields, fsdd_files, plan_zoo, render_specs, spliced_fields,
+                         synth_fields)
 
 # Clips per test set: about the main corpus's (espeak 247, flite 189, festival 142, spliced 200).
 CONFIRM_SIZES = dict(n_espeak=250, n_flite=200, n_festival=150, n_spliced=200)
@@ -90,7 +90,6 @@ def write_confirmation(out: str | Path, fsdd_dir: str | Path, seed: int = 0, dra
                        main_sizes: dict | None = None) -> Path:
     """Plan and render the confirmation set into ``out`` (wav/ + manifest.csv) for the zoo
     corpus built with ``seed`` and ``main_sizes``; returns the manifest."""
-    espeak_binary(), flite_binary(), festival_binary()  # fail before the work, not after
     specs = plan_confirmation(seed, list_variants(), fsdd_files(fsdd_dir), draw, sizes,
                               main_sizes)
     # The render stream (splice gaps) is keyed by the draw, so it is not the main corpus's.

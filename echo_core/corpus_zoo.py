@@ -291,7 +291,6 @@ def _render_job(args) -> tuple[int, str]:
 def write_zoo_corpus(out: str | Path, fsdd_dir: str | Path, seed: int = 0, workers: int = 2,
                      progress: bool = True, **sizes) -> Path:
     """Plan and render the zoo corpus into ``out`` (wav/ + manifest.csv); returns the manifest."""
-    espeak_binary(), flite_binary(), festival_binary()  # fail before hours of work, not after
     specs = plan_zoo(seed, list_variants(), fsdd_files(fsdd_dir), **sizes)
     return write_manifest(Path(out), render_specs(out, specs, seed, fsdd_dir, workers, progress))
 
@@ -300,6 +299,7 @@ def render_specs(out: str | Path, specs: list[ClipSpec], seed: int, fsdd_dir: st
                  workers: int = 2, progress: bool = True) -> list[ClipSpec]:
     """Render every planned clip into ``out``/wav (render streams keyed by ``seed`` and the
     clip's index); the specs with their drawn augmentation descriptions."""
+    espeak_binary(), flite_binary(), festival_binary()  # fail before hours of work, not after
     root = Path(out)
     (root / "wav").mkdir(parents=True, exist_ok=True)
     jobs = [(asdict(s), i, seed, str(root), str(fsdd_dir)) for i, s in enumerate(specs)]

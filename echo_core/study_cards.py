@@ -198,7 +198,7 @@ def ship(e: dict, folder: str | Path, rows: list[dict], note: str = ABLATION_NOT
         "transcripts." + (" The app (`echo_core.clip_run`) decodes this model with its CTC "
                           "head: the joint search of the table above." if "joint" in e else
                           " The app (`echo_core.clip_run`) decodes it the same way."),
-        *(confirmation_lines(e, e["confirmation"], CONFIRM_COMMAND) if "confirmation" in e
+        *(confirmation_lines(e, e["confirmation"]) if "confirmation" in e
           else []),
         "",
         "## Data and licence",
@@ -352,22 +352,22 @@ def default_model_section(best: dict, evals: list[dict]) -> list[str]:
                                          best["sets"][name]["words"])
             lines.append(f"- {name}: {100 * mean:+.2f} [{100 * low:+.2f}, {100 * high:+.2f}]")
     if "confirmation" in best:
-        lines += confirmation_lines(best, best["confirmation"], CONFIRM_COMMAND)
+        lines += confirmation_lines(best, best["confirmation"])
     return lines
 
 
-def confirmation_lines(best: dict, confirm: dict, command: str) -> list[str]:
+def confirmation_lines(best: dict, confirm: dict) -> list[str]:
     """Card and RESULTS lines for the default model's confirmation set (``corpus_confirm``):
     its WER per test set beside the main test set's, both decoded as the app decodes them,
-    against the targets. ``command`` builds the set. Scored once, after the model was chosen,
-    so these numbers carry no selection."""
+    against the targets, and the commands that build (``CONFIRM_COMMAND``) and score it.
+    Scored once, after the model was chosen, so these numbers carry no selection."""
     main = {r["test_set"]: r for r in app_rows(best)}
     lines = ["", "### Confirmation set (fresh clips, scored once)", "",
              "The model above was picked among candidates by its scores on these test sets, so "
              "they are a little optimistic. New clips of the same held-out voices (new digit "
              "strings from the ten espeak variants, `rms` and `ked_diphone`; new strings spliced "
              "from jackson's takes) were scored once, after it was chosen, by "
-             f"{app_decoding(confirm)} (built by `{command}`, scored by `python -m "
+             f"{app_decoding(confirm)} (built by `{CONFIRM_COMMAND}`, scored by `python -m "
              f"echo_core.study eval --data {CONFIRM_CORPUS} --run {run_folder(best)} --out-file "
              f"{CONFIRM_FILE}`). Jackson's isolated takes are all in the "
              "test set already, so that number has no confirmation.", "",

@@ -107,7 +107,7 @@ def test_stage_comparison_pairs_the_same_clips_greedy_and_joint():
 def test_confirmation_lines_put_fresh_clips_beside_the_test_set_and_the_target():
     """The default model's confirmation set: its app-decoded WER per set, the main test set's
     beside it, and the target met or not (joint decoding when the model has a head)."""
-    from echo_core.study_cards import confirmation_lines, default_model_section
+    from echo_core.study_cards import CONFIRM_COMMAND, confirmation_lines, default_model_section
 
     n = 100
     best = _eval("mean_f0_theta", 0, [0] * n)
@@ -115,8 +115,8 @@ def test_confirmation_lines_put_fresh_clips_beside_the_test_set_and_the_target()
     fresh = _eval("mean_f0_theta", 0, [0] * n)  # greedy 0%, joint 25% (1 of 2 words in half)
     fresh["joint"] = {"decoding": "joint search",
                       "sets": _eval("x", 0, [1] * (n // 2) + [0] * (n // 2))["sets"]}
-    text = "\n".join(confirmation_lines(best, fresh, "make-it"))
-    assert "by joint search (built by `make-it`, scored by" in text
+    text = "\n".join(confirmation_lines(best, fresh))
+    assert f"by joint search (built by `{CONFIRM_COMMAND}`, scored by" in text
     # fsdd: 25% on the fresh clips, 2.5% on the test set (5 of 200 words), target 10%: missed
     assert "| fsdd | 100 | 25.00% | 6.25% | 2.50% | <= 10% | no |" in text  # CER: 1 of 8
     best["confirmation"] = fresh
