@@ -4,12 +4,15 @@
     python -m echo_core.study report --data CORPUS --runs RUNS --out assets/checkpoints/zoo \
         --ship assets/checkpoints
     python -m echo_core.study compare RUNS/a RUNS/b   # paired intervals, the same test clips
+    python -m echo_core.study noise --data CORPUS --checkpoint CKPT   # a noise floor's cost
 
 ``eval`` (``study_eval``) decodes the unseen-speaker test sets and runs the pitch
 interventions for one run; ``report`` (``study_tables``, ``study_cards``) writes study.csv,
 comparisons.csv, interventions.csv, verdicts.json and RESULTS.md, and with ``--ship`` copies
 each config's seed-0 run into the assets with a model card; ``compare`` prints two evaluated
-runs' WER per test set and the paired bootstrap interval of their difference.
+runs' WER per test set and the paired bootstrap interval of their difference; ``noise``
+(``study_noise``) scores a checkpoint on the test clips with a white-noise floor added, paired
+against the same clips clean.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from pathlib import Path
 
 from .study_cards import (GROWN_COMMAND, GROWN_CORPUS, LONG_NOTE, compare_lines, eval_rows,
                           results_markdown, ship)
+from .errors import EchoError
 from .study_eval import EVAL_FILE, PIPELINE_CLIPS, eval_run
+from .study_noise import LEVELS_DB, NOISE_FILE, noise_eval, noise_lines, write_noise_eval
 from .study_tables import load_evals, report
 
 
@@ -47,6 +52,15 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--best", default=None,
                    help="the default model's run folder (evaluated): reported in its own "
                         "section and shipped as SHIP/zoo_<config>_long")
+    n = sub.add_parser("noise", help="WER with a white-noise floor, paired against clean")
+    n.add_argument("--data", required=True)
+    n.add_argument("--checkpoint", required=True, help="a checkpoint folder or run folder")
+    n.add_argument("--levels", type=float, nargs="+", default=list(LEVELS_DB),
+                   help="noise power in dB below each clip's power")
+    n.add_argument("--threads", type=int, default=1)
+    n.add_argument("--max-clips", type=int, default=0, help="smoke run: clips per test set")
+    n.add_argument("--out", default=None, help=f"where to write the JSON (default: "
+                                                 f"CHECKPOINT/{NOISE_FILE})")
     args = parser.parse_args(argv)
     if args.command == "compare":
         missing = [run for run in (args.first, args.second) if not Path(run, EVAL_FILE).is_file()]
@@ -57,6 +71,15 @@ def main(argv: list[str] | None = None) -> None:
                          for run in (args.first, args.second))
         print("first - second, WER points, paired bootstrap 95% interval:")
         print("\n".join(compare_lines(first, second)))
+    elif args.command == "noise":
+        try:
+            result = noise_eval(args.data, args.checkpoint, args.levels, args.max_clips,
+                                args.threads)
+        except EchoError as e:
+            parser.error(str(e))
+        print(write_noise_eval(result, args.out or Path(args.checkpoint, NOISE_FILE)))
+        print("noisy - clean, WER points, paired bootstrap 95% interval:")
+        print("\n".join(noise_lines(result)))
     elif args.command == "eval":
         print(eval_run(args.data, args.run, args.clips, args.threads, args.max_clips,
                        args.out_file))

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .corpus_zoo import TEST_SETS
+from .study_eval import JOINT_SPAN
 from .study_tables import CONFIGS, PLANNED, error_rate, load_evals
 
 CONFIG_TEXT = {
@@ -135,8 +136,15 @@ def joint_lines(e: dict) -> list[str]:
 
     if "joint" not in e:
         return []
-    lines = ["", f"## The same test sets as the app decodes them: {e['joint']['decoding']}", "",
-             "Joint minus greedy: paired bootstrap over the same utterances, WER points, 95% "
+    if e["joint"].get("span") == JOINT_SPAN:
+        title = (f"## The same test sets as the app decodes them: {e['joint']['decoding']}, "
+                 f"on each clip's {JOINT_SPAN}")
+    else:
+        title = (f"## Joint decoding of the whole clip: {e['joint']['decoding']} (the app "
+                 f"reads the {JOINT_SPAN}, so its transcripts can differ)")
+    lines = ["", title, "",
+             "Joint minus greedy (greedy: the whole clip in padded batches, the ablation's "
+             "protocol): paired bootstrap over the same utterances, WER points, 95% "
              "interval (negative: the joint search is better).", "",
              "| test set | clips | greedy WER | joint WER | joint CER | joint - greedy |",
              "|---|---:|---:|---:|---:|---|"]
@@ -291,6 +299,10 @@ def compare_lines(first: dict, second: dict) -> list[str]:
     for label, key in (("greedy", None), ("joint", "joint")):
         if key and not (key in first and key in second):
             continue
+        if key and first[key].get("span") != second[key].get("span"):
+            lines.append(f"{label:6s} not paired: one run's transcripts read the {JOINT_SPAN}, "
+                         "the other's the whole clip (evaluate both again)")
+            continue
         sets_a = first[key]["sets"] if key else first["sets"]
         sets_b = second[key]["sets"] if key else second["sets"]
         for name, a in sets_a.items():
@@ -318,7 +330,12 @@ def target_cells(row: dict) -> str:
 
 
 def app_decoding(e: dict) -> str:
-    return e["joint"]["decoding"] if "joint" in e else "greedy search"
+    """How the numbers of ``app_rows`` were decoded, in words (the span when it is the app's)."""
+    if "joint" not in e:
+        return "greedy search"
+    span = e["joint"].get("span")
+    return e["joint"]["decoding"] + (f" on each clip's {span}" if span == JOINT_SPAN else
+                                     " on the whole clip")
 
 
 def default_model_section(best: dict, evals: list[dict]) -> list[str]:

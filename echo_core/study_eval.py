@@ -31,6 +31,7 @@ EVAL_FILE = "study_eval.json"
 BATCH = 32  # clips per padded decoding batch
 CONDITIONS = ("shuffled:0", "constant:100")
 PIPELINE_CLIPS = 1  # per test set: the batched interventions checked on the one pipeline
+JOINT_SPAN = "speech span"  # what the joint transcripts read (older files: the whole clip)
 NULL_EVAL_SEED = 17  # which other clip each test clip borrows its contour from (null models)
 
 
@@ -90,16 +91,13 @@ def decode_set(model, tokenizer, indices, mels, f0s) -> list[str]:
 
 def joint_decode_set(model, tokenizer, indices, mels, f0s) -> list[str]:
     """Joint CTC/attention transcripts of ``indices``, one clip at a time (the beam search is
-    per clip): the app's search (``decode.transcript_ids``) through the model's door
-    (``clip_run.model_inputs``), on the whole cached clip as :func:`decode_set` reads it."""
-    from .clip_run import model_inputs
-    from .decode import transcript_ids
+    per clip), exactly as the app transcribes a clip: ``clip_run.run_clip`` on the cached
+    features, which decodes the clip's speech span (``audio.speech_span``). Until 2026-12-06
+    this read the whole clip; ``JOINT_SPAN`` in the result tells the two apart."""
+    from .clip_run import run_clip
 
-    out = []
-    for i in indices.tolist():
-        inputs = model_inputs(model, mels[i], f0s[i])
-        out.append(tokenizer.decode(transcript_ids(model, inputs["spectrogram"], inputs["f0"])))
-    return out
+    return [run_clip(model, mels[i], f0s[i], tokenizer=tokenizer).transcript
+            for i in indices.tolist()]
 
 
 def set_record(idx, hyps: list[str], specs) -> dict:
@@ -215,7 +213,7 @@ def eval_run(data: str | Path, run: str | Path, n_clips: int = PIPELINE_CLIPS,
     result["decode_seconds"] = round(time.time() - t0, 1)
     if model.dims.ctc_head:  # also as the app decodes it: the joint search (same clips)
         t0 = time.time()
-        result["joint"] = {"decoding": decoding_name(model), "sets": {
+        result["joint"] = {"decoding": decoding_name(model), "span": JOINT_SPAN, "sets": {
             name: set_record(idx, joint_decode_set(model, tokenizer, idx, mels, contours), specs)
             for name, idx in sets.items()}}
         result["joint"]["decode_seconds"] = round(time.time() - t0, 1)

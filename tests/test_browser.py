@@ -44,13 +44,20 @@ def _shipped() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def uploads(tmp_path_factory) -> Path:
+    """Where the app's Gradio keeps what the page sends it (a recording among them), so a test
+    can read the very audio the app received."""
+    return tmp_path_factory.mktemp("gradio")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, uploads):
     """The app in its own process. Its output goes to a file, not a pipe: nothing reads a pipe
     while the tests run, and once its buffer is full the app blocks on its next write (a run
     that warns hangs until the test's bound)."""
     port = _free_port()
     env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",
-           "GRADIO_ANALYTICS_ENABLED": "False"}
+           "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_TEMP_DIR": str(uploads)}
     log_path = tmp_path_factory.mktemp("app") / "app.log"
     log = open(log_path, "w")
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env,
@@ -344,18 +351,20 @@ def test_learn_view_renders_formulas(page):
 
 
 # Held-out real-speaker takes (assets/clips/DIGITS.md): the first isolated one, and a
-# connected string spliced from his takes. The default model gets both right through the
-# microphone (the 11,000-step model before it heard the string as "three one two eight").
+# connected string spliced from his takes.
 MIC_CLIPS = {"isolated": ("digits_fsdd-jackson_zero.wav", "zero"),
              "connected": ("digits_fsdd-jackson_three-one-eight.wav", "three one eight")}
+# The recording against the clip played: normalised cross-correlation at the best lag (1 is the
+# same waveform up to gain; the recordings here measure 0.99 and above).
+MIC_FIDELITY = 0.95
 
 
 @pytest.fixture(scope="module", params=sorted(MIC_CLIPS))
-def microphone_run(request, server, playwright_driver, tmp_path_factory) -> tuple:
+def microphone_run(request, server, uploads, playwright_driver, tmp_path_factory) -> dict:
     """A person speaks into the app: Chromium's fake microphone plays a held-out real speaker's
     digits (FSDD jackson, never heard in training) into the record button; the Model view runs
     its default checkpoint on the recording. Returns the transcript shown, the microphone
-    track's settings and the words spoken."""
+    track's settings, the words spoken, the clip played and the recording the app received."""
     import numpy as np
     import soundfile as sf
 
@@ -381,12 +390,15 @@ def microphone_run(request, server, playwright_driver, tmp_path_factory) -> tupl
         _clip_loaded(page)
         page.locator("#audio button[aria-label='Clear']").click()
         page.locator("#audio button[aria-label='Record audio']").click()
+        before = {p: p.stat().st_mtime_ns for p in uploads.rglob("*.wav")}
         page.locator("#audio button", has_text="Record").first.click()
         page.wait_for_timeout((lead_s + len(samples) / sr) * 1000 + 1500)  # then some silence
         page.locator("#audio button:visible", has_text="Stop").first.click()
         page.wait_for_function("() => (document.querySelector('#clip-info')?.innerText || '')"
                                ".startsWith('audio')")  # the recording, not the example
         assert page.locator("#examples input:checked").count() == 0  # no example claimed
+        received = [p for p in uploads.rglob("*.wav") if before.get(p) != p.stat().st_mtime_ns]
+        assert len(received) == 1, received  # what the page sent the app
         _tab(page, "Model")
         assert page.locator("#ckpt input:checked").count() == 1  # the default checkpoint
         page.locator("#run-model").click()
@@ -396,13 +408,15 @@ def microphone_run(request, server, playwright_driver, tmp_path_factory) -> tupl
         _no_error(page)
         page.screenshot(path=str(ARTIFACTS / f"9_microphone_{request.param}.png"),
                         full_page=True)
+        shutil.copy(received[0], ARTIFACTS / f"9_microphone_{request.param}.wav")
         settings = page.evaluate(  # what a plain audio request of the page gets
             "() => navigator.mediaDevices.getUserMedia({audio: true}).then(s => {"
             " const t = s.getAudioTracks()[0]; const got = t.getSettings();"
             " s.getTracks().forEach(x => x.stop()); return got; })")
     finally:
         browser.close()
-    return transcript, settings, words
+    return dict(transcript=transcript, settings=settings, words=words, played=samples,
+                played_sr=sr, recording=ARTIFACTS / f"9_microphone_{request.param}.wav")
 
 
 def test_microphone_recording_reaches_the_model(microphone_run):
@@ -410,19 +424,59 @@ def test_microphone_recording_reaches_the_model(microphone_run):
     words (the page's path from the record button to a transcript works)."""
     from echo_core.corpus import DIGIT_WORDS
 
-    transcript = microphone_run[0]
+    transcript = microphone_run["transcript"]
     assert transcript and set(transcript.split()) <= set(DIGIT_WORDS), transcript
 
 
-def test_microphone_recording_is_transcribed_right(microphone_run):
-    transcript, _, words = microphone_run
-    assert transcript == words
+def test_microphone_recording_is_the_clip_spoken(microphone_run):
+    """The app receives the words whole and unprocessed: the recording, mixed to mono and
+    brought to the clip's rate, holds the clip played at one lag with a normalised
+    cross-correlation of at least MIC_FIDELITY, the whole clip inside the recording."""
+    import numpy as np
+    from scipy.signal import correlate
+
+    from echo_core.audio import load_audio
+
+    played = microphone_run["played"].astype(np.float64)
+    sr = microphone_run["played_sr"]
+    recording = load_audio(microphone_run["recording"], sr=sr).samples.astype(np.float64)
+    assert len(recording) > len(played)
+    sliding = correlate(recording, played, mode="valid")  # lag 0 .. len(rec) - len(played)
+    window = np.convolve(recording ** 2, np.ones(len(played)), mode="valid")
+    # Near-silent windows would divide rounding noise by almost nothing: floor them well
+    # below any window that holds the words.
+    window = np.maximum(window, 1e-6 * window.max())
+    score = sliding / (np.linalg.norm(played) * np.sqrt(window))
+    lag = int(np.argmax(score))
+    assert score.max() <= 1 + 1e-9  # Cauchy-Schwarz: the normalisation is right
+    assert score[lag] >= MIC_FIDELITY, (score[lag], lag / sr)
+
+
+def test_microphone_transcript_is_the_models_reading_of_the_recording(microphone_run):
+    """The app's transcript is the default checkpoint's transcript of exactly the audio it
+    received (no step between the record button and the model changes what it hears).
+
+    Whether that transcript is the words spoken is the model's business, not the page's: on
+    the connected string, the default model turns "eight" into "six" for 2 of 10 draws of
+    white noise 45 dB below the clip's power and 8 of 10 at 40 dB (its TRAINING.md, "A noise
+    floor"), and CI once heard "six" through this very path; an exact-words check here would
+    test the capture's noise floor. The model's accuracy on these clips as files is tested in
+    test_zoo_checkpoints, its cost of a noise floor measured by `echo_core.study noise`."""
+    from echo_core.audio import load_audio
+    from echo_core.checkpoint import load_checkpoint
+    from echo_core.clip_run import transcribe
+    from workbench.checkpoints import default_checkpoint
+
+    name = default_checkpoint().split("/", 1)[1]
+    model = load_checkpoint(REPO / "assets" / "checkpoints" / name)
+    audio = load_audio(microphone_run["recording"])
+    assert microphone_run["transcript"] == transcribe(model, audio.samples, audio.sr)
 
 
 def test_microphone_is_recorded_without_voice_call_processing(microphone_run):
     """raw_microphone.js: gain control, noise suppression and echo cancellation are off (they
     re-level words and reshape the spectrum a pitch tracker and the models read)."""
-    settings = microphone_run[1]
+    settings = microphone_run["settings"]
     assert settings.get("autoGainControl") is False, settings
     assert settings.get("noiseSuppression") is False, settings
     assert settings.get("echoCancellation") is False, settings

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from test_browser import (_clip_loaded, _no_error, _rendered, _shipped, _shot, _tab,  # noqa: F401
-                          _typed, page, playwright_driver, pytestmark, server)  # the fixtures and the skip without Chromium
+                          _typed, page, playwright_driver, pytestmark, server, uploads)  # the fixtures and the skip without Chromium
 
 
 def _message(page, elem_id: str, text: str) -> str:

@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from test_browser import (ACTION_BOUND_MS, ARTIFACTS, _clip_loaded, _no_error, _rendered, _shipped, _shot,
-                          _tab, page, playwright_driver, server)  # noqa: F401 (fixtures)
+                          _tab, page, playwright_driver, server, uploads)  # noqa: F401 (fixtures)
 
 MEDIA = "window.echoNav.media()"
 GD = "document.querySelector(s + ' .js-plotly-plot')"

@@ -223,15 +223,21 @@ def test_audio_too_short_for_more_words_ends_the_transcript(ctc_model):
 
 
 def test_the_evaluation_decodes_as_the_app_does(ctc_model):
-    """study_eval.joint_decode_set (the cached features of whole clips) gives the transcripts
-    the app's pipeline (clip_run.run_clip) gives when it reads the same whole clip."""
+    """study_eval.joint_decode_set (cached features) gives the transcripts the app's pipeline
+    (clip_run.run_clip) gives: the search on each clip's speech span, here with quiet frames
+    around two of the clips that the span leaves out."""
     from echo_core import clip_run
+    from echo_core.audio import speech_span
     from echo_core.study_eval import joint_decode_set
 
     rng = np.random.default_rng(1)
     mels = [rng.normal(size=(32, n)).astype(np.float32) for n in (30, 45, 60)]
+    for m, (a, b) in zip(mels[1:], [(8, 40), (0, 50)]):  # 3 units = 120 dB below the rest
+        m[:, :a] -= 3
+        m[:, b:] -= 3
+    assert all(speech_span(m) != (0, m.shape[1]) for m in mels[1:])  # the span cuts
     f0s = [np.where(rng.random(m.shape[1]) > 0.3, 110.0 + 40 * rng.random(m.shape[1]), np.nan)
            for m in mels]
     got = joint_decode_set(ctc_model, tok, np.arange(3), mels, f0s)
-    assert got == [clip_run.run_clip(ctc_model, m, f, tokenizer=tok, span=(0, m.shape[1]))
-                   .transcript for m, f in zip(mels, f0s)]
+    assert got == [clip_run.run_clip(ctc_model, m, f, tokenizer=tok).transcript
+                   for m, f in zip(mels, f0s)]

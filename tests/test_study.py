@@ -108,16 +108,40 @@ def test_confirmation_lines_put_fresh_clips_beside_the_test_set_and_the_target()
     """The default model's confirmation set: its app-decoded WER per set, the main test set's
     beside it, and the target met or not (joint decoding when the model has a head)."""
     from echo_core.study_cards import CONFIRM_COMMAND, confirmation_lines, default_model_section
+    from echo_core.study_eval import JOINT_SPAN
 
     n = 100
     best = _eval("mean_f0_theta", 0, [0] * n)
-    best["joint"] = {"decoding": "joint search", "sets": _eval("x", 0, [1] * 5 + [0] * 95)["sets"]}
+    best["joint"] = {"decoding": "joint search", "span": JOINT_SPAN,
+                     "sets": _eval("x", 0, [1] * 5 + [0] * 95)["sets"]}
     fresh = _eval("mean_f0_theta", 0, [0] * n)  # greedy 0%, joint 25% (1 of 2 words in half)
-    fresh["joint"] = {"decoding": "joint search",
+    fresh["joint"] = {"decoding": "joint search", "span": JOINT_SPAN,
                       "sets": _eval("x", 0, [1] * (n // 2) + [0] * (n // 2))["sets"]}
     text = "\n".join(confirmation_lines(best, fresh))
-    assert f"by joint search (built by `{CONFIRM_COMMAND}`, scored by" in text
+    assert (f"by joint search on each clip's speech span (built by `{CONFIRM_COMMAND}`, "
+            "scored by") in text
+    whole = dict(fresh, joint={k: v for k, v in fresh["joint"].items() if k != "span"})
+    assert "by joint search on the whole clip (built by" in "\n".join(confirmation_lines(best,
+                                                                                         whole))
     # fsdd: 25% on the fresh clips, 2.5% on the test set (5 of 200 words), target 10%: missed
     assert "| fsdd | 100 | 25.00% | 6.25% | 2.50% | <= 10% | no |" in text  # CER: 1 of 8
     best["confirmation"] = fresh
     assert "### Confirmation set" in "\n".join(default_model_section(best, []))
+
+
+def test_joint_transcripts_of_the_whole_clip_and_of_the_span_are_never_paired():
+    """Evaluations made before the joint search read the speech span (older files have no
+    "span") are not paired with newer ones: compare says so instead of an interval, and a
+    card names which of the two its joint numbers read."""
+    from echo_core.study_cards import compare_lines, joint_lines
+    from echo_core.study_eval import JOINT_SPAN
+
+    old, new = _eval("mean_f0_theta", 0, [0, 1] * 10), _eval("mean_f0_theta", 0, [1, 0] * 10)
+    old["joint"] = {"decoding": "joint search", "sets": old["sets"]}
+    new["joint"] = {"decoding": "joint search", "span": JOINT_SPAN, "sets": new["sets"]}
+    lines = compare_lines(new, old)
+    assert [line.split()[0] for line in lines] == ["greedy", "joint"]
+    assert "not paired" in lines[1] and "[" not in lines[1]
+    assert any("[" in line for line in compare_lines(new, dict(new)))
+    assert "as the app decodes them" in joint_lines(new)[1] and "speech span" in joint_lines(new)[1]
+    assert "of the whole clip" in joint_lines(old)[1]

@@ -31,10 +31,11 @@ HELD_OUT = {"digits_fsdd-jackson_three-one-eight.wav": "three one eight",
             "digits_fsdd-jackson_zero.wav": "zero",
             "digits_flite-rms_five-one-seven-zero.wav": "five one seven zero",
             "digits_festival-ked_eight-five-four.wav": "eight five four"}
-# The default model on those 16 words: far from the targets (its full test sets are in
-# RESULTS.md: 21% WER on unseen espeak voices, 48-58% on the unseen real speaker), but it must
-# hear what the espeak-only v1 models cannot (they get almost every word wrong here).
-DEFAULT_MAX_WER = 0.70
+# The default model on those 13 words (its full test sets are in RESULTS.md): stage 18 gets 12
+# right ("four one" -> "one one"); the bound leaves room for a new default, which is chosen on
+# the full test sets, not on these words. It must hear what the espeak-only v1 models cannot
+# (they get almost every word wrong here: 115% WER for v1 mean_f0_theta).
+DEFAULT_MAX_WER = 0.25
 V1_MARGIN = 0.25  # WER points the default model must beat v1 mean_f0_theta by, on these clips
 
 
