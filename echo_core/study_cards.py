@@ -329,6 +329,12 @@ def target_cells(row: dict) -> str:
     return f"<= {100 * target:.0f}% | {'yes' if row['wer'] <= target else 'no'}"
 
 
+def app_decoded(e: dict) -> bool:
+    """Whether ``app_rows`` are the app's transcripts: greedy (no head), or the joint search
+    on the speech span (older evaluations searched the whole clip)."""
+    return "joint" not in e or e["joint"].get("span") == JOINT_SPAN
+
+
 def app_decoding(e: dict) -> str:
     """How the numbers of ``app_rows`` were decoded, in words (the span when it is the app's)."""
     if "joint" not in e:
@@ -349,8 +355,9 @@ def default_model_section(best: dict, evals: list[dict]) -> list[str]:
              f"`{best['preset']}`, SpecAugment on (2 frequency, 2 time masks), otherwise the "
              "ablation's recipe. " + long_stages(f"../zoo_{best['preset']}_long/{HISTORY_FILE}")
              + " It is the app's default in the Model view. Not part of the fair comparison above.",
-             "", f"Decoded as the app decodes it, by {app_decoding(best)}; the greedy numbers "
-             "and the paired difference are in the model's card.", "",
+             "", f"Decoded {'as the app decodes it, ' if app_decoded(best) else ''}by "
+             f"{app_decoding(best)}; the greedy numbers and the paired difference are in the "
+             "model's card.", "",
              "| test set | clips | WER | CER | target (WER) | met |",
              "|---|---:|---:|---:|---:|---|"]
     for r in app_rows(best):

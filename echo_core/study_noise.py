@@ -2,9 +2,10 @@
 fixed number of dB below its own power, transcribed as the app transcribes an upload, and each
 level's WER paired against the same clips clean.
 
-Why: a microphone always adds a noise floor, and most of the corpus's clips have none (the FSDD
-takes and the synthesisers' output are clean to the last bit). The test sets cannot show what
-that costs; this does, with the clean clips as the control and a paired bootstrap interval.
+Why: a microphone always adds a noise floor, and the test sets are clean files. They cannot
+show what a floor costs; this does, with the clean clips as the control and a paired bootstrap
+interval. Every model is given each clip's own F0 contour (a null-F0 model, which ``study
+eval`` gives borrowed contours, is scored here as the app runs it).
 
     python -m echo_core.study noise --data CORPUS --checkpoint assets/checkpoints/zoo_mean_f0_theta_long
 """
@@ -36,11 +37,12 @@ def noisy(samples: np.ndarray, level_db: float, clip_index: int) -> np.ndarray:
 
 
 def check_levels(levels) -> tuple[float, ...]:
-    """Levels in dB below the signal, each finite and in (0, 120]."""
+    """Levels in dB below the signal, each finite, in (0, 120] and named once."""
     out = tuple(float(v) for v in levels)
-    if not out or not all(np.isfinite(v) and 0 < v <= 120 for v in out):
-        raise EchoError(f"noise levels must be dB below the clip's power, each in (0, 120]; "
-                        f"got {list(levels)}")
+    if not out or not all(np.isfinite(v) and 0 < v <= 120 for v in out) or \
+            len(set(out)) != len(out):
+        raise EchoError(f"noise levels must be dB below the clip's power, each in (0, 120] and "
+                        f"each once; got {list(levels)}")
     return out
 
 
@@ -49,9 +51,9 @@ def noise_eval(data: str | Path, checkpoint: str | Path, levels=LEVELS_DB,
     """Transcripts of every test set clean and at each level (the first ``max_clips`` clips of
     each set when > 0): ``{"checkpoint", "levels", "conditions": {"clean" | "<L>dB":
     {"sets": {name: set_record}}}}``, the records ``study_tables`` pairs."""
-    import soundfile as sf
     import torch
 
+    from .audio import load_audio
     from .checkpoint import load_checkpoint
     from .clip_run import transcribe
     from .decode import load_tokenizer
@@ -72,10 +74,10 @@ def noise_eval(data: str | Path, checkpoint: str | Path, levels=LEVELS_DB,
     t0 = time.time()
     for name, idx in sets.items():
         for i in idx.tolist():
-            samples, sr = sf.read(str(data / specs[i].path), dtype="float32", always_2d=False)
+            audio = load_audio(data / specs[i].path)  # 16 kHz mono, clear errors
             for c, level in zip(names, (None,) + levels):
-                x = samples if level is None else noisy(samples, level, i)
-                hyps[c][name].append(transcribe(model, x, sr, tokenizer))
+                x = audio.samples if level is None else noisy(audio.samples, level, i)
+                hyps[c][name].append(transcribe(model, x, audio.sr, tokenizer))
     return {"checkpoint": Path(checkpoint).name, "levels": list(levels),
             "seconds": round(time.time() - t0, 1),
             "conditions": {c: {"sets": {name: set_record(idx, hyps[c][name], specs)

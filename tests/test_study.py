@@ -145,3 +145,9 @@ def test_joint_transcripts_of_the_whole_clip_and_of_the_span_are_never_paired():
     assert any("[" in line for line in compare_lines(new, dict(new)))
     assert "as the app decodes them" in joint_lines(new)[1] and "speech span" in joint_lines(new)[1]
     assert "of the whole clip" in joint_lines(old)[1]
+    from echo_core.study_cards import default_model_section
+
+    assert "Decoded as the app decodes it, by joint search on each clip's speech span" in \
+        "\n".join(default_model_section(new, []))
+    said = "\n".join(default_model_section(old, []))
+    assert "Decoded by joint search on the whole clip" in said and "as the app" not in said

@@ -36,7 +36,7 @@ def test_the_noise_is_the_level_asked_for_and_the_same_noise_at_every_level():
     assert np.abs(np.fft.rfft(n50)[1:]).std() / np.abs(np.fft.rfft(n50)[1:]).mean() < 0.6  # white
 
 
-@pytest.mark.parametrize("levels", [[], [0], [-5], [float("nan")], [121]])
+@pytest.mark.parametrize("levels", [[], [0], [-5], [float("nan")], [121], [50, 50.0]])
 def test_bad_levels_are_refused(levels):
     with pytest.raises(EchoError, match="dB below"):
         study_noise.check_levels(levels)
