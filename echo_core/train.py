@@ -28,8 +28,9 @@ from echo_core.clip_run import evaluate
 from echo_core.decode import batch_greedy, model_uses_f0, wer_cer
 from echo_core.errors import ConfigError, EchoError
 from echo_core.model import Echo
-from echo_core.mel_augment import (band_gain, band_limit_mel, onset_crop_start, spec_augment,
-                                   stretch_time, warp_time)
+from echo_core.mel_augment import (NOISE_FLOOR_DB, band_gain, band_limit_mel, noise_floor_mel,
+                                   onset_crop_start, spec_augment, stretch_time, warp_time,
+                                   white_noise_power)
 from echo_core.model_dims import TRAINING_ONLY_FIELDS, EchoDims
 from echo_core.pitch import f0_for_model
 from echo_core.tokenizer import EOS, PAD, TOKENIZER_FILE, CharTokenizer
@@ -137,6 +138,20 @@ def band_limited(indices, mels, f0s, prob: float, gain: np.ndarray,
         (band_limit_mel(mel, gain), f0) if rng.random() < prob else (mel, f0)))
 
 
+def noise_floored(indices, mels, f0s, prob: float, noise: tuple[np.ndarray, float],
+                  rng: np.random.Generator):
+    """Each clip, with probability ``prob``, over a white-noise floor (``noise_floor_mel``)
+    ``NOISE_FLOOR_DB`` below its power, level and noise frames drawn per chosen clip."""
+    def view(mel, f0):
+        if rng.random() >= prob:
+            return mel, f0
+        level = rng.uniform(*NOISE_FLOOR_DB)
+        start = int(rng.integers(noise[0].shape[1]))
+        return noise_floor_mel(mel, level, noise, start), f0
+
+    return clip_views(indices, mels, f0s, view)
+
+
 def cropped_onsets(indices, mels, f0s, prob: float, rng: np.random.Generator):
     """Each clip's leading frames dropped as ``onset_crop_start`` draws them (mel and contour by
     the same count)."""
@@ -164,15 +179,19 @@ def time_warped(indices, mels, f0s, width: float, rng: np.random.Generator):
 
 
 def augmented_views(batch, mels, contours, cfg: TrainConfig, step: int,
-                    band: np.ndarray | None):
+                    band: np.ndarray | None, noise: tuple[np.ndarray, float] | None = None):
     """The batch's mel and F0 views after the switched-on view augmentations, in their order
-    (telephone band, clipped onset, time stretch, time warp), each reading the one before and
-    drawing from its own stream keyed by (seed, step), so a switch left off leaves the others'
-    draws as they were. ``band``: ``band_gain`` of the run's features when --band-limit is on."""
+    (telephone band, noise floor, clipped onset, time stretch, time warp), each reading the one
+    before and drawing from its own stream keyed by (seed, step), so a switch left off leaves
+    the others' draws as they were. ``band``: ``band_gain`` of the run's features when
+    --band-limit is on; ``noise``: ``white_noise_power`` of them when --noise-floor is on."""
     views = mels
     if cfg.band_limit > 0:
         views, contours = band_limited(batch, views, contours, cfg.band_limit, band,
                                        np.random.default_rng([cfg.seed, 29, step]))
+    if cfg.noise_floor > 0:
+        views, contours = noise_floored(batch, views, contours, cfg.noise_floor, noise,
+                                        np.random.default_rng([cfg.seed, 31, step]))
     if cfg.onset_crop > 0:
         views, contours = cropped_onsets(batch, views, contours, cfg.onset_crop,
                                          np.random.default_rng([cfg.seed, 17, step]))
@@ -390,6 +409,7 @@ def train(cfg: TrainConfig) -> Echo:
 
     epoch_of = _epoch_iterator(lengths, train_idx, cfg)
     band = band_gain(cfg.n_mels, cfg.fmin, cfg.fmax) if cfg.band_limit > 0 else None
+    noise = white_noise_power(cfg.n_mels, cfg.fmin, cfg.fmax) if cfg.noise_floor > 0 else None
     bar = _bar(cfg, step)
     t0 = time.time() - elapsed
     running = []
@@ -403,7 +423,7 @@ def train(cfg: TrainConfig) -> Echo:
             swapped = borrowed_contours(batch, f0s, train_idx,
                                         np.random.default_rng([cfg.seed, 13, step]))
             contours = dict(zip(batch.tolist(), swapped))
-        views, contours = augmented_views(batch, mels, contours, cfg, step, band)
+        views, contours = augmented_views(batch, mels, contours, cfg, step, band, noise)
         spec, f0, inp, lab = collate(batch, views, contours, token_ids,
                                      augment=lambda m: spec_augment(m, aug_rng, cfg))
         for g in optimizer.param_groups:
@@ -519,8 +539,8 @@ def _train_settings(cfg: TrainConfig) -> dict:
     """The optimisation settings worth recording in the checkpoint meta."""
     keep = ("steps", "batch_frames", "max_batch", "lr", "min_lr_ratio", "warmup", "weight_decay",
             "grad_clip", "freq_masks", "freq_width", "time_masks", "time_ratio", "freq_warp",
-            "spectral_tilt", "onset_crop", "time_stretch", "time_warp", "curriculum",
-            "ctc_weight", "init_ctc")
+            "spectral_tilt", "onset_crop", "band_limit", "noise_floor", "time_stretch",
+            "time_warp", "curriculum", "ctc_weight", "init_ctc")
     return {k: getattr(cfg, k) for k in keep}
 
 

@@ -44,6 +44,7 @@ RANGES = {
     "spectral_tilt": (0.0, 1.0, (True, False)),
     "onset_crop": (0.0, 1.0, (True, True)),
     "band_limit": (0.0, 1.0, (True, True)),
+    "noise_floor": (0.0, 1.0, (True, True)),
     "time_stretch": (0.0, 1.0, (True, False)),
     "time_warp": (0.0, 0.2, (True, False)),
     "n_mels": (1, math.inf, (True, False)),
@@ -82,6 +83,7 @@ class TrainConfig:
     spectral_tilt: float = 0.0  # > 0: a first-order filter, coefficient in +- this (tilt_mel)
     onset_crop: float = 0.0  # > 0: this share of clips lose their first frames (onset_crop_start)
     band_limit: float = 0.0  # > 0: this share of clips in the telephone band (band_limit_mel)
+    noise_floor: float = 0.0  # > 0: this share of clips over a white-noise floor (noise_floor_mel)
     time_stretch: float = 0.0  # > 0: each clip stretched in time by 1 +- this (stretch_time)
     time_warp: float = 0.0  # > 0: each clip's inner frame moved by up to this share (warp_time)
     n_mels: int = FEATURES["n_mels"]

@@ -293,3 +293,61 @@ def test_time_warped_refuses_a_width_that_could_leave_the_clip():
     with pytest.raises(EchoError, match="time-warp"):
         time_warped([0], [np.zeros((2, 50), np.float32)], [np.zeros(50, np.float32)], 0.2,
                     np.random.default_rng(0))
+
+
+def test_noise_floor_mel_matches_adding_the_noise_to_the_audio():
+    """The clip's features with noise_floor_mel at L dB are, on average over the frames, the
+    features of the audio with white noise L dB below its power added (augment.add_noise, four
+    draws averaged): in the silence the floor fills, under the voice and under the fricative.
+    Single frames differ as two draws of noise differ."""
+    from echo_core.augment import add_noise
+    from echo_core.mel_augment import noise_floor_mel, white_noise_power
+
+    sr, frame = SAMPLE_RATE, 128
+    t = np.arange(sr) / sr
+    voiced = 0.1 * sum(np.sin(2 * np.pi * 120 * k * t) / k for k in range(1, 30))
+    fricative = 0.02 * np.random.default_rng(5).standard_normal(sr) * np.hanning(sr)
+    x = np.concatenate([voiced, np.zeros(2 * sr), fricative]).astype(np.float32)
+    clean = log_mel(x, n_mels=80, fmax=8000.0)
+    noise = white_noise_power(80, 0.0, 8000.0)
+    regions = {"voice": slice(20, sr // frame - 20),
+               "silence": slice(sr // frame + 20, 3 * sr // frame - 20),
+               "fricative": slice(3 * sr // frame + 40, 4 * sr // frame - 40)}
+    for level in (50.0, 35.0):
+        audio = np.mean([log_mel(add_noise(x, level, np.random.default_rng(s)), n_mels=80,
+                                 fmax=8000.0) for s in range(4)], axis=0)
+        out = noise_floor_mel(clean, level, noise, start=7)
+        assert out.dtype == clean.dtype and out.shape == clean.shape
+        for name, r in regions.items():
+            diff = audio[:, r].mean(axis=1) - out[:, r].mean(axis=1)
+            assert abs(diff.mean()) < 0.01, (level, name, diff.mean())
+            assert np.abs(diff).max() < 0.06, (level, name, np.abs(diff).max())
+        silence = regions["silence"]
+        assert out[:, silence].mean() > clean[:, silence].mean() + 0.15  # the floor is there
+    # Well above the features' own floor (80 dB under the loudest bin), 10 dB more noise is
+    # 0.25 units more in the silence
+    louder = noise_floor_mel(clean, 25.0, noise, 7)[:, regions["silence"]].mean()
+    quieter = noise_floor_mel(clean, 35.0, noise, 7)[:, regions["silence"]].mean()
+    assert louder - quieter == pytest.approx(10 / 40, abs=0.005)
+
+
+def test_noise_floored_draws_per_clip_and_is_checked():
+    from echo_core.mel_augment import noise_floor_mel, white_noise_power
+    from echo_core.train import noise_floored
+
+    mels = [np.random.default_rng(i).random((80, 30)).astype(np.float32) for i in range(2)]
+    f0s = [np.full(30, 110.0, np.float32)] * 2
+    noise = white_noise_power(80, 0.0, 8000.0)
+    views, contours = noise_floored([0, 1], mels, f0s, 1.0, noise, np.random.default_rng(0))
+    rng = np.random.default_rng(0)
+    for i in (0, 1):
+        rng.random()
+        level, start = rng.uniform(30.0, 60.0), int(rng.integers(noise[0].shape[1]))
+        np.testing.assert_array_equal(views[i], noise_floor_mel(mels[i], level, noise, start))
+        assert contours[i] is f0s[i]
+    changed = [not np.array_equal(noise_floored([0], mels, f0s, 0.3, noise,
+                                                np.random.default_rng(s))[0][0], mels[0])
+               for s in range(400)]
+    assert 0.22 < np.mean(changed) < 0.38
+    with pytest.raises(ValueError, match="--noise-floor must lie in"):
+        TrainConfig(data="x", out="y", noise_floor=-0.1)

@@ -186,3 +186,19 @@ def test_a_stage_starts_its_ctc_head_from_the_checkpoints(tiny_corpus, tmp_path)
     save_checkpoint(older, tmp_path / "older", meta={**older.meta, "train": settings})
     assert "--no-init-ctc" in train_command({**e, "run": str(tmp_path / "older")},
                                             {"key_padding_mask": True})
+
+
+def test_every_setting_that_changes_the_learning_is_in_the_meta():
+    """A checkpoint's meta["train"] names every setting that changes what it learns, so its
+    card's reproduce command is complete (--band-limit was once missing). The rest are
+    bookkeeping or recorded elsewhere in the meta (preset, seed, features, init_from, dims)."""
+    from dataclasses import fields
+
+    from echo_core.train import TrainConfig, _train_settings
+
+    elsewhere = {"data", "out", "config", "seed", "eval_every", "eval_clips", "save_every",
+                 "log_every", "threads", "n_mels", "fmin", "fmax", "test_eval", "stop_at",
+                 "progress", "init", "overrides"}
+    names = {f.name for f in fields(TrainConfig)}
+    assert elsewhere <= names
+    assert set(_train_settings(TrainConfig(data="", out=""))) == names - elsewhere
