@@ -146,8 +146,8 @@ def noise_floor_mel(mel: np.ndarray, level_db: float, noise: tuple[np.ndarray, f
     its audio: the filterbank powers add (signal and noise are independent), the noise's
     frames taken from ``white_noise_power`` from frame ``start`` on (wrapping), so the floor
     keeps the frame-to-frame texture of real noise. Why: a microphone always has a floor, the
-    test clips and most training clips have none, and a floor 50 dB down costs the held-out
-    real speaker 3.6 WER points (``study_noise``)."""
+    test clips have none, and a floor 50 dB down costs the held-out real speaker 3.6 WER
+    points (``study_noise``)."""
     frames, per_sample = noise
     power = mel_power(mel, floor_is_zero=True)
     clip_power = float(power.sum(axis=0).mean()) / per_sample
