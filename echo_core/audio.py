@@ -373,9 +373,22 @@ def log_mel(samples, sr=SAMPLE_RATE, n_mels=N_MELS, fmin=0.0, fmax=None) -> np.n
         spec = librosa.stft(segment, n_fft=N_FFT, hop_length=HOP_LENGTH, window="hann",
                             center=False)  # (1 + n_fft/2, stop - start) complex
         mel[:, start:stop] = basis @ (spec.real**2 + spec.imag**2)  # (n_mels, frames)
-    logs = np.log10(np.maximum(mel, LOG_FLOOR))
+    return features_from_power(mel)
+
+
+def features_from_power(power: np.ndarray) -> np.ndarray:
+    """:func:`log_mel`'s last steps on a filterbank power (n_mels, T): log10(max(x, 1e-10)),
+    the floor 8 log10 units below the loudest bin, then (x + 4) / 4; float32. Shared with the
+    augmentations that work on the power (``mel_augment.noise_floor_mel``)."""
+    logs = np.log10(np.maximum(power, LOG_FLOOR))
     logs = np.maximum(logs, logs.max() - DYNAMIC_RANGE)
     return ((logs + 4.0) / LOG10_PER_UNIT).astype(np.float32)
+
+
+def power_from_features(features: np.ndarray) -> np.ndarray:
+    """The filterbank power (float64) behind :func:`log_mel`'s features: the inverse of
+    :func:`features_from_power` (a bin at the floor comes back at the floor's power)."""
+    return 10.0 ** (LOG10_PER_UNIT * np.asarray(features, np.float64) - 4.0)
 
 
 SPEECH_BELOW_PEAK_DB = 45.0  # frames this far below the loudest one count as silence

@@ -16,7 +16,8 @@ import functools
 
 import numpy as np
 
-from echo_core.audio import DYNAMIC_RANGE, LOG10_PER_UNIT, LOG_FLOOR, SAMPLE_RATE
+from echo_core.audio import (DYNAMIC_RANGE, LOG10_PER_UNIT, SAMPLE_RATE, features_from_power,
+                             power_from_features)
 from echo_core.errors import EchoError
 
 FLOOR_UNITS = DYNAMIC_RANGE / LOG10_PER_UNIT  # the features' floor below the clip's maximum
@@ -106,24 +107,13 @@ def band_limit_mel(mel: np.ndarray, gain: np.ndarray) -> np.ndarray:
 FLOOR_TOLERANCE = 2e-3  # feature units: a bin this close to the floor is at it (float16 cache)
 
 
-def mel_power(mel: np.ndarray, floor_is_zero: bool = False) -> np.ndarray:
-    """The filterbank power behind ``audio.log_mel``'s features, float64. A bin at the floor
-    held some power at least 80 dB under the loudest bin; ``floor_is_zero`` reads it as none,
-    which is right once noise is added (the noise is then what the features see there, and the
-    features floor it again)."""
-    mel = np.asarray(mel, np.float64)
-    power = 10.0 ** (LOG10_PER_UNIT * mel - 4.0)
-    if floor_is_zero:
-        power[mel <= mel.max() - FLOOR_UNITS + FLOOR_TOLERANCE] = 0.0
+def power_above_floor(mel: np.ndarray) -> np.ndarray:
+    """``audio.power_from_features`` with the bins at the features' floor read as holding no
+    power (they held some at least 80 dB under the loudest bin): right once noise is added, as
+    the noise is then what the features see there and they floor it again."""
+    power = power_from_features(mel)
+    power[np.asarray(mel) <= np.max(mel) - FLOOR_UNITS + FLOOR_TOLERANCE] = 0.0
     return power
-
-
-def features_of_power(power: np.ndarray, dtype=np.float32) -> np.ndarray:
-    """``audio.log_mel``'s last steps on a filterbank power: log10, the floor 8 log10 units
-    below the loudest bin, then (x + 4) / 4."""
-    logs = np.log10(np.maximum(power, LOG_FLOOR))
-    logs = np.maximum(logs, logs.max() - DYNAMIC_RANGE)
-    return ((logs + 4.0) / LOG10_PER_UNIT).astype(dtype)
 
 
 @functools.lru_cache(maxsize=8)
@@ -135,7 +125,8 @@ def white_noise_power(n_mels: int, fmin: float, fmax: float | None) -> tuple[np.
     from echo_core.audio import log_mel
 
     noise = np.random.default_rng(1).standard_normal(8 * SAMPLE_RATE).astype(np.float32)
-    power = mel_power(log_mel(noise, SAMPLE_RATE, n_mels=n_mels, fmin=fmin, fmax=fmax))
+    power = power_from_features(log_mel(noise, SAMPLE_RATE, n_mels=n_mels, fmin=fmin,
+                                        fmax=fmax))
     power.setflags(write=False)
     return power, float(power.sum(axis=0).mean())
 
@@ -149,11 +140,11 @@ def noise_floor_mel(mel: np.ndarray, level_db: float, noise: tuple[np.ndarray, f
     test clips have none, and a floor 50 dB down costs the held-out real speaker 3.6 WER
     points (``study_noise``)."""
     frames, per_sample = noise
-    power = mel_power(mel, floor_is_zero=True)
+    power = power_above_floor(mel)
     clip_power = float(power.sum(axis=0).mean()) / per_sample
     take = (int(start) + np.arange(mel.shape[1])) % frames.shape[1]
     power = power + clip_power * 10.0 ** (-float(level_db) / 10.0) * frames[:, take]
-    return features_of_power(power, mel.dtype)
+    return features_from_power(power).astype(mel.dtype, copy=False)
 
 
 def spec_augment(mel: np.ndarray, rng: np.random.Generator, cfg) -> np.ndarray:

@@ -132,7 +132,7 @@ def eval_rows(e: dict) -> list[dict]:
 def joint_lines(e: dict) -> list[str]:
     """Card lines of a model with a CTC head: the joint CTC/attention WER per test set (what
     the app shows) beside greedy, and their paired 95% interval over the same utterances."""
-    from .study_tables import paired_wer
+    from .study_tables import paired_wer_text
 
     if "joint" not in e:
         return []
@@ -150,10 +150,9 @@ def joint_lines(e: dict) -> list[str]:
              "|---|---:|---:|---:|---:|---|"]
     for name, joint in e["joint"]["sets"].items():
         greedy = e["sets"][name]
-        mean, low, high = paired_wer(joint["word_errors"], greedy["word_errors"], joint["words"])
         lines.append(f"| {name} | {len(joint['clips'])} | {100 * error_rate(greedy):.2f}% | "
                      f"{100 * error_rate(joint):.2f}% | {100 * error_rate(joint, 'char'):.2f}% "
-                     f"| {100 * mean:+.2f} [{100 * low:+.2f}, {100 * high:+.2f}] |")
+                     f"| {paired_wer_text(joint, greedy)} |")
     return lines
 
 
@@ -293,7 +292,7 @@ def compare_lines(first: dict, second: dict) -> list[str]:
     """WER of two evaluated runs on the same test clips and their paired 95% interval
     (first - second, WER points), greedy and, where both have it, joint decoding: how the
     default model's stages were compared (``python -m echo_core.study compare``)."""
-    from .study_tables import paired_wer
+    from .study_tables import paired_wer_text
 
     lines = []
     for label, key in (("greedy", None), ("joint", "joint")):
@@ -309,10 +308,8 @@ def compare_lines(first: dict, second: dict) -> list[str]:
             b = sets_b.get(name)
             if b is None or b["clips"] != a["clips"]:
                 continue  # only the same clips are paired
-            mean, low, high = paired_wer(a["word_errors"], b["word_errors"], a["words"])
             lines.append(f"{label:6s} {name:13s} {100 * error_rate(a):6.2f}% vs "
-                         f"{100 * error_rate(b):6.2f}%: {100 * mean:+.2f} [{100 * low:+.2f}, "
-                         f"{100 * high:+.2f}]")
+                         f"{100 * error_rate(b):6.2f}%: {paired_wer_text(a, b)}")
     return lines
 
 
@@ -348,7 +345,7 @@ def default_model_section(best: dict, evals: list[dict]) -> list[str]:
     """RESULTS.md lines on the app's default model: WER per test set against issue #17's
     targets, and the paired interval against the ablation's (c) seed 0 on the same clips (what
     the longer training bought)."""
-    from .study_tables import paired_wer
+    from .study_tables import paired_wer_text
 
     lines = ["", "## The default model (trained longer)", "",
              f"`zoo_{best['preset']}_long`: config ({CONFIGS.get(best['preset'], '?')}) "
@@ -371,10 +368,7 @@ def default_model_section(best: dict, evals: list[dict]) -> list[str]:
         for name in best["sets"]:
             if name not in short["sets"]:
                 continue
-            mean, low, high = paired_wer(best["sets"][name]["word_errors"],
-                                         short["sets"][name]["word_errors"],
-                                         best["sets"][name]["words"])
-            lines.append(f"- {name}: {100 * mean:+.2f} [{100 * low:+.2f}, {100 * high:+.2f}]")
+            lines.append(f"- {name}: {paired_wer_text(best['sets'][name], short['sets'][name])}")
     if "confirmation" in best:
         lines += confirmation_lines(best, best["confirmation"])
     return lines

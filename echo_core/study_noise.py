@@ -22,7 +22,7 @@ from .augment import add_noise
 from .corpus import read_manifest
 from .errors import EchoError
 from .study_eval import set_record, test_indices
-from .study_tables import error_rate, paired_wer
+from .study_tables import error_rate, paired_wer_text
 
 NOISE_FILE = "noise_eval.json"
 LEVELS_DB = (50.0, 40.0)  # noise power below the clip's mean power (a quiet room, a laptop)
@@ -94,11 +94,9 @@ def noise_lines(result: dict) -> list[str]:
         if c == "clean":
             continue
         for name, rec in cond["sets"].items():
-            mean, low, high = paired_wer(rec["word_errors"], clean[name]["word_errors"],
-                                         rec["words"])
             lines.append(f"{c:>6s} {name:13s} {100 * error_rate(clean[name]):6.2f}% clean, "
-                         f"{100 * error_rate(rec):6.2f}% noisy: {100 * mean:+.2f} "
-                         f"[{100 * low:+.2f}, {100 * high:+.2f}]")
+                         f"{100 * error_rate(rec):6.2f}% noisy: "
+                         f"{paired_wer_text(rec, clean[name])}")
     return lines
 
 

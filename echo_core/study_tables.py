@@ -55,6 +55,13 @@ def paired_wer(first_errors, second_errors, words) -> tuple[float, float, float]
     return paired_bootstrap(diff / np.asarray(words, float).mean())
 
 
+def paired_wer_text(first: dict, second: dict) -> str:
+    """``paired_wer`` of two set records on the same clips (first - second), in WER points as
+    the cards and command lines print it: "+1.23 [+0.45, +2.01]"."""
+    mean, low, high = paired_wer(first["word_errors"], second["word_errors"], first["words"])
+    return f"{100 * mean:+.2f} [{100 * low:+.2f}, {100 * high:+.2f}]"
+
+
 def error_table(evals: list[dict]) -> list[dict]:
     """One row per config x test set: WER/CER of each seed, their mean and spread."""
     import pandas as pd
